@@ -1,0 +1,170 @@
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+/** Defaults as named constants, so docs/configuration.md and the code agree. */
+export const DEFAULTS = {
+  schema: "weft",
+  appName: "weft",
+  maxPayloadBytes: 1024 * 1024,
+  maxParallelTasksInNode: 100,
+  heartbeatIntervalMs: 2_000,
+  nodeDeadAfterMs: 15_000,
+  reconcileIntervalMs: 5_000,
+  shutdownGraceMs: 10_000,
+  completionBatchSize: 1_000,
+  plannerBatchSize: 1_000,
+  pollingDelay: { 0: 1_000, 100: 500, 1000: 250 } as Record<number, number>,
+  leaderRetryMs: 1_000,
+  deadNodeSweepMs: 1_000,
+  cleanerIntervalMs: 60_000,
+  cleanerBatchSize: 1_000,
+  retentionMs: 7 * 24 * 3600 * 1000,
+} as const;
+
+const ms = (max = 7 * 24 * 3600 * 1000) => z.number().int().min(0).max(max);
+
+export const nodeConfigSchema = z
+  .object({
+    /** Run tasks in this process. A pure client (`enabled: false`) only schedules and reads. */
+    enabled: z.boolean().default(true),
+    maxParallelTasksInNode: z.number().int().min(1).max(100_000).default(DEFAULTS.maxParallelTasksInNode),
+    heartbeatIntervalMs: ms(600_000).min(50).default(DEFAULTS.heartbeatIntervalMs),
+    reconcileIntervalMs: ms(600_000).min(50).default(DEFAULTS.reconcileIntervalMs),
+    shutdownGraceMs: ms().default(DEFAULTS.shutdownGraceMs),
+    completionBatchSize: z.number().int().min(1).max(10_000).default(DEFAULTS.completionBatchSize),
+    /** Stop gracefully on SIGTERM and SIGINT. */
+    handleSignals: z.boolean().default(false),
+  })
+  .strict();
+
+export const plannerConfigSchema = z
+  .object({
+    /** Take part in the leader election; the leader runs the planner and the cleaner. */
+    enabled: z.boolean().default(true),
+    batchSize: z.number().int().min(1).max(50_000).default(DEFAULTS.plannerBatchSize),
+    /**
+     * Fallback polling when no notification arrives: `{ tasksInLastCycle: delayMs }`;
+     * the entry with the largest key not above the last cycle's count applies.
+     * A full batch always re-plans at once.
+     */
+    pollingDelay: z
+      .record(z.string().regex(/^\d+$/, "keys are task counts"), ms(3_600_000))
+      .default(Object.fromEntries(Object.entries(DEFAULTS.pollingDelay).map(([k, v]) => [String(k), v]))),
+    nodeDeadAfterMs: ms().min(100).default(DEFAULTS.nodeDeadAfterMs),
+    deadNodeSweepMs: ms().min(10).default(DEFAULTS.deadNodeSweepMs),
+    leaderRetryMs: ms(600_000).min(10).default(DEFAULTS.leaderRetryMs),
+  })
+  .strict();
+
+export const cleanerConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** How long finished tasks and workflows stay visible (virtual queue DELETED). */
+    retentionMs: ms(3650 * 24 * 3600 * 1000).default(DEFAULTS.retentionMs),
+    intervalMs: ms().min(10).default(DEFAULTS.cleanerIntervalMs),
+    batchSize: z.number().int().min(1).max(100_000).default(DEFAULTS.cleanerBatchSize),
+  })
+  .strict();
+
+export const engineConfigSchema = z
+  .object({
+    schema: z.string().default(DEFAULTS.schema),
+    appName: z.string().min(1).max(200).default(DEFAULTS.appName),
+    maxPayloadBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(256 * 1024 * 1024)
+      .default(DEFAULTS.maxPayloadBytes),
+    node: nodeConfigSchema.default(() => nodeConfigSchema.parse({})),
+    planner: plannerConfigSchema.default(() => plannerConfigSchema.parse({})),
+    cleaner: cleanerConfigSchema.default(() => cleanerConfigSchema.parse({})),
+  })
+  .strict();
+
+export type EngineConfigInput = z.input<typeof engineConfigSchema>;
+export type EngineConfig = z.output<typeof engineConfigSchema>;
+export type NodeConfig = z.output<typeof nodeConfigSchema>;
+export type PlannerConfig = z.output<typeof plannerConfigSchema>;
+export type CleanerConfig = z.output<typeof cleanerConfigSchema>;
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const prev = d[i - 1] as number[];
+      row[j] = Math.min(
+        (prev[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
+}
+
+/** The closest of `candidates` to `key`, if it is close enough to be a typo. */
+export function suggest(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const c of candidates) {
+    const dist = editDistance(key.toLowerCase(), c.toLowerCase());
+    if (dist < bestDistance) {
+      best = c;
+      bestDistance = dist;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function shapeKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let current: unknown = schema;
+  for (const segment of path) {
+    current = unwrap(current);
+    const shape = (current as { shape?: Record<string, unknown> }).shape;
+    if (!shape) return [];
+    current = shape[String(segment)];
+  }
+  const shape = (unwrap(current) as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as { unwrap?: () => unknown; def?: { innerType?: unknown } } | undefined;
+  while (s?.def?.innerType) s = s.def.innerType as typeof s;
+  return s;
+}
+
+/** Parses configuration with `schema`, turning the first problem into a ConfigError that names the key. */
+export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, root = ""): z.output<S> {
+  const result = schema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0] as z.core.$ZodIssue;
+  const base = [root, ...issue.path.map(String)].filter((p) => p !== "").join(".");
+  if (issue.code === "unrecognized_keys") {
+    const known = shapeKeys(schema, issue.path);
+    const key = issue.keys[0] ?? "";
+    const hint = suggest(key, known);
+    throw new ConfigError(
+      base === "" ? key : `${base}.${key}`,
+      `unknown key${hint ? `; did you mean "${hint}"?` : known.length > 0 ? `; known keys: ${known.join(", ")}` : ""}`,
+    );
+  }
+  throw new ConfigError(base === "" ? "(root)" : base, issue.message);
+}
+
+/** Delay before the next planning cycle after one that handled `count` tasks. */
+export function pollingDelayFor(pollingDelay: Record<string, number>, count: number): number {
+  let delay = DEFAULTS.pollingDelay[0] as number;
+  let bestKey = -1;
+  for (const [k, v] of Object.entries(pollingDelay)) {
+    const key = Number(k);
+    if (key <= count && key > bestKey) {
+      bestKey = key;
+      delay = v;
+    }
+  }
+  return delay;
+}

@@ -1,0 +1,99 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type pg from "pg";
+import { SchemaTooNewError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { quoteSchema } from "./identifiers.js";
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+  /** A breaking migration needs every node on the new code; see docs/operations.md. */
+  readonly breaking: boolean;
+}
+
+// Advisory-lock class for migrations; the second key is hashtext(schema) so
+// different schemas in one database migrate independently.
+const MIGRATION_LOCK_CLASS = 0x57ef7;
+
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "../../../migrations");
+
+let cached: Migration[] | undefined;
+
+/** The numbered SQL files of `migrations/`, in order. */
+export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
+  if (dir === MIGRATIONS_DIR && cached) return cached;
+  const migrations = readdirSync(dir)
+    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((file) => {
+      const sql = readFileSync(join(dir, file), "utf8");
+      return {
+        version: Number(file.slice(0, 3)),
+        name: file.slice(4, -4),
+        sql,
+        breaking: /^--\s*weft:breaking\b/m.test(sql),
+      };
+    });
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1)
+      throw new Error(`Migration files must be numbered 001, 002, ... without gaps; found ${m.version}`);
+  });
+  if (dir === MIGRATIONS_DIR) cached = migrations;
+  return migrations;
+}
+
+export interface MigrateResult {
+  readonly applied: number[];
+  readonly version: number;
+}
+
+/**
+ * Applies pending migrations in one transaction under an advisory lock, so many
+ * nodes may start at once: one applies, the others wait and then find nothing to do.
+ */
+export async function migrate(pool: pg.Pool, schema: string, log?: Logger): Promise<MigrateResult> {
+  const q = quoteSchema(schema);
+  const migrations = loadMigrations();
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [MIGRATION_LOCK_CLASS, schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${q}.migrations (
+         version     integer PRIMARY KEY,
+         name        text NOT NULL,
+         breaking    boolean NOT NULL DEFAULT false,
+         applied_at  timestamptz NOT NULL DEFAULT now()
+       )`,
+    );
+    const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${q}.migrations ORDER BY version`);
+    const done = new Set(rows.map((r) => r.version));
+    const latest = rows.length > 0 ? Math.max(...done) : 0;
+    const known = migrations.length;
+    if (latest > known) throw new SchemaTooNewError(latest, known);
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await client.query(`SET LOCAL search_path TO ${q}, public`);
+      await client.query(m.sql);
+      await client.query(`INSERT INTO ${q}.migrations (version, name, breaking) VALUES ($1, $2, $3)`, [
+        m.version,
+        m.name,
+        m.breaking,
+      ]);
+      applied.push(m.version);
+      log?.info({ schema, version: m.version, name: m.name }, "applied migration");
+    }
+    await client.query("COMMIT");
+    return { applied, version: known };
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,73 @@
+import pg from "pg";
+
+/** Anything that can run a parameterised query: a Pool, a PoolClient or a Client inside BEGIN. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+// Parse bigint (int8) as JS number when it fits: tokens and counts stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+
+/** PostgreSQL error codes after which the whole transaction may simply be retried. */
+export const RETRYABLE_PG_CODES: ReadonlySet<string> = new Set(["40P01", "40001", "55P03"]);
+
+/** Errors that mean the connection (or the server) went away. */
+export function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (typeof e?.code === "string") {
+    if (e.code.startsWith("08") || e.code === "57P01" || e.code === "57P02" || e.code === "57P03") return true;
+    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND"].includes(e.code)) return true;
+  }
+  const message = typeof e?.message === "string" ? e.message : "";
+  return /Connection terminated|connection ended|Client has encountered a connection error|not queryable/i.test(
+    message,
+  );
+}
+
+export function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return typeof code === "string" && RETRYABLE_PG_CODES.has(code);
+}
+
+/**
+ * Runs `work` in a transaction on a client from the pool; retries the whole
+ * transaction on deadlock / serialization failures.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+  attempts = 5,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      broken = isConnectionError(error);
+      if (!broken) await client.query("ROLLBACK").catch(() => undefined);
+      if (attempt < attempts && isRetryable(error)) continue;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+/** Runs `work` inside a savepoint of a transaction the caller holds. */
+export async function withSavepoint<T>(client: Queryable, work: () => Promise<T>): Promise<T> {
+  await client.query("SAVEPOINT weft_schedule");
+  try {
+    const result = await work();
+    await client.query("RELEASE SAVEPOINT weft_schedule");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK TO SAVEPOINT weft_schedule").catch(() => undefined);
+    throw error;
+  }
+}
+
+export { pg };

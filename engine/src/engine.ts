@@ -1,0 +1,184 @@
+import pg from "pg";
+import { type EngineConfig, type EngineConfigInput, engineConfigSchema, parseConfig } from "./config.js";
+import { migrate } from "./db/migrate.js";
+import { DuplicateTaskError } from "./errors.js";
+import { createLogger, type Logger } from "./logger.js";
+import { Cleaner } from "./services/cleaner.js";
+import { LeaderElector } from "./services/leader.js";
+import { Listener, PlannerNudge } from "./services/listener.js";
+import { NodeRegistry, systemCpuLoad } from "./services/node-registry.js";
+import { Planner } from "./services/planner.js";
+import type { TaskHandler } from "./services/worker.js";
+import { Worker } from "./services/worker.js";
+import { Store } from "./store/index.js";
+
+export interface EngineOptions {
+  /** A connection string, or `pool` (whose options are reused for the dedicated connections). */
+  readonly connectionString?: string;
+  readonly pool?: pg.Pool;
+  readonly config?: EngineConfigInput;
+  readonly handlers?: readonly TaskHandler[];
+  readonly logger?: Logger;
+  /** Source of this node's CPU load (0..1) for the planner's CPU limit. */
+  readonly cpuLoad?: () => number;
+}
+
+/**
+ * One Weft process: a pool, the LISTEN connection, and the services this
+ * process runs (a node: registry + worker; a candidate leader: planner +
+ * cleaner). A process with the node disabled is a pure client.
+ */
+export class Engine {
+  readonly config: EngineConfig;
+  readonly store: Store;
+  readonly pool: pg.Pool;
+  readonly log: Logger;
+  readonly listener: Listener;
+  readonly nudge: PlannerNudge;
+  readonly registry: NodeRegistry | undefined;
+  readonly worker: Worker | undefined;
+  readonly elector: LeaderElector | undefined;
+  private planner: Planner | undefined;
+  private cleaner: Cleaner | undefined;
+  private readonly ownsPool: boolean;
+  private readonly clientConfig: pg.ClientConfig;
+  private state: "new" | "starting" | "started" | "stopping" | "stopped" = "new";
+  private readonly signalHandler = () => void this.stop();
+
+  constructor(options: EngineOptions) {
+    this.config = parseConfig(engineConfigSchema, options.config ?? {});
+    this.store = new Store(this.config.schema);
+    this.log = options.logger ?? createLogger();
+    if (options.pool) {
+      this.pool = options.pool;
+      this.ownsPool = false;
+      this.clientConfig = { ...(options.pool as unknown as { options: pg.ClientConfig }).options };
+    } else {
+      const connectionString = options.connectionString ?? process.env.DATABASE_URL;
+      this.clientConfig = { connectionString };
+      this.pool = new pg.Pool({ connectionString, max: 10, keepAlive: true });
+      this.ownsPool = true;
+    }
+    this.pool.on("error", (err) => this.log.debug({ err }, "idle pool connection error"));
+    this.listener = new Listener(this.clientConfig, this.store.channel, this.log);
+    this.nudge = new PlannerNudge(this.pool, this.store.channel, this.log);
+
+    const handlers = new Map<string, TaskHandler>();
+    for (const h of options.handlers ?? []) {
+      if (handlers.has(h.name)) throw new DuplicateTaskError(h.name);
+      handlers.set(h.name, h);
+    }
+    const { node, planner } = this.config;
+    if (node.enabled && handlers.size > 0) {
+      const registry = new NodeRegistry(
+        this.store,
+        this.pool,
+        { appName: this.config.appName, capacity: node.maxParallelTasksInNode, taskNames: [...handlers.keys()] },
+        node.heartbeatIntervalMs,
+        this.log,
+        async () => this.worker?.abandonAll(),
+        options.cpuLoad ?? systemCpuLoad,
+      );
+      this.registry = registry;
+      this.worker = new Worker(
+        this.store,
+        this.pool,
+        node,
+        this.config.maxPayloadBytes,
+        handlers,
+        registry,
+        this.listener,
+        this.log,
+      );
+    }
+    if (planner.enabled) {
+      this.elector = new LeaderElector(
+        this.clientConfig,
+        this.config.schema,
+        planner.leaderRetryMs,
+        {
+          elected: (client) => this.becomeLeader(client),
+          deposed: () => this.stopLeaderServices(),
+        },
+        this.log,
+      );
+    }
+  }
+
+  get nodeId(): string | undefined {
+    return this.registry?.nodeId;
+  }
+
+  get isLeader(): boolean {
+    return this.elector?.isLeader ?? false;
+  }
+
+  /** The planner while this process leads (tests drive cycles through it). */
+  get activePlanner(): Planner | undefined {
+    return this.planner;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new Error(`Engine cannot start: it is ${this.state}`);
+    this.state = "starting";
+    try {
+      await migrate(this.pool, this.config.schema, this.log);
+      await this.listener.start();
+      this.listener.on("planner", () => this.planner?.wake());
+      this.listener.onReconnect(() => this.planner?.wake());
+      await this.registry?.start();
+      await this.worker?.start();
+      await this.elector?.start();
+      if (this.config.node.handleSignals) {
+        process.once("SIGTERM", this.signalHandler);
+        process.once("SIGINT", this.signalHandler);
+      }
+      this.state = "started";
+    } catch (error) {
+      this.state = "started";
+      await this.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private stopping: Promise<void> | undefined;
+
+  /** Graceful stop: see Worker.stop. Safe to call more than once. */
+  stop(graceMs?: number): Promise<void> {
+    this.stopping ??= this.doStop(graceMs);
+    return this.stopping;
+  }
+
+  private async doStop(graceMs?: number): Promise<void> {
+    this.state = "stopping";
+    process.off("SIGTERM", this.signalHandler);
+    process.off("SIGINT", this.signalHandler);
+    if (this.registry) await this.registry.drain().catch(() => undefined);
+    await this.worker?.stop(graceMs);
+    await this.registry?.stop();
+    await this.elector?.stop();
+    await this.listener.stop();
+    if (this.ownsPool) await this.pool.end();
+    this.state = "stopped";
+    this.log.info({}, "stopped");
+  }
+
+  private async becomeLeader(client: pg.Client): Promise<void> {
+    const epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
+    this.log.info({ epoch }, "planner started");
+    this.planner = new Planner(this.store, client, this.config.planner, this.log, () => this.elector?.connectionLost());
+    await this.planner.start();
+    if (this.config.cleaner.enabled) {
+      this.cleaner = new Cleaner(this.store, this.pool, this.config.cleaner, this.log);
+      await this.cleaner.start();
+    }
+  }
+
+  private async stopLeaderServices(): Promise<void> {
+    const p = this.planner;
+    const c = this.cleaner;
+    this.planner = undefined;
+    this.cleaner = undefined;
+    await Promise.all([p?.stop(), c?.stop()]);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Every error Weft throws is a WeftError with a stable `code`. The brand symbol
+ * (Symbol.for, shared across module copies) keeps `isWeftError` true when two
+ * copies of the package are loaded.
+ */
+const brand = Symbol.for("weft.error");
+
+export type WeftErrorCode =
+  | "CONFIG_INVALID"
+  | "INVALID_IDENTIFIER"
+  | "INVALID_ARGUMENT"
+  | "INPUT_INVALID"
+  | "OUTPUT_INVALID"
+  | "UNKNOWN_TASK"
+  | "DUPLICATE_TASK"
+  | "PAYLOAD_TOO_LARGE"
+  | "TASK_NOT_FOUND"
+  | "WORKFLOW_NOT_FOUND"
+  | "WORKFLOW_NOT_RUNNING"
+  | "WORKFLOW_FAILED"
+  | "WAIT_TIMEOUT"
+  | "SCHEMA_TOO_NEW"
+  | "NOT_STARTED"
+  | "TASK_FAILED";
+
+export interface ValidationIssue {
+  /** Dotted path of the offending field, e.g. `items.3.name`; empty for the root. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class WeftError extends Error {
+  readonly [brand] = true;
+  readonly code: WeftErrorCode;
+
+  constructor(code: WeftErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = "WeftError";
+  }
+}
+
+export function isWeftError(value: unknown): value is WeftError {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+}
+
+export class ConfigError extends WeftError {
+  constructor(
+    readonly key: string,
+    detail: string,
+  ) {
+    super("CONFIG_INVALID", `Invalid Weft configuration at "${key}": ${detail}`);
+    this.name = "ConfigError";
+  }
+}
+
+export class InvalidIdentifierError extends WeftError {
+  constructor(
+    readonly what: string,
+    readonly value: string,
+    rule: string,
+  ) {
+    super("INVALID_IDENTIFIER", `Invalid ${what} ${JSON.stringify(value)}: ${rule}`);
+    this.name = "InvalidIdentifierError";
+  }
+}
+
+export class InvalidArgumentError extends WeftError {
+  constructor(
+    readonly argument: string,
+    detail: string,
+  ) {
+    super("INVALID_ARGUMENT", `Invalid argument "${argument}": ${detail}`);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+function describeIssues(issues: readonly ValidationIssue[]): string {
+  return issues.map((i) => `${i.path === "" ? "(root)" : i.path}: ${i.message}`).join("; ");
+}
+
+export class InputValidationError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly issues: readonly ValidationIssue[],
+  ) {
+    super("INPUT_INVALID", `Input of task "${taskName}" is invalid: ${describeIssues(issues)}`);
+    this.name = "InputValidationError";
+  }
+}
+
+export class OutputValidationError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly issues: readonly ValidationIssue[],
+  ) {
+    super("OUTPUT_INVALID", `Result of task "${taskName}" does not match its output schema: ${describeIssues(issues)}`);
+    this.name = "OutputValidationError";
+  }
+}
+
+export class UnknownTaskError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly known: readonly string[],
+  ) {
+    super(
+      "UNKNOWN_TASK",
+      `Unknown task "${taskName}"${known.length > 0 ? `; known tasks: ${known.join(", ")}` : "; no tasks are registered"}`,
+    );
+    this.name = "UnknownTaskError";
+  }
+}
+
+export class DuplicateTaskError extends WeftError {
+  constructor(readonly taskName: string) {
+    super("DUPLICATE_TASK", `Task "${taskName}" is defined more than once`);
+    this.name = "DuplicateTaskError";
+  }
+}
+
+export class PayloadTooLargeError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly what: "input" | "result",
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(
+      "PAYLOAD_TOO_LARGE",
+      `The ${what} of task "${taskName}" is ${bytes} bytes as JSON, over the limit of ${limitBytes} bytes (maxPayloadBytes)`,
+    );
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+export class TaskNotFoundError extends WeftError {
+  constructor(readonly taskId: string) {
+    super("TASK_NOT_FOUND", `Task ${taskId} does not exist (or was purged after its retention)`);
+    this.name = "TaskNotFoundError";
+  }
+}
+
+export class WorkflowNotFoundError extends WeftError {
+  constructor(readonly workflowId: string) {
+    super("WORKFLOW_NOT_FOUND", `Workflow ${workflowId} does not exist (or was purged after its retention)`);
+    this.name = "WorkflowNotFoundError";
+  }
+}
+
+export class WorkflowNotRunningError extends WeftError {
+  constructor(
+    readonly workflowId: string,
+    readonly status: string,
+  ) {
+    super("WORKFLOW_NOT_RUNNING", `Workflow ${workflowId} is ${status}; nothing can be scheduled into it`);
+    this.name = "WorkflowNotRunningError";
+  }
+}
+
+export class WaitTimeoutError extends WeftError {
+  constructor(
+    readonly what: string,
+    readonly timeoutMs: number,
+  ) {
+    super("WAIT_TIMEOUT", `Timed out after ${timeoutMs} ms waiting for ${what}`);
+    this.name = "WaitTimeoutError";
+  }
+}
+
+export class SchemaTooNewError extends WeftError {
+  constructor(
+    readonly databaseVersion: number,
+    readonly codeVersion: number,
+  ) {
+    super(
+      "SCHEMA_TOO_NEW",
+      `The database schema is at migration ${databaseVersion} but this Weft knows only up to ${codeVersion}; upgrade Weft`,
+    );
+    this.name = "SchemaTooNewError";
+  }
+}
+
+export class NotStartedError extends WeftError {
+  constructor(what: string) {
+    super("NOT_STARTED", `${what} is not started; call start() first`);
+    this.name = "NotStartedError";
+  }
+}
+
+/** The serialised form of a task failure as stored in the `error` column. */
+export interface TaskErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+  readonly stack?: string;
+}
+
+export function toTaskErrorInfo(error: unknown): TaskErrorInfo {
+  if (error instanceof Error) {
+    const code = isWeftError(error) ? error.code : (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      ...(typeof code === "string" ? { code } : {}),
+      ...(error.stack !== undefined ? { stack: error.stack } : {}),
+    };
+  }
+  return { name: "NonError", message: String(error) };
+}

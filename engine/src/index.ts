@@ -1,0 +1,31 @@
+// @weft/engine: the runtime behind @weft/sdk. Applications import @weft/sdk;
+// this entry exists for the SDK, the bench and the engine's own tests.
+export {
+  DEFAULTS,
+  type EngineConfig,
+  type EngineConfigInput,
+  engineConfigSchema,
+  parseConfig,
+  pollingDelayFor,
+  suggest,
+} from "./config.js";
+export { isUlid, quoteSchema, validateTaskName } from "./db/identifiers.js";
+export { loadMigrations, MIGRATIONS_DIR, migrate } from "./db/migrate.js";
+export {
+  isConnectionError,
+  isRetryable,
+  type Queryable,
+  RETRYABLE_PG_CODES,
+  withSavepoint,
+  withTransaction,
+} from "./db/pg.js";
+export { Engine, type EngineOptions } from "./engine.js";
+export * from "./errors.js";
+export { createLogger, type Logger } from "./logger.js";
+export { encodePayload } from "./payload.js";
+export { decide } from "./services/planner.js";
+export type { ChildSpec, TaskExecution, TaskHandler } from "./services/worker.js";
+export { Store } from "./store/index.js";
+export type { NodeInfo } from "./store/nodes.js";
+export type { TaskRecord, WorkflowRecord } from "./store/read.js";
+export type { NewTaskRow } from "./store/types.js";

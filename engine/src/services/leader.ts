@@ -1,0 +1,125 @@
+import pg from "pg";
+import { isConnectionError } from "../db/pg.js";
+import type { Logger } from "../logger.js";
+import { type Service, Wakeup } from "./service.js";
+
+// Advisory-lock class for the planner's leadership; second key hashtext(schema).
+const LEADER_LOCK_CLASS = 0x57ef8;
+
+export interface LeaderCallbacks {
+  /** Called with the dedicated connection that holds the lock. */
+  elected(client: pg.Client): Promise<void>;
+  /** Called when leadership is lost or given up; stop using the connection. */
+  deposed(): Promise<void>;
+}
+
+/**
+ * Leader election with a session advisory lock held on a dedicated connection.
+ * The lock lives exactly as long as that connection: when the leader process
+ * dies or its connection drops, PostgreSQL releases it and another node takes
+ * over within `retryMs`. The planner runs its statements on that same
+ * connection, so a node that lost the lock cannot go on planning.
+ */
+export class LeaderElector implements Service {
+  readonly name = "leader-elector";
+  private client: pg.Client | undefined;
+  private leading = false;
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private readonly wakeup = new Wakeup();
+
+  constructor(
+    private readonly clientConfig: pg.ClientConfig,
+    private readonly schema: string,
+    private readonly retryMs: number,
+    private readonly callbacks: LeaderCallbacks,
+    private readonly log: Logger,
+  ) {}
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    await this.tryAcquire();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeup.wake();
+    await this.loop;
+    await this.resign();
+  }
+
+  /** Called by the planner when a statement on the leader connection failed for connection reasons. */
+  connectionLost(): void {
+    if (!this.leading) return;
+    this.log.warn({}, "leader connection lost; giving up leadership");
+    void this.resign().finally(() => this.wakeup.wake());
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.wakeup.wait(this.retryMs);
+      if (this.stopped) break;
+      if (this.leading) await this.checkConnection();
+      else await this.tryAcquire();
+    }
+  }
+
+  private async checkConnection(): Promise<void> {
+    try {
+      await this.client?.query("SELECT 1");
+    } catch (error) {
+      if (isConnectionError(error) || this.leading) this.connectionLost();
+    }
+  }
+
+  private async tryAcquire(): Promise<void> {
+    try {
+      if (!this.client) {
+        const client = new pg.Client({ ...this.clientConfig, keepAlive: true });
+        client.on("error", (err) => {
+          this.log.debug({ err }, "leader connection error");
+          if (this.client === client) {
+            if (this.leading) this.connectionLost();
+            else {
+              this.client = undefined;
+              client.end().catch(() => undefined);
+            }
+          }
+        });
+        await client.connect();
+        this.client = client;
+      }
+      const { rows } = await this.client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked",
+        [LEADER_LOCK_CLASS, this.schema],
+      );
+      if (rows[0]?.locked && !this.stopped) {
+        this.leading = true;
+        this.log.info({ schema: this.schema }, "elected planner leader");
+        await this.callbacks.elected(this.client);
+      }
+    } catch (error) {
+      this.log.debug({ err: error }, "leader election attempt failed");
+      const c = this.client;
+      this.client = undefined;
+      this.leading = false;
+      await c?.end().catch(() => undefined);
+    }
+  }
+
+  private async resign(): Promise<void> {
+    const wasLeading = this.leading;
+    this.leading = false;
+    if (wasLeading) await this.callbacks.deposed().catch(() => undefined);
+    const c = this.client;
+    this.client = undefined;
+    // Closing the session releases the advisory lock.
+    await c?.end().catch(() => undefined);
+  }
+}

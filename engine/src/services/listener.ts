@@ -1,0 +1,155 @@
+import pg from "pg";
+import type { Logger } from "../logger.js";
+import { backoffMs, OutageLog, type Service, sleep } from "./service.js";
+
+export type NotificationKind = "planner" | "nodes" | "workflows";
+type Handler = (ids: readonly string[]) => void;
+
+/**
+ * Holds the node's LISTEN connection to the schema's channel. Payloads:
+ * `p` (wake the planner), `n:<node ids>` (new assignments), `w:<workflow ids>`
+ * (workflows finished). When the connection drops it reconnects with backoff,
+ * re-subscribes, and calls the reconnect handlers so their owners re-read what
+ * they may have missed.
+ */
+export class Listener implements Service {
+  readonly name = "listener";
+  private client: pg.Client | undefined;
+  private stopped = true;
+  private readonly handlers = new Map<NotificationKind, Set<Handler>>();
+  private readonly reconnectHandlers = new Set<() => void>();
+  private readonly outage: OutageLog;
+  private connecting: Promise<void> | undefined;
+
+  constructor(
+    private readonly clientConfig: pg.ClientConfig,
+    private readonly channel: string,
+    private readonly log: Logger,
+  ) {
+    this.outage = new OutageLog(log, "LISTEN connection");
+  }
+
+  on(kind: NotificationKind, handler: Handler): () => void {
+    let set = this.handlers.get(kind);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(kind, set);
+    }
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  onReconnect(handler: () => void): () => void {
+    this.reconnectHandlers.add(handler);
+    return () => this.reconnectHandlers.delete(handler);
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    await this.connect(true);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.connecting?.catch(() => undefined);
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => undefined);
+  }
+
+  private async connect(initial: boolean): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      const client = new pg.Client({ ...this.clientConfig, keepAlive: true });
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        client.on("notification", (msg) => this.dispatch(msg.payload ?? ""));
+        client.on("error", (err) => this.lost(client, err));
+        client.on("end", () => this.lost(client, new Error("connection ended")));
+        await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+        if (this.stopped) {
+          await client.end().catch(() => undefined);
+          return;
+        }
+        this.client = client;
+        this.outage.success();
+        if (!initial) for (const h of this.reconnectHandlers) h();
+        this.log.debug({ channel: this.channel }, "listening");
+        return;
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        if (initial) throw error;
+        this.outage.failure(error);
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  private lost(client: pg.Client, error: unknown): void {
+    if (this.client !== client || this.stopped) return;
+    this.client = undefined;
+    client.end().catch(() => undefined);
+    this.outage.failure(error);
+    this.connecting = this.connect(false).finally(() => {
+      this.connecting = undefined;
+    });
+  }
+
+  private dispatch(payload: string): void {
+    if (payload === "p") {
+      this.emit("planner", []);
+      return;
+    }
+    const colon = payload.indexOf(":");
+    const kind = payload.slice(0, colon);
+    const ids = payload.slice(colon + 1).split(",");
+    if (kind === "n") this.emit("nodes", ids);
+    else if (kind === "w") this.emit("workflows", ids);
+  }
+
+  private emit(kind: NotificationKind, ids: readonly string[]): void {
+    for (const h of this.handlers.get(kind) ?? []) {
+      try {
+        h(ids);
+      } catch (error) {
+        this.log.error({ err: error }, "notification handler failed");
+      }
+    }
+  }
+}
+
+/**
+ * Wakes the planner after work was scheduled outside a transaction of ours.
+ * At most one NOTIFY is in flight per process, and it is sent outside the
+ * scheduling transactions: NOTIFY takes a global lock at commit, so one per
+ * scheduling transaction would serialise them.
+ */
+export class PlannerNudge {
+  private inFlight = false;
+  private again = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly channel: string,
+    private readonly log: Logger,
+  ) {}
+
+  nudge(): void {
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.inFlight = true;
+    this.pool
+      .query("SELECT pg_notify($1, 'p')", [this.channel])
+      .catch((error) => this.log.debug({ err: error }, "planner nudge failed; the planner polls"))
+      .finally(() => {
+        this.inFlight = false;
+        if (this.again) {
+          this.again = false;
+          this.nudge();
+        }
+      });
+  }
+}

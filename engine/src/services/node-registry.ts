@@ -1,0 +1,101 @@
+import { cpus, hostname, loadavg } from "node:os";
+import type pg from "pg";
+import { ulid } from "ulid";
+import type { Logger } from "../logger.js";
+import type { Store } from "../store/index.js";
+import { OutageLog, type Service, Wakeup } from "./service.js";
+
+export interface NodeIdentity {
+  readonly appName: string;
+  readonly capacity: number;
+  readonly taskNames: readonly string[];
+}
+
+/** The process's CPU load as a fraction of its cores (0..1), as the planner's CPU limit reads it. */
+export function systemCpuLoad(): number {
+  return Math.min(1, (loadavg()[0] ?? 0) / Math.max(1, cpus().length));
+}
+
+/**
+ * Registers this process as a node and keeps its heartbeat. If a heartbeat finds
+ * the row gone, the planner declared the node dead and re-planned its tasks:
+ * `onDeclaredDead` stops the node's current work, and the node re-registers
+ * under a new id (so nothing it still holds can be confused with the new
+ * assignments).
+ */
+export class NodeRegistry implements Service {
+  readonly name = "node-registry";
+  private id = ulid();
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private readonly wakeup = new Wakeup();
+  private readonly outage: OutageLog;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pool: pg.Pool,
+    private readonly identity: NodeIdentity,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+    private readonly onDeclaredDead: (oldId: string, newId: string) => Promise<void>,
+    private readonly cpuLoad: () => number = systemCpuLoad,
+  ) {
+    this.outage = new OutageLog(log, "node heartbeat");
+  }
+
+  get nodeId(): string {
+    return this.id;
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    await this.register();
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  /** Tells the planner to assign nothing more to this node. */
+  async drain(): Promise<void> {
+    await this.store.nodes.drain(this.pool, this.id);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wakeup.wake();
+    await this.loop;
+    await this.store.nodes.deregister(this.pool, this.id).catch((err) => this.log.warn({ err }, "deregister failed"));
+  }
+
+  private async register(): Promise<void> {
+    await this.store.nodes.register(this.pool, {
+      id: this.id,
+      appName: this.identity.appName,
+      host: hostname(),
+      pid: process.pid,
+      capacity: this.identity.capacity,
+      taskNames: this.identity.taskNames,
+    });
+    this.log.info({ node: this.id, taskNames: this.identity.taskNames }, "node registered");
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.wakeup.wait(this.intervalMs);
+      if (this.stopped) return;
+      try {
+        const alive = await this.store.nodes.heartbeat(this.pool, this.id, this.cpuLoad());
+        this.outage.success();
+        if (!alive && !this.stopped) {
+          const oldId = this.id;
+          this.id = ulid();
+          this.log.warn({ node: oldId, newNode: this.id }, "node was declared dead; re-registering");
+          await this.onDeclaredDead(oldId, this.id);
+          await this.register();
+        }
+      } catch (error) {
+        this.outage.failure(error);
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/** Every background duty of a node is a Service: started once, stopped once. */
+export interface Service {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A sleep that can be cut short. `wake()` before `wait()` is remembered, so a
+ * notification that arrives while the loop is busy is not lost.
+ */
+export class Wakeup {
+  private pending = false;
+  private resolve: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  wake(): void {
+    if (this.resolve) this.fire();
+    else this.pending = true;
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.pending || ms <= 0) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.resolve = resolve;
+      this.timer = setTimeout(() => this.fire(), ms);
+    });
+  }
+
+  private fire(): void {
+    const r = this.resolve;
+    this.resolve = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = false;
+    r?.();
+  }
+}
+
+/**
+ * Logs a repeating failure once per outage instead of once per attempt, and the
+ * recovery when it ends.
+ */
+export class OutageLog {
+  private failingSince: number | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void },
+    private readonly what: string,
+  ) {}
+
+  failure(error: unknown): void {
+    this.failures++;
+    if (this.failingSince === undefined) {
+      this.failingSince = Date.now();
+      this.log.warn({ err: error }, `${this.what} failed; retrying until the database answers`);
+    }
+  }
+
+  success(): void {
+    if (this.failingSince !== undefined) {
+      this.log.info({ failures: this.failures, ms: Date.now() - this.failingSince }, `${this.what} recovered`);
+      this.failingSince = undefined;
+      this.failures = 0;
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Exponential backoff with jitter for reconnects: 100 ms doubling to 5 s. */
+export function backoffMs(attempt: number): number {
+  const base = Math.min(5_000, 100 * 2 ** Math.min(attempt, 10));
+  return base / 2 + Math.random() * (base / 2);
+}

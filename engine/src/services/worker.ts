@@ -1,0 +1,370 @@
+import type pg from "pg";
+import { ulid } from "ulid";
+import type { NodeConfig } from "../config.js";
+import { isConnectionError } from "../db/pg.js";
+import { toTaskErrorInfo, UnknownTaskError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { encodePayload } from "../payload.js";
+import type { Store } from "../store/index.js";
+import type { AssignedTaskRow, NewTaskRow, OutcomeRow } from "../store/types.js";
+import type { Listener } from "./listener.js";
+import type { NodeRegistry } from "./node-registry.js";
+import { backoffMs, OutageLog, type Service, sleep, Wakeup } from "./service.js";
+
+/** A child task to be written with its parent's outcome. `input` is JSON text. */
+export interface ChildSpec {
+  readonly taskName: string;
+  readonly input: string;
+  readonly priority?: number;
+  readonly runAfter?: Date | null;
+  readonly delayMs?: number | null;
+  /** Inherited from the parent when omitted. */
+  readonly affinityGroup?: string | null;
+  readonly affinity?: string | null;
+}
+
+/** What the engine hands a task handler for one attempt. */
+export interface TaskExecution {
+  readonly taskId: string;
+  readonly workflowId: string;
+  readonly parentId: string | null;
+  readonly taskName: string;
+  readonly attempt: number;
+  readonly input: unknown;
+  readonly nodeId: string;
+  /** Aborts when the attempt is revoked (cancelled, re-planned) or the node stops. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** Buffers a child; it is written only if this attempt's outcome is recorded. */
+  spawn(child: ChildSpec): string;
+}
+
+export interface TaskHandler {
+  readonly name: string;
+  /** Returns the task's result (JSON-serialisable); throws to fail the attempt. */
+  execute(execution: TaskExecution): Promise<unknown>;
+}
+
+interface Running {
+  readonly token: number;
+  readonly controller: AbortController;
+  /** The attempt ended; its outcome waits for (or is in) a completion batch. */
+  finishing: boolean;
+}
+
+/**
+ * The worker: fetches the tasks the planner assigned to this node, runs them
+ * concurrently (never more than the node's capacity), and records outcomes in
+ * batches.
+ *
+ * Fetching is by fencing token: the planner draws tokens from one sequence and
+ * commits its cycles one after another, so `token > cursor` returns exactly the
+ * assignments not yet seen. A periodic reconcile compares the node's assignments
+ * in the database with what runs here: missed ones are fetched, revoked ones
+ * (cancelled, re-planned) are aborted.
+ *
+ * Completion batching: one flush in flight at a time; outcomes that arrive while
+ * it runs form the next batch. A flush is one statement (fenced, idempotent), so
+ * when the connection fails mid-flush the same batch is simply sent again.
+ */
+export class Worker implements Service {
+  readonly name = "worker";
+  private readonly running = new Map<string, Running>();
+  private cursor = 0;
+  private stopping = true;
+  private fetchLoop: Promise<void> | undefined;
+  private reconcileLoop: Promise<void> | undefined;
+  private readonly fetchWakeup = new Wakeup();
+  private readonly reconcileWakeup = new Wakeup();
+  private outcomes: OutcomeRow[] = [];
+  private flushing: Promise<void> | undefined;
+  private readonly fetchOutage: OutageLog;
+  private readonly flushOutage: OutageLog;
+  private readonly unsubscribe: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private abandonFlush = false;
+  /** Attempts started since start (for tests and the bench). */
+  started = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pool: pg.Pool,
+    private readonly config: NodeConfig,
+    private readonly maxPayloadBytes: number,
+    private readonly handlers: ReadonlyMap<string, TaskHandler>,
+    private readonly registry: NodeRegistry,
+    private readonly listener: Listener,
+    private readonly log: Logger,
+  ) {
+    this.fetchOutage = new OutageLog(log, "fetching assignments");
+    this.flushOutage = new OutageLog(log, "recording outcomes");
+  }
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopping) return;
+    this.stopping = false;
+    this.unsubscribe.push(
+      this.listener.on("nodes", (ids) => {
+        if (ids.includes(this.registry.nodeId)) this.fetchWakeup.wake();
+      }),
+      this.listener.onReconnect(() => {
+        this.fetchWakeup.wake();
+        this.reconcileWakeup.wake();
+      }),
+    );
+    this.fetchLoop = this.runFetchLoop();
+    this.reconcileLoop = this.runReconcileLoop();
+  }
+
+  /**
+   * Graceful stop: take no new work, give running tasks `graceMs`, record what
+   * finished, release the rest to the planner (fenced, so their late outcomes are
+   * refused) and abort them.
+   */
+  async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const u of this.unsubscribe.splice(0)) u();
+    this.fetchWakeup.wake();
+    this.reconcileWakeup.wake();
+    await Promise.all([this.fetchLoop, this.reconcileLoop]);
+    await this.waitForIdle(graceMs);
+    // Outcomes that cannot be recorded (database unreachable) within the grace
+    // period are given up: their tasks are re-planned when the node is declared dead.
+    const drained = await Promise.race([
+      this.drainOutcomes().then(() => true),
+      sleep(Math.max(graceMs, 1_000)).then(() => false),
+    ]);
+    if (!drained) {
+      this.abandonFlush = true;
+      this.log.warn({ outcomes: this.outcomes.length }, "could not record outcomes before stopping");
+    }
+    const unfinished = [...this.running.entries()].filter(([, r]) => !r.finishing).map(([id]) => id);
+    if (unfinished.length > 0) {
+      try {
+        const released = await this.store.worker.release(this.pool, this.registry.nodeId, unfinished);
+        this.log.info({ released: released.length }, "released unfinished tasks for re-planning");
+      } catch (error) {
+        this.log.warn(
+          { err: error },
+          "could not release unfinished tasks; the planner re-plans them when the node is declared dead",
+        );
+      }
+      for (const id of unfinished) this.running.get(id)?.controller.abort(new Error("node is shutting down"));
+    }
+    this.running.clear();
+    this.outcomes = [];
+  }
+
+  /** Called when the node was declared dead: its assignments are void. */
+  async abandonAll(): Promise<void> {
+    for (const r of this.running.values()) r.controller.abort(new Error("node was declared dead; assignment revoked"));
+    this.running.clear();
+    this.outcomes = [];
+    this.cursor = 0;
+  }
+
+  private async waitForIdle(graceMs: number): Promise<void> {
+    if ([...this.running.values()].every((r) => r.finishing)) return;
+    await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs)]);
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length > 0 && [...this.running.values()].every((r) => r.finishing)) {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async runFetchLoop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.config.maxParallelTasksInNode - this.running.size;
+      let full = false;
+      if (free > 0) {
+        try {
+          const rows = await this.store.worker.fetch(this.pool, this.registry.nodeId, this.cursor, free);
+          this.fetchOutage.success();
+          full = rows.length === free;
+          for (const row of rows) this.launch(row);
+        } catch (error) {
+          this.fetchOutage.failure(error);
+        }
+      }
+      if (this.stopping) return;
+      // Full batch: there may be more. Otherwise wait for a notification; poll
+      // once a second in case one was lost.
+      await this.fetchWakeup.wait(full ? 0 : 1_000);
+    }
+  }
+
+  private async runReconcileLoop(): Promise<void> {
+    while (!this.stopping) {
+      await this.reconcileWakeup.wait(this.config.reconcileIntervalMs);
+      if (this.stopping) return;
+      try {
+        await this.reconcile();
+      } catch (error) {
+        if (!isConnectionError(error)) this.log.warn({ err: error }, "reconcile failed");
+      }
+    }
+  }
+
+  /** Compares this node's assignments in the database with what runs here. */
+  async reconcile(): Promise<void> {
+    const nodeId = this.registry.nodeId;
+    const cursorAtStart = this.cursor;
+    const assigned = await this.store.worker.listAssigned(this.pool, nodeId);
+    const inDb = new Map(assigned.map((a) => [a.id, a.token]));
+    const missed = assigned.filter((a) => a.token <= cursorAtStart && !this.running.has(a.id)).map((a) => a.id);
+    for (const [id, r] of this.running) {
+      if (r.finishing || r.token > cursorAtStart) continue;
+      if (inDb.get(id) !== r.token) {
+        this.log.debug({ task: id }, "assignment revoked; aborting the attempt");
+        r.controller.abort(new Error("assignment revoked"));
+      }
+    }
+    if (missed.length > 0 && !this.stopping) {
+      const rows = await this.store.worker.fetchByIds(this.pool, nodeId, missed);
+      for (const row of rows) if (!this.running.has(row.id)) this.launch(row);
+    }
+  }
+
+  private launch(row: AssignedTaskRow): void {
+    if (row.token > this.cursor) this.cursor = row.token;
+    const entry: Running = { token: row.token, controller: new AbortController(), finishing: false };
+    this.running.set(row.id, entry);
+    this.started++;
+    void this.execute(row, entry);
+  }
+
+  private async execute(row: AssignedTaskRow, entry: Running): Promise<void> {
+    const children: NewTaskRow[] = [];
+    const handler = this.handlers.get(row.task_name);
+    let outcome: OutcomeRow;
+    try {
+      if (!handler) throw new UnknownTaskError(row.task_name, [...this.handlers.keys()]);
+      const execution: TaskExecution = {
+        taskId: row.id,
+        workflowId: row.workflow_id,
+        parentId: row.parent_id,
+        taskName: row.task_name,
+        attempt: row.attempt,
+        input: row.input,
+        nodeId: this.registry.nodeId,
+        signal: entry.controller.signal,
+        log: this.log,
+        spawn: (child) => {
+          const id = ulid();
+          children.push({
+            id,
+            workflowId: row.workflow_id,
+            parentId: row.id,
+            taskName: child.taskName,
+            input: child.input,
+            priority: child.priority ?? 0,
+            runAfter: child.runAfter ?? null,
+            delayMs: child.delayMs ?? null,
+            affinityGroup: child.affinityGroup === undefined ? row.affinity_group : child.affinityGroup,
+            affinity: child.affinity === undefined ? row.affinity : child.affinity,
+          });
+          return id;
+        },
+      };
+      const value = await handler.execute(execution);
+      const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
+      outcome = { id: row.id, token: row.token, state: "COMPLETED", result, error: null, children };
+    } catch (error) {
+      outcome = {
+        id: row.id,
+        token: row.token,
+        state: "FAILED",
+        result: null,
+        error: JSON.stringify(toTaskErrorInfo(error)),
+        children: [],
+      };
+    }
+    entry.finishing = true;
+    this.outcomes.push(outcome);
+    this.checkIdle();
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = (async () => {
+      // Let attempts that finish in the same tick join the batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      try {
+        while (this.outcomes.length > 0) await this.flushBatch();
+      } finally {
+        this.flushing = undefined;
+      }
+      if (this.outcomes.length > 0) this.scheduleFlush();
+    })();
+  }
+
+  private async drainOutcomes(): Promise<void> {
+    while (this.flushing || this.outcomes.length > 0) {
+      if (this.flushing) await this.flushing;
+      else this.scheduleFlush();
+    }
+  }
+
+  private async flushBatch(): Promise<void> {
+    const batch = this.outcomes.slice(0, this.config.completionBatchSize);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.record(batch);
+        this.flushOutage.success();
+        break;
+      } catch (error) {
+        if (!isConnectionError(error) && attempt >= 2) {
+          await this.recordOneByOne(batch);
+          break;
+        }
+        this.flushOutage.failure(error);
+        if (this.abandonFlush) return;
+        await sleep(backoffMs(attempt));
+      }
+    }
+    this.outcomes.splice(0, batch.length);
+    for (const o of batch) this.running.delete(o.id);
+    this.checkIdle();
+    this.fetchWakeup.wake();
+  }
+
+  private async record(batch: readonly OutcomeRow[]): Promise<void> {
+    const res = await this.store.worker.complete(this.pool, batch);
+    if (res.recorded.length < batch.length) {
+      const recorded = new Set(res.recorded);
+      const refused = batch.filter((o) => !recorded.has(o.id)).map((o) => o.id);
+      this.log.info({ tasks: refused }, "outcomes refused: their assignments were revoked (fencing token changed)");
+    }
+  }
+
+  /**
+   * A batch that keeps failing for a reason other than the connection: record
+   * each outcome alone, and an outcome that cannot be stored as a failure
+   * without its children, so one bad row cannot block the node.
+   */
+  private async recordOneByOne(batch: readonly OutcomeRow[]): Promise<void> {
+    for (const o of batch) {
+      try {
+        await this.record([o]);
+      } catch (error) {
+        this.log.error({ err: error, task: o.id }, "could not record outcome; recording it as a failure");
+        const failed: OutcomeRow = {
+          ...o,
+          state: "FAILED",
+          result: null,
+          error: JSON.stringify(toTaskErrorInfo(error)),
+          children: [],
+        };
+        await this.record([failed]).catch((err) => this.log.error({ err, task: o.id }, "could not record failure"));
+      }
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import { quoteSchema } from "../db/identifiers.js";
+import { CleanerStore } from "./cleaner.js";
+import { NodeStore } from "./nodes.js";
+import { PlannerStore } from "./planner.js";
+import { ReadStore } from "./read.js";
+import { ScheduleStore } from "./schedule.js";
+import { WorkerStore } from "./worker.js";
+
+/** All SQL of one Weft schema, built once: the schema name is validated and quoted here. */
+export class Store {
+  readonly schema: string;
+  /** The NOTIFY channel of this schema. */
+  readonly channel: string;
+  readonly schedule: ScheduleStore;
+  readonly worker: WorkerStore;
+  readonly planner: PlannerStore;
+  readonly nodes: NodeStore;
+  readonly cleaner: CleanerStore;
+  readonly read: ReadStore;
+
+  constructor(schema: string) {
+    const s = quoteSchema(schema);
+    this.schema = schema;
+    this.channel = `weft:${schema}`;
+    this.schedule = new ScheduleStore(s);
+    this.worker = new WorkerStore(s, this.channel);
+    this.planner = new PlannerStore(s, this.channel);
+    this.nodes = new NodeStore(s, this.channel);
+    this.cleaner = new CleanerStore(s);
+    this.read = new ReadStore(s);
+  }
+}

@@ -1,0 +1,135 @@
+import type { Queryable } from "../db/pg.js";
+
+export interface NewTaskCandidate {
+  readonly id: string;
+  readonly task_name: string;
+  readonly priority: number;
+  readonly delayed: boolean;
+}
+
+export interface ReadyCandidate {
+  readonly id: string;
+  readonly task_name: string;
+  readonly priority: number;
+}
+
+export interface LiveNode {
+  readonly id: string;
+  readonly capacity: number;
+  readonly task_names: string[];
+  readonly active: number;
+}
+
+/** One planner decision for a task: its next queue, and its node if assigned now. */
+export interface PlanDecision {
+  readonly id: string;
+  readonly queue: "READY" | "PARKED";
+  readonly node: string | null;
+  readonly parkReason: string | null;
+}
+
+/** The planner's queries. Each transition is a single atomic, guarded statement. */
+export class PlannerStore {
+  private readonly newSql: string;
+  private readonly nodesSql: string;
+  private readonly readySql: string;
+  private readonly applySql: string;
+  private readonly sweepSql: string;
+  private readonly dueSql: string;
+  private readonly epochSql: string;
+
+  constructor(s: string, channel: string) {
+    this.newSql = `SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed
+      FROM ${s}.tasks WHERE queue = 'NEW' ORDER BY id LIMIT $1`;
+    // A node's load is counted from its assignments (tasks_assigned_idx), so it
+    // cannot drift from the truth the way a maintained counter could.
+    this.nodesSql = `SELECT n.id, n.capacity, n.task_names,
+        (SELECT count(*) FROM ${s}.tasks t WHERE t.assigned_node = n.id AND t.queue = 'READY')::int AS active
+      FROM ${s}.nodes n
+      WHERE NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)
+      ORDER BY n.id`;
+    // Per task name (fair share within a batch), highest priority first, oldest
+    // first: served by tasks_ready_idx (task_name, priority DESC, id).
+    this.readySql = `SELECT r.id, r.task_name, r.priority
+      FROM unnest($1::text[], $2::int[]) AS n(name, lim)
+      CROSS JOIN LATERAL (
+        SELECT id, task_name, priority FROM ${s}.tasks
+         WHERE queue = 'READY' AND assigned_node IS NULL AND task_name = n.name
+         ORDER BY priority DESC, id LIMIT n.lim) r`;
+    // The guard (NEW or READY, unassigned) makes a decision void for a task that
+    // was cancelled or planned meanwhile. Assignment draws a fresh fencing token
+    // and counts an attempt.
+    this.applySql = `
+      WITH applied AS (
+        UPDATE ${s}.tasks t
+           SET queue = u.queue,
+               park_reason = u.park_reason,
+               state = CASE WHEN u.node IS NULL THEN 'PENDING' ELSE 'RUNNING' END,
+               assigned_node = u.node,
+               token = CASE WHEN u.node IS NULL THEN NULL ELSE nextval('${s}.task_token_seq') END,
+               assigned_at = CASE WHEN u.node IS NULL THEN NULL ELSE now() END,
+               attempt = t.attempt + (u.node IS NOT NULL)::int
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, queue, node, park_reason)
+         WHERE t.id = u.id AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
+        RETURNING t.assigned_node
+      )
+      SELECT count(*)::int AS applied,
+             (SELECT pg_notify('${channel}', 'n:' || string_agg(DISTINCT assigned_node, ','))
+                FROM applied WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS notified
+        FROM applied`;
+    this.sweepSql = `
+      WITH dead AS (
+        DELETE FROM ${s}.nodes WHERE heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) RETURNING id
+      ), released AS (
+        UPDATE ${s}.tasks t
+           SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL
+          FROM dead WHERE t.assigned_node = dead.id AND t.queue = 'READY'
+        RETURNING t.id
+      )
+      SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead) AS dead_nodes,
+             (SELECT count(*)::int FROM released) AS released`;
+    this.dueSql = `UPDATE ${s}.tasks SET queue = 'READY', park_reason = NULL
+      WHERE id IN (SELECT id FROM ${s}.tasks
+                    WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' AND run_after <= now()
+                    ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED)`;
+    this.epochSql = `UPDATE ${s}.leader SET epoch = epoch + 1, node_id = $1, acquired_at = now() RETURNING epoch`;
+  }
+
+  async newTasks(q: Queryable, limit: number): Promise<NewTaskCandidate[]> {
+    return (await q.query<NewTaskCandidate>(this.newSql, [limit])).rows;
+  }
+
+  async liveNodes(q: Queryable, deadAfterMs: number): Promise<LiveNode[]> {
+    return (await q.query<LiveNode>(this.nodesSql, [deadAfterMs])).rows;
+  }
+
+  async readyTasks(q: Queryable, limits: ReadonlyMap<string, number>): Promise<ReadyCandidate[]> {
+    if (limits.size === 0) return [];
+    return (await q.query<ReadyCandidate>(this.readySql, [[...limits.keys()], [...limits.values()]])).rows;
+  }
+
+  async apply(q: Queryable, decisions: readonly PlanDecision[]): Promise<number> {
+    if (decisions.length === 0) return 0;
+    const { rows } = await q.query<{ applied: number }>(this.applySql, [
+      decisions.map((d) => d.id),
+      decisions.map((d) => d.queue),
+      decisions.map((d) => d.node),
+      decisions.map((d) => d.parkReason),
+    ]);
+    return rows[0]?.applied ?? 0;
+  }
+
+  async sweepDeadNodes(q: Queryable, deadAfterMs: number): Promise<{ dead_nodes: string[]; released: number }> {
+    const { rows } = await q.query<{ dead_nodes: string[]; released: number }>(this.sweepSql, [deadAfterMs]);
+    return rows[0] as { dead_nodes: string[]; released: number };
+  }
+
+  async promoteDue(q: Queryable, limit: number): Promise<number> {
+    return (await q.query(this.dueSql, [limit])).rowCount ?? 0;
+  }
+
+  async takeLeadership(q: Queryable, nodeId: string): Promise<number> {
+    const { rows } = await q.query<{ epoch: number }>(this.epochSql, [nodeId]);
+    return rows[0]?.epoch ?? 0;
+  }
+}

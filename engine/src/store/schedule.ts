@@ -1,0 +1,107 @@
+import type { Queryable } from "../db/pg.js";
+import { WorkflowNotFoundError, WorkflowNotRunningError } from "../errors.js";
+import type { NewTaskRow } from "./types.js";
+
+/** Column arrays for `unnest`-based batch inserts of tasks. */
+export function taskColumns(rows: readonly NewTaskRow[]): unknown[] {
+  const n = rows.length;
+  const ids = new Array<string>(n);
+  const workflows = new Array<string>(n);
+  const parents = new Array<string | null>(n);
+  const names = new Array<string>(n);
+  const inputs = new Array<string>(n);
+  const priorities = new Array<number>(n);
+  const runAfters = new Array<Date | null>(n);
+  const delays = new Array<number | null>(n);
+  const groups = new Array<string | null>(n);
+  const affinities = new Array<string | null>(n);
+  for (let i = 0; i < n; i++) {
+    const r = rows[i] as NewTaskRow;
+    ids[i] = r.id;
+    workflows[i] = r.workflowId;
+    parents[i] = r.parentId;
+    names[i] = r.taskName;
+    inputs[i] = r.input;
+    priorities[i] = r.priority;
+    runAfters[i] = r.runAfter;
+    delays[i] = r.delayMs ?? null;
+    groups[i] = r.affinityGroup;
+    affinities[i] = r.affinity;
+  }
+  return [ids, workflows, parents, names, inputs, priorities, runAfters, groups, affinities, delays];
+}
+
+/** `SELECT` list over the task column arrays starting at parameter `$first`. */
+export function unnestTasks(first: number): string {
+  const p = (i: number) => `$${first + i}`;
+  return `unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::jsonb[],
+                 ${p(5)}::int[], ${p(6)}::timestamptz[], ${p(7)}::text[], ${p(8)}::text[], ${p(9)}::float8[])
+          AS c(id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group, affinity, delay_ms)`;
+}
+
+export const TASK_INSERT_COLUMNS =
+  "id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group, affinity";
+
+/** Select list over `unnestTasks`: a relative delay is resolved on the database clock. */
+export const TASK_SELECT_LIST = `c.id, c.workflow_id, c.parent_id, c.task_name, c.input, c.priority,
+  coalesce(c.run_after, now() + c.delay_ms * interval '1 millisecond'), c.affinity_group, c.affinity`;
+
+/** Inserts tasks and their workflows: new workflows are created, existing ones must be RUNNING. */
+export class ScheduleStore {
+  private readonly insertSql: string;
+  private readonly lockWorkflowsSql: string;
+
+  constructor(s: string) {
+    this.lockWorkflowsSql = `SELECT id, status FROM ${s}.workflows WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE`;
+    this.insertSql = `
+      WITH new_wf AS (
+        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
+        SELECT w.id, w.root, w.n, w.n FROM unnest($1::text[], $2::text[], $3::int[]) AS w(id, root, n)
+      ), old_wf AS (
+        UPDATE ${s}.workflows w
+           SET pending_tasks = w.pending_tasks + x.n, total_tasks = w.total_tasks + x.n
+          FROM unnest($4::text[], $5::int[]) AS x(id, n)
+         WHERE w.id = x.id
+      )
+      INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
+      SELECT ${TASK_SELECT_LIST} FROM ${unnestTasks(6)}`;
+  }
+
+  /**
+   * Inserts `tasks`. Workflows named in `newWorkflows` are created (root task = the
+   * first task given for them); every other workflow must exist and be RUNNING.
+   * Must run inside a transaction when existing workflows are involved (the lock
+   * taken by the check is held until the insert).
+   */
+  async insert(q: Queryable, tasks: readonly NewTaskRow[], newWorkflows: ReadonlySet<string>): Promise<void> {
+    const newCounts = new Map<string, { root: string; n: number }>();
+    const oldCounts = new Map<string, number>();
+    for (const t of tasks) {
+      if (newWorkflows.has(t.workflowId)) {
+        const c = newCounts.get(t.workflowId);
+        if (c) c.n++;
+        else newCounts.set(t.workflowId, { root: t.id, n: 1 });
+      } else {
+        oldCounts.set(t.workflowId, (oldCounts.get(t.workflowId) ?? 0) + 1);
+      }
+    }
+    if (oldCounts.size > 0) {
+      const ids = [...oldCounts.keys()];
+      const { rows } = await q.query<{ id: string; status: string }>(this.lockWorkflowsSql, [ids]);
+      const status = new Map(rows.map((r) => [r.id, r.status]));
+      for (const id of ids) {
+        const s = status.get(id);
+        if (s === undefined) throw new WorkflowNotFoundError(id);
+        if (s !== "RUNNING") throw new WorkflowNotRunningError(id, s);
+      }
+    }
+    await q.query(this.insertSql, [
+      [...newCounts.keys()],
+      [...newCounts.values()].map((c) => c.root),
+      [...newCounts.values()].map((c) => c.n),
+      [...oldCounts.keys()],
+      [...oldCounts.values()],
+      ...taskColumns(tasks),
+    ]);
+  }
+}

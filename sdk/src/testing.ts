@@ -1,0 +1,2 @@
+// Helpers for tests and demos: a real PostgreSQL (DATABASE_URL or embedded).
+export { createDatabase, dropDatabase, startDatabase, type TestDatabase, withDatabase } from "@weft/engine/testing";

@@ -1,0 +1,68 @@
+import type { Queryable, TaskErrorInfo } from "@weft/engine";
+
+/** Identifies a scheduled task: both ids are ULIDs. */
+export interface TaskRef {
+  readonly taskId: string;
+  readonly workflowId: string;
+}
+
+export interface ScheduleOptions {
+  /** Higher runs first among ready tasks; default 0. */
+  readonly priority?: number;
+  /** Never started before this time (database clock). */
+  readonly runAt?: Date;
+  /** Never started before this many milliseconds from now; exclusive with `runAt`. */
+  readonly delayMs?: number;
+  /** Affinity group and key; give both or neither. */
+  readonly affinityGroup?: string;
+  readonly affinity?: string;
+  /** Add the task to this existing, RUNNING workflow instead of starting a new one. */
+  readonly workflowId?: string;
+  /**
+   * Schedule inside the caller's transaction: a `pg` client on which BEGIN was
+   * issued. The task exists only if that transaction commits.
+   */
+  readonly tx?: Queryable;
+}
+
+export type TaskState = "PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
+export type VirtualQueue = "NEW" | "READY" | "PARKED" | "DELETED";
+export type WorkflowState = "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
+
+export interface TaskStatus<Result = unknown> {
+  readonly id: string;
+  readonly workflowId: string;
+  readonly parentId: string | null;
+  readonly name: string;
+  readonly state: TaskState;
+  readonly queue: VirtualQueue;
+  readonly parkReason: string | null;
+  readonly attempt: number;
+  readonly priority: number;
+  readonly input: unknown;
+  readonly result: Result | null;
+  readonly error: TaskErrorInfo | null;
+  /** The node the task is (or was last) assigned to. */
+  readonly node: string | null;
+  readonly runAfter: Date | null;
+  readonly createdAt: Date;
+  readonly assignedAt: Date | null;
+  readonly finishedAt: Date | null;
+}
+
+export interface WorkflowStatus {
+  readonly id: string;
+  readonly status: WorkflowState;
+  readonly rootTaskId: string | null;
+  /** Tasks not yet in a final state. */
+  readonly pendingTasks: number;
+  readonly totalTasks: number;
+  readonly failedTasks: number;
+  readonly createdAt: Date;
+  readonly finishedAt: Date | null;
+}
+
+export interface WaitOptions {
+  /** Give up after this long with a WaitTimeoutError; default 60 s. */
+  readonly timeoutMs?: number;
+}

@@ -1,0 +1,158 @@
+import {
+  ConfigError,
+  DuplicateTaskError,
+  Engine,
+  type EngineConfigInput,
+  encodePayload,
+  InputValidationError,
+  InvalidArgumentError,
+  type Logger,
+  OutputValidationError,
+  suggest,
+  type TaskExecution,
+  type TaskHandler,
+} from "@weft/engine";
+import type pg from "pg";
+import { WeftClient } from "./client.js";
+import { resolvePlacement } from "./options.js";
+import type { AnyTaskDefinition, ChildScheduleOptions, TaskContext, TaskInput } from "./task.js";
+import { toIssues } from "./task.js";
+import type { TaskRef } from "./types.js";
+
+export interface WeftOptions extends EngineConfigInput {
+  /** PostgreSQL connection string; defaults to DATABASE_URL. */
+  readonly connectionString?: string;
+  /** Or an existing pg Pool (Weft opens two more dedicated connections with its options). */
+  readonly pool?: pg.Pool;
+  /** The tasks this process can run (and schedule by name). */
+  readonly tasks?: readonly AnyTaskDefinition[];
+  /** A pino-compatible logger; default: pino at WEFT_LOG_LEVEL or "warn". */
+  readonly logger?: Logger;
+  /** Source of this node's CPU load (0..1); default: the system load average per core. */
+  readonly cpuLoad?: () => number;
+}
+
+const OWN_KEYS = ["connectionString", "pool", "tasks", "logger", "cpuLoad"] as const;
+const CONFIG_KEYS = ["schema", "appName", "maxPayloadBytes", "node", "planner", "cleaner"] as const;
+
+/** A Weft process: a client, and (when it has tasks) a worker node and a planner candidate. */
+export class Weft {
+  readonly client: WeftClient;
+  private readonly engine: Engine;
+
+  /** @internal use createWeft() */
+  constructor(options: WeftOptions) {
+    if (typeof options !== "object" || options === null) throw new ConfigError("(root)", "expected an options object");
+    for (const key of Object.keys(options)) {
+      if (!(OWN_KEYS as readonly string[]).includes(key) && !(CONFIG_KEYS as readonly string[]).includes(key)) {
+        const hint = suggest(key, [...OWN_KEYS, ...CONFIG_KEYS]);
+        throw new ConfigError(key, `unknown key${hint ? `; did you mean "${hint}"?` : ""}`);
+      }
+    }
+    const { connectionString, pool, tasks = [], logger, cpuLoad, ...config } = options;
+    if (!Array.isArray(tasks)) throw new ConfigError("tasks", "expected an array of task definitions");
+    const registry = new Map<string, AnyTaskDefinition>();
+    for (const t of tasks) {
+      if (typeof t?.name !== "string" || typeof t.run !== "function") {
+        throw new ConfigError("tasks", "every entry must come from defineTask()");
+      }
+      if (registry.has(t.name)) throw new DuplicateTaskError(t.name);
+      registry.set(t.name, t);
+    }
+    this.engine = new Engine({
+      ...(connectionString !== undefined ? { connectionString } : {}),
+      ...(pool !== undefined ? { pool } : {}),
+      ...(logger !== undefined ? { logger } : {}),
+      ...(cpuLoad !== undefined ? { cpuLoad } : {}),
+      config,
+      handlers: [...registry.values()].map((t) => toHandler(t, this.engineLimit())),
+    });
+    this.client = new WeftClient(this.engine, registry);
+  }
+
+  private engineLimit(): () => number {
+    return () => this.engine.config.maxPayloadBytes;
+  }
+
+  /** Applies migrations, then starts the node's services. */
+  start(): Promise<void> {
+    return this.engine.start();
+  }
+
+  /**
+   * Graceful stop: no new tasks are taken, running ones get `graceMs` (default
+   * `node.shutdownGraceMs`), then unfinished ones are released for re-planning.
+   */
+  stop(graceMs?: number): Promise<void> {
+    return this.engine.stop(graceMs);
+  }
+
+  /** This node's id while it runs tasks. */
+  get nodeId(): string | undefined {
+    return this.engine.nodeId;
+  }
+
+  /** Whether this process currently leads the planner. */
+  get isLeader(): boolean {
+    return this.engine.isLeader;
+  }
+
+  /** @internal for tests and the bench */
+  get _engine(): Engine {
+    return this.engine;
+  }
+}
+
+/** Creates a Weft process. Call `start()` before use and `stop()` at the end. */
+export function createWeft(options: WeftOptions): Weft {
+  return new Weft(options);
+}
+
+/** A process that only schedules and reads: no node, no planner. */
+export function createClient(options: Omit<WeftOptions, "node" | "planner" | "cleaner" | "cpuLoad">): Weft {
+  return new Weft({ ...options, node: { enabled: false }, planner: { enabled: false }, cleaner: { enabled: false } });
+}
+
+function toHandler(task: AnyTaskDefinition, limit: () => number): TaskHandler {
+  return {
+    name: task.name,
+    async execute(exec: TaskExecution): Promise<unknown> {
+      const parsed = task.input.safeParse(exec.input);
+      if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
+      const ctx: TaskContext<unknown> = {
+        input: parsed.data,
+        taskId: exec.taskId,
+        workflowId: exec.workflowId,
+        parentId: exec.parentId,
+        taskName: exec.taskName,
+        attempt: exec.attempt,
+        nodeId: exec.nodeId,
+        signal: exec.signal,
+        log: exec.log,
+        schedule<T extends AnyTaskDefinition>(child: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef {
+          if (typeof child?.name !== "string" || typeof child.input?.safeParse !== "function") {
+            throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
+          }
+          const placement = resolvePlacement(options);
+          const childInput = child.input.safeParse(input);
+          if (!childInput.success) throw new InputValidationError(child.name, toIssues(childInput.error));
+          const taskId = exec.spawn({
+            taskName: child.name,
+            input: encodePayload(child.name, "input", childInput.data, limit()),
+            priority: placement.priority,
+            runAfter: placement.runAfter,
+            delayMs: placement.delayMs,
+            ...(placement.affinityGroup !== undefined
+              ? { affinityGroup: placement.affinityGroup, affinity: placement.affinity ?? null }
+              : {}),
+          });
+          return { taskId, workflowId: exec.workflowId };
+        },
+      };
+      const value = await task.run(ctx);
+      const result = task.output.safeParse(value);
+      if (!result.success) throw new OutputValidationError(task.name, toIssues(result.error));
+      return result.data;
+    },
+  };
+}
