@@ -59,18 +59,23 @@ export class PlannerStore {
     // The guard (NEW or READY, unassigned) makes a decision void for a task that
     // was cancelled or planned meanwhile. Assignment draws a fresh fencing token
     // and counts an attempt.
+    //
+    // No join: rows are found by \`id = ANY($1)\` (primary key) and each row's
+    // decision is looked up in jsonb objects ($2: id -> node, $3: id -> park
+    // reason; binary search). A join with unnest() lets stale statistics pick a
+    // nested loop that compares every pair: 15M comparisons for a batch of 1,000
+    // measured on a 20,000-row table.
     this.applySql = `
       WITH applied AS (
         UPDATE ${s}.tasks t
-           SET queue = u.queue,
-               park_reason = u.park_reason,
-               state = CASE WHEN u.node IS NULL THEN 'PENDING' ELSE 'RUNNING' END,
-               assigned_node = u.node,
-               token = CASE WHEN u.node IS NULL THEN NULL ELSE nextval('${s}.task_token_seq') END,
-               assigned_at = CASE WHEN u.node IS NULL THEN NULL ELSE now() END,
-               attempt = t.attempt + (u.node IS NOT NULL)::int
-          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, queue, node, park_reason)
-         WHERE t.id = u.id AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
+           SET queue = CASE WHEN $3::jsonb ? t.id THEN 'PARKED' ELSE 'READY' END,
+               park_reason = $3::jsonb ->> t.id,
+               state = CASE WHEN $2::jsonb ? t.id THEN 'RUNNING' ELSE 'PENDING' END,
+               assigned_node = $2::jsonb ->> t.id,
+               token = CASE WHEN $2::jsonb ? t.id THEN nextval('${s}.task_token_seq') END,
+               assigned_at = CASE WHEN $2::jsonb ? t.id THEN now() END,
+               attempt = t.attempt + ($2::jsonb ? t.id)::int
+         WHERE t.id = ANY($1::text[]) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
         RETURNING t.assigned_node
       )
       SELECT count(*)::int AS applied,
@@ -83,7 +88,7 @@ export class PlannerStore {
       ), released AS (
         UPDATE ${s}.tasks t
            SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL
-          FROM dead WHERE t.assigned_node = dead.id AND t.queue = 'READY'
+         WHERE t.assigned_node = ANY((SELECT array_agg(id) FROM dead)::text[]) AND t.queue = 'READY'
         RETURNING t.id
       )
       SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead) AS dead_nodes,
@@ -110,11 +115,16 @@ export class PlannerStore {
 
   async apply(q: Queryable, decisions: readonly PlanDecision[]): Promise<number> {
     if (decisions.length === 0) return 0;
+    const nodes: Record<string, string> = {};
+    const parked: Record<string, string> = {};
+    for (const d of decisions) {
+      if (d.node !== null) nodes[d.id] = d.node;
+      else if (d.queue === "PARKED") parked[d.id] = d.parkReason ?? "UNKNOWN";
+    }
     const { rows } = await q.query<{ applied: number }>(this.applySql, [
       decisions.map((d) => d.id),
-      decisions.map((d) => d.queue),
-      decisions.map((d) => d.node),
-      decisions.map((d) => d.parkReason),
+      JSON.stringify(nodes),
+      JSON.stringify(parked),
     ]);
     return rows[0]?.applied ?? 0;
   }

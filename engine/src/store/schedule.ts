@@ -58,10 +58,11 @@ export class ScheduleStore {
         INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
         SELECT w.id, w.root, w.n, w.n FROM unnest($1::text[], $2::text[], $3::int[]) AS w(id, root, n)
       ), old_wf AS (
+        -- $5: jsonb { workflow id: added tasks } (no join with unnest: see PlannerStore.apply)
         UPDATE ${s}.workflows w
-           SET pending_tasks = w.pending_tasks + x.n, total_tasks = w.total_tasks + x.n
-          FROM unnest($4::text[], $5::int[]) AS x(id, n)
-         WHERE w.id = x.id
+           SET pending_tasks = w.pending_tasks + ($5::jsonb ->> w.id)::int,
+               total_tasks = w.total_tasks + ($5::jsonb ->> w.id)::int
+         WHERE w.id = ANY($4::text[])
       )
       INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
       SELECT ${TASK_SELECT_LIST} FROM ${unnestTasks(6)}`;
@@ -100,7 +101,7 @@ export class ScheduleStore {
       [...newCounts.values()].map((c) => c.root),
       [...newCounts.values()].map((c) => c.n),
       [...oldCounts.keys()],
-      [...oldCounts.values()],
+      JSON.stringify(Object.fromEntries(oldCounts)),
       ...taskColumns(tasks),
     ]);
   }

@@ -31,22 +31,29 @@ export class WorkerStore {
     // One statement records a batch of outcomes. Every write is fenced: a task is
     // finished only while its token matches and it is still READY (not cancelled,
     // not re-planned), and only the children of recorded outcomes are inserted.
-    // Workflow rows are locked in id order (lock_wf) so concurrent batches that
-    // touch the same workflows cannot deadlock.
+    // Workflow rows are locked in id order (lock_wf, evaluated before the update
+    // as an InitPlan) so concurrent batches touching the same workflows cannot
+    // deadlock.
+    //
+    // There is no join with a parameter set: rows are found with \`= ANY(array)\`
+    // and per-row values looked up in jsonb objects, so no statistics can turn a
+    // batch into a quadratic nested loop (see PlannerStore.apply).
+    // $1 ids; $2 jsonb { id: { t: token, s: state, r: result, e: error } }.
     this.completeSql = `
-      WITH outcome AS (
-        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[], $5::jsonb[])
-          AS o(id, token, state, result, error)
-      ), done AS (
+      WITH done AS (
         UPDATE ${s}.tasks t
-           SET queue = 'DELETED', state = o.state, result = o.result, error = o.error, finished_at = now()
-          FROM outcome o
-         WHERE t.id = o.id AND t.token = o.token AND t.queue = 'READY'
+           SET queue = 'DELETED',
+               state = $2::jsonb -> t.id ->> 's',
+               result = $2::jsonb -> t.id -> 'r',
+               error = $2::jsonb -> t.id -> 'e',
+               finished_at = now()
+         WHERE t.id = ANY($1::text[]) AND t.queue = 'READY'
+           AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
         RETURNING t.id, t.workflow_id, t.state
       ), children AS (
         INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
-        SELECT ${TASK_SELECT_LIST} FROM ${unnestTasks(6)}
-         WHERE c.parent_id IN (SELECT id FROM done)
+        SELECT ${TASK_SELECT_LIST} FROM ${unnestTasks(3)}
+         WHERE (SELECT coalesce(jsonb_object_agg(id, true), '{}') FROM done) ? c.parent_id
         RETURNING workflow_id
       ), delta AS (
         SELECT workflow_id, sum(pending)::int AS pending, sum(added)::int AS added, sum(failed)::int AS failed
@@ -55,18 +62,23 @@ export class WorkerStore {
                 SELECT workflow_id, 1, 1, 0 FROM children) x
          GROUP BY workflow_id
       ), lock_wf AS (
-        SELECT w.id FROM ${s}.workflows w WHERE w.id IN (SELECT workflow_id FROM delta)
+        SELECT w.id FROM ${s}.workflows w
+         WHERE w.id = ANY((SELECT array_agg(workflow_id) FROM delta)::text[])
          ORDER BY w.id FOR NO KEY UPDATE
+      ), delta_map AS MATERIALIZED (
+        SELECT jsonb_object_agg(workflow_id, jsonb_build_array(pending, added, failed)) AS m FROM delta
       ), wf AS (
+        -- Scalar sub-selects are InitPlans: the map is built once, not per row.
         UPDATE ${s}.workflows w
-           SET pending_tasks = w.pending_tasks + d.pending,
-               total_tasks = w.total_tasks + d.added,
-               failed_tasks = w.failed_tasks + d.failed,
-               status = CASE WHEN w.pending_tasks + d.pending > 0 THEN w.status
-                             WHEN w.failed_tasks + d.failed > 0 THEN 'FAILED' ELSE 'COMPLETED' END,
-               finished_at = CASE WHEN w.pending_tasks + d.pending > 0 THEN NULL ELSE now() END
-          FROM delta d, lock_wf l
-         WHERE w.id = d.workflow_id AND l.id = w.id AND w.status = 'RUNNING'
+           SET pending_tasks = w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int,
+               total_tasks = w.total_tasks + ((SELECT m FROM delta_map) -> w.id ->> 1)::int,
+               failed_tasks = w.failed_tasks + ((SELECT m FROM delta_map) -> w.id ->> 2)::int,
+               status = CASE WHEN w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int > 0 THEN w.status
+                             WHEN w.failed_tasks + ((SELECT m FROM delta_map) -> w.id ->> 2)::int > 0 THEN 'FAILED'
+                             ELSE 'COMPLETED' END,
+               finished_at = CASE WHEN w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int > 0
+                                  THEN NULL ELSE now() END
+         WHERE w.id = ANY((SELECT array_agg(id) FROM lock_wf)::text[]) AND w.status = 'RUNNING'
         RETURNING w.id, w.status
       ), finished AS (
         SELECT id FROM wf WHERE status <> 'RUNNING'
@@ -105,13 +117,16 @@ export class WorkerStore {
 
   async complete(q: Queryable, outcomes: readonly OutcomeRow[]): Promise<CompleteResult> {
     const children: NewTaskRow[] = [];
-    for (const o of outcomes) for (const c of o.children) children.push(c);
+    // The outcome map is assembled from JSON fragments that are already valid
+    // JSON (results were serialised by the worker; ids are ULIDs).
+    const parts: string[] = [];
+    for (const o of outcomes) {
+      for (const c of o.children) children.push(c);
+      parts.push(`"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}}`);
+    }
     const { rows } = await q.query<{ recorded: string[]; finished: string[] }>(this.completeSql, [
       outcomes.map((o) => o.id),
-      outcomes.map((o) => o.token),
-      outcomes.map((o) => o.state),
-      outcomes.map((o) => o.result),
-      outcomes.map((o) => o.error),
+      `{${parts.join(",")}}`,
       ...taskColumns(children),
     ]);
     const row = rows[0] as { recorded: string[]; finished: string[] };
