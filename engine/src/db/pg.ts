@@ -5,9 +5,6 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
-// Parse bigint (int8) as JS number when it fits: tokens and counts stay far below 2^53.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
-
 /** PostgreSQL error codes after which the whole transaction may simply be retried. */
 export const RETRYABLE_PG_CODES: ReadonlySet<string> = new Set(["40P01", "40001", "55P03"]);
 

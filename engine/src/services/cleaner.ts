@@ -12,6 +12,7 @@ import { OutageLog, type Service, Wakeup } from "./service.js";
 export class Cleaner implements Service {
   readonly name = "cleaner";
   private stopped = true;
+  private stopRequested = false;
   private loop: Promise<void> | undefined;
   private readonly wakeup = new Wakeup();
   private readonly outage: OutageLog;
@@ -28,11 +29,13 @@ export class Cleaner implements Service {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    this.stopRequested = false;
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopRequested = true;
     this.wakeup.wake();
     await this.loop;
   }
@@ -45,12 +48,12 @@ export class Cleaner implements Service {
     for (;;) {
       const n = await this.store.cleaner.purgeTasks(this.pool, retentionMs, batchSize);
       tasks += n;
-      if (n < batchSize || this.stopped) break;
+      if (n < batchSize || this.stopRequested) break;
     }
     for (;;) {
       const n = await this.store.cleaner.purgeWorkflows(this.pool, retentionMs, batchSize);
       workflows += n;
-      if (n < batchSize || this.stopped) break;
+      if (n < batchSize || this.stopRequested) break;
     }
     if (tasks + workflows > 0) this.log.debug({ tasks, workflows }, "purged finished work");
     return { tasks, workflows };

@@ -97,7 +97,7 @@ export class PlannerStore {
       WHERE id IN (SELECT id FROM ${s}.tasks
                     WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' AND run_after <= now()
                     ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED)`;
-    this.epochSql = `UPDATE ${s}.leader SET epoch = epoch + 1, node_id = $1, acquired_at = now() RETURNING epoch`;
+    this.epochSql = `UPDATE ${s}.leader SET epoch = epoch + 1, node_id = $1, acquired_at = now() RETURNING epoch::float8 AS epoch`;
   }
 
   async newTasks(q: Queryable, limit: number): Promise<NewTaskCandidate[]> {

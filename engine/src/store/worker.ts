@@ -2,8 +2,10 @@ import type { Queryable } from "../db/pg.js";
 import { TASK_INSERT_COLUMNS, TASK_SELECT_LIST, taskColumns, unnestTasks } from "./schedule.js";
 import type { AssignedTaskRow, NewTaskRow, OutcomeRow } from "./types.js";
 
+// Tokens are bigint; they are read as float8 (exact below 2^53) so that JS gets a
+// number without a process-wide type parser that would change the application's pg.
 const ASSIGNED_COLUMNS =
-  "id, workflow_id, parent_id, task_name, input, attempt, token, priority, affinity_group, affinity";
+  "id, workflow_id, parent_id, task_name, input, attempt, token::float8 AS token, priority, affinity_group, affinity";
 
 export interface CompleteResult {
   /** Outcomes that were recorded; the rest were refused by their fencing token. */
@@ -27,7 +29,7 @@ export class WorkerStore {
       WHERE assigned_node = $1 AND queue = 'READY' AND token > $2 ORDER BY token LIMIT $3`;
     this.fetchByIdSql = `SELECT ${ASSIGNED_COLUMNS} FROM ${s}.tasks
       WHERE assigned_node = $1 AND queue = 'READY' AND id = ANY($2::text[])`;
-    this.listAssignedSql = `SELECT id, token FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY'`;
+    this.listAssignedSql = `SELECT id, token::float8 AS token FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY'`;
     // One statement records a batch of outcomes. Every write is fenced: a task is
     // finished only while its token matches and it is still READY (not cancelled,
     // not re-planned), and only the children of recorded outcomes are inserted.

@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { eventually, freshDatabase, poolFor } from "../../test/support.js";
+import { Listener } from "../src/services/listener.js";
+import { memoryLogger } from "./helpers.js";
+
+describe("listener", () => {
+  it("delivers notifications by kind, reconnects after its backend is killed, and says so once", async () => {
+    const url = await freshDatabase();
+    const pool = poolFor(url);
+    const { logger, lines } = memoryLogger();
+    const listener = new Listener({ connectionString: url }, "weft:weft", logger);
+    const got: string[] = [];
+    let reconnects = 0;
+    listener.on("workflows", (ids) => got.push(...ids));
+    listener.on("nodes", (ids) => got.push(...ids.map((i) => `node:${i}`)));
+    listener.onReconnect(() => reconnects++);
+    await listener.start();
+    await pool.query("SELECT pg_notify('weft:weft', 'w:A,B')");
+    await pool.query("SELECT pg_notify('weft:weft', 'n:N1')");
+    await eventually(async () => (got.length === 3 ? true : undefined));
+    expect(got).toEqual(["A", "B", "node:N1"]);
+
+    await pool.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    );
+    await eventually(async () => (reconnects === 1 ? true : undefined), 10_000);
+    await pool.query("SELECT pg_notify('weft:weft', 'w:C')");
+    await eventually(async () => (got.includes("C") ? true : undefined));
+    expect(lines.filter((l) => l.level === "warn")).toHaveLength(1);
+    await listener.stop();
+  });
+});

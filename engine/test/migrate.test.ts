@@ -1,0 +1,86 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { ROOT, spawnNode } from "../../test/support.js";
+import { loadMigrations, migrate } from "../src/db/migrate.js";
+import { SchemaTooNewError } from "../src/errors.js";
+import { createDatabase, dropDatabase } from "../src/testing/index.js";
+
+async function emptyDatabase(): Promise<string> {
+  const server = inject("serverUrl");
+  const name = `weft_t_${randomBytes(6).toString("hex")}`;
+  const url = await createDatabase(server, name);
+  afterAll(() => dropDatabase(server, name));
+  return url;
+}
+
+/** Tables, columns, indexes and constraints of a schema, as comparable text. */
+async function catalog(pool: pg.Pool, schema: string): Promise<string[]> {
+  const { rows } = await pool.query<{ item: string }>(
+    `SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || coalesce(column_default, '') AS item
+       FROM information_schema.columns WHERE table_schema = $1
+     UNION ALL
+     SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = $1
+     UNION ALL
+     SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(c.oid)
+       FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = $1
+     ORDER BY 1`,
+    [schema],
+  );
+  return rows.map((r) => r.item.replaceAll(`${schema}.`, "<schema>."));
+}
+
+describe("migrations", () => {
+  it("run concurrently from 3 processes without error, then again without change", async () => {
+    const url = await emptyDatabase();
+    const procs = [1, 2, 3].map(() =>
+      spawnNode(join(ROOT, "test/fixtures/migrate.ts"), { DATABASE_URL: url, SCHEMA: "weft" }),
+    );
+    const results = await Promise.all(
+      procs.map((p) => p.waitFor((m) => m.type === "done" || m.type === "error", 60_000)),
+    );
+    expect(results.map((r) => r.type)).toEqual(["done", "done", "done"]);
+    const appliedCounts = results.map((r) => (r.applied as number[]).length).sort();
+    expect(appliedCounts).toEqual([0, 0, loadMigrations().length]);
+
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const before = await catalog(pool, "weft");
+      expect(before.some((i) => i.startsWith("index tasks_ready_idx"))).toBe(true);
+      const again = await migrate(pool, "weft");
+      expect(again.applied).toEqual([]);
+      expect(await catalog(pool, "weft")).toEqual(before);
+      const { rows } = await pool.query<{ version: number }>("SELECT version FROM weft.migrations ORDER BY version");
+      expect(rows.map((r) => r.version)).toEqual(loadMigrations().map((m) => m.version));
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("use a configurable schema, leaving other schemas alone", async () => {
+    const url = await emptyDatabase();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await migrate(pool, "tenant_a");
+      await migrate(pool, "tenant_b");
+      expect(await catalog(pool, "tenant_a")).toEqual(await catalog(pool, "tenant_b"));
+      const { rows } = await pool.query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'weft'");
+      expect(rows).toHaveLength(0);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("refuse a database migrated by a newer Weft", async () => {
+    const url = await emptyDatabase();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await migrate(pool, "weft");
+      await pool.query("INSERT INTO weft.migrations (version, name) VALUES (999, 'from_the_future')");
+      await expect(migrate(pool, "weft")).rejects.toBeInstanceOf(SchemaTooNewError);
+    } finally {
+      await pool.end();
+    }
+  });
+});

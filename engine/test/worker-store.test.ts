@@ -1,0 +1,100 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase, poolFor } from "../../test/support.js";
+import { Store } from "../src/store/index.js";
+import { newTask } from "./helpers.js";
+
+describe("recording outcomes (fencing)", () => {
+  const store = new Store("weft");
+  let pool: import("pg").Pool;
+  beforeAll(async () => {
+    pool = poolFor(await freshDatabase());
+    await pool.query(
+      "INSERT INTO weft.nodes (id, app_name, host, pid, capacity, task_names) VALUES ('N1', 'a', 'h', 1, 10, '{t}')",
+    );
+  });
+
+  async function assigned() {
+    const t = newTask();
+    await store.schedule.insert(pool, [t], new Set([t.id]));
+    await store.planner.apply(pool, [{ id: t.id, queue: "READY", node: "N1", parkReason: null }]);
+    const [row] = await store.worker.fetchByIds(pool, "N1", [t.id]);
+    if (!row) throw new Error("not assigned");
+    return row;
+  }
+
+  it("records an outcome whose token matches, with its children, and finishes the workflow once", async () => {
+    const row = await assigned();
+    const child = newTask({ workflowId: row.workflow_id, parentId: row.id });
+    const res = await store.worker.complete(pool, [
+      { id: row.id, token: row.token, state: "COMPLETED", result: '{"v":1}', error: null, children: [child] },
+    ]);
+    expect(res.recorded).toEqual([row.id]);
+    expect(res.finishedWorkflows).toEqual([]);
+    const wf = await store.read.workflow(pool, row.workflow_id);
+    expect(wf).toMatchObject({ status: "RUNNING", pending_tasks: 1, total_tasks: 2 });
+    // Sending the same batch again (a retry after a lost COMMIT) changes nothing.
+    const again = await store.worker.complete(pool, [
+      { id: row.id, token: row.token, state: "COMPLETED", result: '{"v":1}', error: null, children: [child] },
+    ]);
+    expect(again.recorded).toEqual([]);
+    expect((await store.read.workflowTasks(pool, row.workflow_id)).length).toBe(2);
+  });
+
+  it("refuses an outcome with a stale token and writes none of its children", async () => {
+    const row = await assigned();
+    // The task is re-planned: released and assigned again with a new token.
+    await store.worker.release(pool, "N1", [row.id]);
+    await store.planner.apply(pool, [{ id: row.id, queue: "READY", node: "N1", parkReason: null }]);
+    const [fresh] = await store.worker.fetchByIds(pool, "N1", [row.id]);
+    expect(fresh?.token).toBeGreaterThan(row.token);
+    const child = newTask({ workflowId: row.workflow_id, parentId: row.id });
+    const stale = await store.worker.complete(pool, [
+      { id: row.id, token: row.token, state: "COMPLETED", result: '"stale"', error: null, children: [child] },
+    ]);
+    expect(stale.recorded).toEqual([]);
+    expect(await store.read.task(pool, child.id)).toBeUndefined();
+    const ok = await store.worker.complete(pool, [
+      { id: row.id, token: fresh?.token ?? 0, state: "COMPLETED", result: '"fresh"', error: null, children: [] },
+    ]);
+    expect(ok.recorded).toEqual([row.id]);
+    expect(ok.finishedWorkflows).toEqual([row.workflow_id]);
+    expect((await store.read.task(pool, row.id))?.result).toBe("fresh");
+  });
+
+  it("counts a failure on the workflow", async () => {
+    const row = await assigned();
+    const res = await store.worker.complete(pool, [
+      {
+        id: row.id,
+        token: row.token,
+        state: "FAILED",
+        result: null,
+        error: '{"name":"Error","message":"x"}',
+        children: [],
+      },
+    ]);
+    expect(res.finishedWorkflows).toEqual([row.workflow_id]);
+    expect(await store.read.workflow(pool, row.workflow_id)).toMatchObject({ status: "FAILED", failed_tasks: 1 });
+  });
+
+  it("records a large mixed batch in one statement", async () => {
+    const rows = await Promise.all(Array.from({ length: 300 }, () => assigned()));
+    const res = await store.worker.complete(
+      pool,
+      rows.map((r, i) => ({
+        id: r.id,
+        token: r.token,
+        state: i % 3 === 0 ? "FAILED" : "COMPLETED",
+        result: i % 3 === 0 ? null : JSON.stringify({ i, text: 'quote " and \\ backslash' }),
+        error: i % 3 === 0 ? JSON.stringify({ name: "E", message: `m${i}` }) : null,
+        children: [],
+      })),
+    );
+    expect(res.recorded).toHaveLength(300);
+    expect(res.finishedWorkflows).toHaveLength(300);
+    expect((await store.read.task(pool, rows[1]?.id ?? ""))?.result).toEqual({
+      i: 1,
+      text: 'quote " and \\ backslash',
+    });
+  });
+});

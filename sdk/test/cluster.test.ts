@@ -1,0 +1,178 @@
+import { join } from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXEC_LOG_DDL, fixtureTasks } from "../../test/fixtures/tasks.js";
+import { eventually, freshDatabase, type NodeProcess, poolFor, ROOT, spawnNode } from "../../test/support.js";
+import { createClient, type Weft } from "../src/index.js";
+
+const NODE_SCRIPT = join(ROOT, "test/fixtures/node.ts");
+
+/** Highest number of overlapping executions in a set of [start, end] intervals. */
+function maxOverlap(rows: { started_at: Date; ended_at: Date }[]): number {
+  const events = rows.flatMap((r) => [
+    { t: r.started_at.getTime(), d: 1 },
+    { t: r.ended_at.getTime(), d: -1 },
+  ]);
+  events.sort((a, b) => a.t - b.t || a.d - b.d);
+  let cur = 0;
+  let max = 0;
+  for (const e of events) {
+    cur += e.d;
+    max = Math.max(max, cur);
+  }
+  return max;
+}
+
+describe("a cluster of node processes", () => {
+  let url: string;
+  let pool: pg.Pool;
+  let client: Weft;
+  let tasks: ReturnType<typeof fixtureTasks>;
+
+  const start = async (label: string, env: Record<string, string> = {}): Promise<NodeProcess> => {
+    const node = spawnNode(NODE_SCRIPT, { DATABASE_URL: url, NODE_LABEL: label, ...env });
+    await node.waitFor((m) => m.type === "ready", 60_000);
+    return node;
+  };
+  const stop = async (node: NodeProcess) => {
+    node.send({ type: "stop" });
+    await node.exited;
+  };
+  const waitAllDone = (n: number, name = "work", timeoutMs = 60_000) =>
+    eventually(async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = $1 AND state = 'COMPLETED'",
+        [name],
+      );
+      return rows[0]?.n === n ? true : undefined;
+    }, timeoutMs);
+
+  beforeAll(async () => {
+    url = await freshDatabase();
+    pool = poolFor(url);
+    await pool.query(EXEC_LOG_DDL);
+    tasks = fixtureTasks(pool, "client");
+    client = createClient({ connectionString: url, tasks: [tasks.work, tasks.onlyA, tasks.onlyB] });
+    await client.start();
+  });
+  afterAll(() => client.stop());
+
+  it("three node processes share the work; no task runs twice; every node gets a share", async () => {
+    await pool.query("TRUNCATE public.exec_log");
+    const nodes = await Promise.all(["n1", "n2", "n3"].map((l) => start(l, { CAPACITY: "20" })));
+    const refs = await client.client.scheduleMany(
+      tasks.work,
+      Array.from({ length: 1_500 }, () => ({ sleepMs: 2 })),
+    );
+    await waitAllDone(1_500);
+    const { rows } = await pool.query<{ task_id: string; n: number }>(
+      "SELECT task_id, count(*)::int AS n FROM public.exec_log GROUP BY task_id",
+    );
+    expect(rows).toHaveLength(1_500);
+    expect(rows.every((r) => r.n === 1)).toBe(true);
+    expect(new Set(rows.map((r) => r.task_id))).toEqual(new Set(refs.map((r) => r.taskId)));
+    const share = await pool.query<{ node: string; n: number }>(
+      "SELECT node, count(*)::int AS n FROM public.exec_log GROUP BY node ORDER BY node",
+    );
+    expect(share.rows.map((r) => r.node)).toEqual(["n1", "n2", "n3"]);
+    for (const r of share.rows) expect(r.n).toBeGreaterThan(100);
+    await Promise.all(nodes.map(stop));
+  });
+
+  it("a node with maxParallelTasksInNode = 5 never runs more than 5 at once, and reaches 5", async () => {
+    await pool.query("TRUNCATE public.exec_log");
+    const node = await start("cap5", { CAPACITY: "5" });
+    await client.client.scheduleMany(
+      tasks.work,
+      Array.from({ length: 60 }, () => ({ sleepMs: 50 })),
+    );
+    await waitAllDone(1_560);
+    const { rows } = await pool.query<{ started_at: Date; ended_at: Date }>(
+      "SELECT started_at, ended_at FROM public.exec_log WHERE node = 'cap5'",
+    );
+    expect(rows).toHaveLength(60);
+    expect(maxOverlap(rows)).toBe(5);
+    await stop(node);
+  });
+
+  it("a node that can run only task A never receives task B", async () => {
+    await pool.query("TRUNCATE public.exec_log");
+    const a = await start("only-a", { TASKS: "onlyA" });
+    const b = await start("only-b", { TASKS: "onlyB" });
+    await client.client.scheduleMany(
+      tasks.onlyA,
+      Array.from({ length: 100 }, () => ({})),
+    );
+    await client.client.scheduleMany(
+      tasks.onlyB,
+      Array.from({ length: 100 }, () => ({})),
+    );
+    await waitAllDone(100, "onlyA");
+    await waitAllDone(100, "onlyB");
+    const { rows } = await pool.query<{ task_name: string; node: string; n: number }>(
+      "SELECT task_name, node, count(*)::int AS n FROM public.exec_log GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    expect(rows).toEqual([
+      { task_name: "onlyA", node: "only-a", n: 100 },
+      { task_name: "onlyB", node: "only-b", n: 100 },
+    ]);
+    await Promise.all([stop(a), stop(b)]);
+  });
+
+  it("killing the planner's leader: another node takes over and work continues", async () => {
+    const nodes = await Promise.all(["k1", "k2"].map((l) => start(l)));
+    const leaderMsg = await Promise.race(
+      nodes.map((n) => n.waitFor((m) => m.type === "status" && m.isLeader === true, 30_000)),
+    );
+    const leader = nodes.find((n) => n.messages.some((m) => m.label === leaderMsg.label)) as NodeProcess;
+    const survivor = nodes.find((n) => n !== leader) as NodeProcess;
+    leader.child.kill("SIGKILL");
+    await leader.exited;
+    const before = (
+      await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM weft.tasks WHERE state = 'COMPLETED'")
+    ).rows[0]?.n as number;
+    await client.client.scheduleMany(
+      tasks.work,
+      Array.from({ length: 200 }, () => ({})),
+    );
+    await survivor.waitFor((m) => m.type === "status" && m.isLeader === true, 30_000);
+    await eventually(async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM weft.tasks WHERE state = 'COMPLETED'",
+      );
+      return rows[0]?.n === before + 200 ? true : undefined;
+    }, 30_000);
+    const epoch = await pool.query<{ epoch: number }>("SELECT epoch FROM weft.leader");
+    expect(Number(epoch.rows[0]?.epoch)).toBeGreaterThanOrEqual(2);
+    await stop(survivor);
+  });
+
+  it("SIGTERM mid-run: the node stops gracefully and no task is lost", async () => {
+    await pool.query("TRUNCATE public.exec_log");
+    const total = (
+      await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'work'")
+    ).rows[0]?.n as number;
+    const a = await start("t1", { CAPACITY: "20", GRACE_MS: "100" });
+    const b = await start("t2", { CAPACITY: "20" });
+    await client.client.scheduleMany(
+      tasks.work,
+      Array.from({ length: 200 }, () => ({ sleepMs: 400 })),
+    );
+    await eventually(async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM public.exec_log WHERE node = 't1'",
+      );
+      return (rows[0]?.n ?? 0) > 0 ? true : undefined;
+    });
+    a.child.kill("SIGTERM");
+    expect(await a.exited).toBe(0);
+    await waitAllDone(total + 200);
+    const { rows } = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'work' AND state <> 'COMPLETED'",
+    );
+    expect(rows[0]?.n).toBe(0);
+    const nodes = await pool.query<{ app_name: string }>("SELECT app_name FROM weft.nodes");
+    expect(nodes.rows.map((r) => r.app_name)).toEqual(["t2"]);
+    await stop(b);
+  });
+});
