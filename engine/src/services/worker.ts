@@ -143,19 +143,20 @@ export class Worker implements Service {
       this.abandonFlush = true;
       this.log.warn({ outcomes: this.outcomes.length }, "could not record outcomes before stopping");
     }
+    // Release everything still assigned to this node, including assignments it
+    // never fetched (made by a planner cycle that had not yet seen the drain).
     const unfinished = [...this.running.entries()].filter(([, r]) => !r.finishing).map(([id]) => id);
-    if (unfinished.length > 0) {
-      try {
-        const released = await this.store.worker.release(this.pool, this.registry.nodeId, unfinished);
+    try {
+      const released = await this.store.worker.release(this.pool, this.registry.nodeId, null);
+      if (released.length > 0)
         this.log.info({ released: released.length }, "released unfinished tasks for re-planning");
-      } catch (error) {
-        this.log.warn(
-          { err: error },
-          "could not release unfinished tasks; the planner re-plans them when the node is declared dead",
-        );
-      }
-      for (const id of unfinished) this.running.get(id)?.controller.abort(new Error("node is shutting down"));
+    } catch (error) {
+      this.log.warn(
+        { err: error },
+        "could not release unfinished tasks; the planner re-plans them once this node is gone",
+      );
     }
+    for (const id of unfinished) this.running.get(id)?.controller.abort(new Error("node is shutting down"));
     this.running.clear();
     this.outcomes = [];
   }

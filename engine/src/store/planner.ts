@@ -82,16 +82,28 @@ export class PlannerStore {
              (SELECT pg_notify('${channel}', 'n:' || string_agg(DISTINCT assigned_node, ','))
                 FROM applied WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS notified
         FROM applied`;
+    // Recovers the tasks of nodes whose heartbeat is stale (deleting their rows)
+    // and of nodes that no longer exist at all (a node that stopped while a
+    // planner cycle that had not yet seen it draining assigned it more work).
+    // Assignments only go to nodes that have a row, so an assignment to a
+    // missing node is always an orphan. The scan of tasks_assigned_idx is
+    // bounded by the tasks running in the cluster, not by the table.
     this.sweepSql = `
       WITH dead AS (
         DELETE FROM ${s}.nodes WHERE heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) RETURNING id
+      ), gone AS (
+        SELECT DISTINCT t.assigned_node AS id FROM ${s}.tasks t
+         WHERE t.assigned_node IS NOT NULL AND t.queue = 'READY'
+           AND NOT EXISTS (SELECT 1 FROM ${s}.nodes n WHERE n.id = t.assigned_node)
       ), released AS (
         UPDATE ${s}.tasks t
            SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL
-         WHERE t.assigned_node = ANY((SELECT array_agg(id) FROM dead)::text[]) AND t.queue = 'READY'
+         WHERE t.assigned_node = ANY((SELECT array_agg(id) FROM (SELECT id FROM dead UNION SELECT id FROM gone) x)::text[])
+           AND t.queue = 'READY'
         RETURNING t.id
       )
       SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead) AS dead_nodes,
+             (SELECT coalesce(array_agg(id), '{}') FROM gone) AS gone_nodes,
              (SELECT count(*)::int FROM released) AS released`;
     this.dueSql = `UPDATE ${s}.tasks SET queue = 'READY', park_reason = NULL
       WHERE id IN (SELECT id FROM ${s}.tasks
@@ -129,9 +141,14 @@ export class PlannerStore {
     return rows[0]?.applied ?? 0;
   }
 
-  async sweepDeadNodes(q: Queryable, deadAfterMs: number): Promise<{ dead_nodes: string[]; released: number }> {
-    const { rows } = await q.query<{ dead_nodes: string[]; released: number }>(this.sweepSql, [deadAfterMs]);
-    return rows[0] as { dead_nodes: string[]; released: number };
+  async sweepDeadNodes(
+    q: Queryable,
+    deadAfterMs: number,
+  ): Promise<{ dead_nodes: string[]; gone_nodes: string[]; released: number }> {
+    const { rows } = await q.query<{ dead_nodes: string[]; gone_nodes: string[]; released: number }>(this.sweepSql, [
+      deadAfterMs,
+    ]);
+    return rows[0] as { dead_nodes: string[]; gone_nodes: string[]; released: number };
   }
 
   async promoteDue(q: Queryable, limit: number): Promise<number> {
