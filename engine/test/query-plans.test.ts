@@ -1,0 +1,119 @@
+import type pg from "pg";
+import { beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase, poolFor } from "../../test/support.js";
+import { Store } from "../src/store/index.js";
+
+/** Every node of an EXPLAIN (FORMAT JSON) tree. */
+function nodesOf(plan: Record<string, unknown>): Record<string, unknown>[] {
+  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
+  return [plan, ...children.flatMap(nodesOf)];
+}
+
+/** SQL text of a store's statement (private by design; the test reads it to explain it). */
+function sql(part: object, name: string): string {
+  const text = (part as Record<string, unknown>)[name];
+  if (typeof text !== "string") throw new Error(`no statement ${name}`);
+  return text;
+}
+
+describe("hot-path queries stay index-driven on a large table", () => {
+  const store = new Store("weft");
+  let pool: pg.Pool;
+  let sample: { new: string[]; ready: string[]; running: string[] };
+
+  beforeAll(async () => {
+    pool = poolFor(await freshDatabase());
+    // 200,000 finished tasks (the retention window), a backlog of 20,000 READY,
+    // 5,000 NEW, 1,000 PARKED and 1,000 running on node N1.
+    await pool.query(`
+      INSERT INTO weft.workflows (id, status, pending_tasks, total_tasks, finished_at)
+      SELECT 'W' || lpad(i::text, 25, '0'), CASE WHEN i <= 200000 THEN 'COMPLETED' ELSE 'RUNNING' END, 0, 1,
+             CASE WHEN i <= 200000 THEN now() END
+        FROM generate_series(1, 227000) i;
+      INSERT INTO weft.tasks (id, workflow_id, task_name, queue, state, finished_at, assigned_node, token, run_after, park_reason, attempt)
+      SELECT 'T' || lpad(i::text, 25, '0'), 'W' || lpad(i::text, 25, '0'), 'task' || (i % 7),
+             CASE WHEN i <= 200000 THEN 'DELETED' WHEN i <= 220000 THEN 'READY' WHEN i <= 225000 THEN 'NEW'
+                  WHEN i <= 226000 THEN 'PARKED' ELSE 'READY' END,
+             CASE WHEN i <= 200000 THEN 'COMPLETED' WHEN i > 226000 THEN 'RUNNING' ELSE 'PENDING' END,
+             CASE WHEN i <= 200000 THEN now() - interval '1 day' END,
+             CASE WHEN i <= 200000 OR i > 226000 THEN 'N1' END,
+             CASE WHEN i <= 200000 OR i > 226000 THEN i END,
+             CASE WHEN i > 225000 AND i <= 226000 THEN now() + interval '1 hour' END,
+             CASE WHEN i > 225000 AND i <= 226000 THEN 'RUN_AFTER' END,
+             1
+        FROM generate_series(1, 227000) i;
+      INSERT INTO weft.nodes (id, app_name, host, pid, capacity, task_names)
+      VALUES ('N1', 'a', 'h', 1, 2000, ARRAY['task0','task1','task2','task3','task4','task5','task6']);
+      ANALYZE weft.tasks; ANALYZE weft.workflows; ANALYZE weft.nodes;
+    `);
+    const ids = async (where: string) =>
+      (await pool.query<{ id: string }>(`SELECT id FROM weft.tasks WHERE ${where} ORDER BY id LIMIT 500`)).rows.map((r) => r.id);
+    sample = {
+      new: await ids("queue = 'NEW'"),
+      ready: await ids("queue = 'READY' AND assigned_node IS NULL"),
+      running: await ids("queue = 'READY' AND assigned_node = 'N1'"),
+    };
+  });
+
+  async function explain(text: string, values: unknown[]): Promise<Record<string, unknown>[]> {
+    // Inside a transaction that is rolled back: EXPLAIN ANALYZE is not used, but
+    // data-modifying statements are explained without running them.
+    const { rows } = await pool.query<{ "QUERY PLAN": { Plan: Record<string, unknown> }[] }>(
+      `EXPLAIN (FORMAT JSON) ${text}`,
+      values,
+    );
+    const plan = rows[0]?.["QUERY PLAN"][0]?.Plan;
+    if (!plan) throw new Error("no plan");
+    return nodesOf(plan);
+  }
+
+  const seqScansOnTasks = (nodes: Record<string, unknown>[]) =>
+    nodes.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "tasks");
+
+  it.each([
+    ["planner: NEW batch", () => [sql(store.planner, "newSql"), [1000]]],
+    ["planner: live nodes and their load", () => [sql(store.planner, "nodesSql"), [15000]]],
+    ["planner: READY per task name", () => [sql(store.planner, "readySql"), [["task1", "task2"], [500, 500]]]],
+    [
+      "planner: apply decisions",
+      () => [
+        sql(store.planner, "applySql"),
+        [[...sample.new, ...sample.ready], JSON.stringify(Object.fromEntries(sample.new.map((id) => [id, "N1"]))), "{}"],
+      ],
+    ],
+    ["planner: dead-node sweep", () => [sql(store.planner, "sweepSql"), [15000]]],
+    ["planner: due PARKED tasks", () => [sql(store.planner, "dueSql"), [1000]]],
+    ["worker: fetch assignments", () => [sql(store.worker, "fetchSql"), ["N1", 226500, 100]]],
+    ["worker: list assignments", () => [sql(store.worker, "listAssignedSql"), ["N1"]]],
+    [
+      "worker: record outcomes",
+      () => [
+        sql(store.worker, "completeSql"),
+        [
+          sample.running,
+          JSON.stringify(Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }]))),
+          [],
+          [],
+          [],
+          [],
+          [],
+          [],
+          [],
+          [],
+          [],
+          [],
+        ],
+      ],
+    ],
+    ["cleaner: purge finished tasks", () => [sql(store.cleaner, "tasksSql"), [3600_000, 1000]]],
+  ] as const)("%s", async (_name, statement) => {
+    const [text, values] = statement();
+    const nodes = await explain(text, values as unknown[]);
+    expect(seqScansOnTasks(nodes)).toEqual([]);
+  });
+
+  it("canary: the check does see a sequential scan", async () => {
+    const nodes = await explain("SELECT id FROM weft.tasks WHERE input = $1", ["{}"]);
+    expect(seqScansOnTasks(nodes)).toHaveLength(1);
+  });
+});
