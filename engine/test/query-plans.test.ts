@@ -47,7 +47,9 @@ describe("hot-path queries stay index-driven on a large table", () => {
       ANALYZE weft.tasks; ANALYZE weft.workflows; ANALYZE weft.nodes;
     `);
     const ids = async (where: string) =>
-      (await pool.query<{ id: string }>(`SELECT id FROM weft.tasks WHERE ${where} ORDER BY id LIMIT 500`)).rows.map((r) => r.id);
+      (await pool.query<{ id: string }>(`SELECT id FROM weft.tasks WHERE ${where} ORDER BY id LIMIT 500`)).rows.map(
+        (r) => r.id,
+      );
     sample = {
       new: await ids("queue = 'NEW'"),
       ready: await ids("queue = 'READY' AND assigned_node IS NULL"),
@@ -73,12 +75,25 @@ describe("hot-path queries stay index-driven on a large table", () => {
   it.each([
     ["planner: NEW batch", () => [sql(store.planner, "newSql"), [1000]]],
     ["planner: live nodes and their load", () => [sql(store.planner, "nodesSql"), [15000]]],
-    ["planner: READY per task name", () => [sql(store.planner, "readySql"), [["task1", "task2"], [500, 500]]]],
+    [
+      "planner: READY per task name",
+      () => [
+        sql(store.planner, "readySql"),
+        [
+          ["task1", "task2"],
+          [500, 500],
+        ],
+      ],
+    ],
     [
       "planner: apply decisions",
       () => [
         sql(store.planner, "applySql"),
-        [[...sample.new, ...sample.ready], JSON.stringify(Object.fromEntries(sample.new.map((id) => [id, "N1"]))), "{}"],
+        [
+          [...sample.new, ...sample.ready],
+          JSON.stringify(Object.fromEntries(sample.new.map((id) => [id, "N1"]))),
+          "{}",
+        ],
       ],
     ],
     ["planner: dead-node sweep", () => [sql(store.planner, "sweepSql"), [15000]]],
@@ -91,7 +106,9 @@ describe("hot-path queries stay index-driven on a large table", () => {
         sql(store.worker, "completeSql"),
         [
           sample.running,
-          JSON.stringify(Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }]))),
+          JSON.stringify(
+            Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }])),
+          ),
           [],
           [],
           [],
@@ -107,8 +124,8 @@ describe("hot-path queries stay index-driven on a large table", () => {
     ],
     ["cleaner: purge finished tasks", () => [sql(store.cleaner, "tasksSql"), [3600_000, 1000]]],
   ] as const)("%s", async (_name, statement) => {
-    const [text, values] = statement();
-    const nodes = await explain(text, values as unknown[]);
+    const [text, values] = statement() as unknown as readonly [string, unknown[]];
+    const nodes = await explain(text, values);
     expect(seqScansOnTasks(nodes)).toEqual([]);
   });
 

@@ -1,0 +1,70 @@
+// Type tests: checked by `pnpm typecheck` (tsc). Each @ts-expect-error must stay an
+// error, or tsc reports it as unused: that is what keeps these tests able to fail.
+import { describe, expectTypeOf, it } from "vitest";
+import { z } from "zod";
+import {
+  defineTask,
+  type TaskContext,
+  type TaskInput,
+  type TaskOutput,
+  type TaskRef,
+  type TaskStatus,
+  type WeftClient,
+} from "../src/index.js";
+
+const resize = defineTask({
+  name: "resize",
+  input: z.object({ url: z.string(), width: z.number().default(640) }),
+  output: z.object({ location: z.string(), bytes: z.number().transform((n) => BigInt(n)) }),
+  run: (ctx) => {
+    expectTypeOf(ctx).toEqualTypeOf<TaskContext<{ url: string; width: number }>>();
+    // Inside run the defaults are applied: width is a number.
+    expectTypeOf(ctx.input.width).toEqualTypeOf<number>();
+    return { location: ctx.input.url, bytes: 1 };
+  },
+});
+
+describe("SDK types", () => {
+  it("infer input (before defaults) and output (after transforms)", () => {
+    expectTypeOf<TaskInput<typeof resize>>().toEqualTypeOf<{ url: string; width?: number | undefined }>();
+    expectTypeOf<TaskOutput<typeof resize>>().toEqualTypeOf<{ location: string; bytes: bigint }>();
+  });
+
+  it("type schedule and getTask", () => {
+    const check = async (client: WeftClient) => {
+      expectTypeOf(await client.schedule(resize, { url: "u" })).toEqualTypeOf<TaskRef>();
+      // @ts-expect-error url is required
+      await client.schedule(resize, { width: 3 });
+      // @ts-expect-error width must be a number
+      await client.schedule(resize, { url: "u", width: "3" });
+      const status = await client.getTask("01ARZ3NDEKTSV4RRFFQ69G5FAV", resize);
+      expectTypeOf(status).toEqualTypeOf<TaskStatus<{ location: string; bytes: bigint }>>();
+      expectTypeOf(status.result).toEqualTypeOf<{ location: string; bytes: bigint } | null>();
+    };
+    expectTypeOf(check).toBeFunction();
+  });
+
+  it("type children scheduled from a task", () => {
+    defineTask({
+      name: "album",
+      input: z.object({ urls: z.array(z.string()) }),
+      output: z.number(),
+      run: (ctx) => {
+        for (const url of ctx.input.urls) expectTypeOf(ctx.schedule(resize, { url })).toEqualTypeOf<TaskRef>();
+        // @ts-expect-error the child's input is checked too
+        ctx.schedule(resize, { url: 1 });
+        return ctx.input.urls.length;
+      },
+    });
+  });
+
+  it("check the result of run against the output schema", () => {
+    defineTask({
+      name: "wrong",
+      input: z.object({}),
+      output: z.object({ n: z.number() }),
+      // @ts-expect-error run must return the output schema's input type
+      run: () => ({ n: "not a number" }),
+    });
+  });
+});
