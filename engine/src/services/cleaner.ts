@@ -2,19 +2,15 @@ import type pg from "pg";
 import type { CleanerConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
-import { OutageLog, type Service, Wakeup } from "./service.js";
+import { LoopService, OutageLog } from "./service.js";
 
 /**
  * Purges finished tasks (virtual queue DELETED) and finished workflows once they
  * are older than the retention, in batches so no statement holds many locks.
  * Runs on the leader; running it twice at once would only skip locked rows.
  */
-export class Cleaner implements Service {
+export class Cleaner extends LoopService {
   readonly name = "cleaner";
-  private stopped = true;
-  private stopRequested = false;
-  private loop: Promise<void> | undefined;
-  private readonly wakeup = new Wakeup();
   private readonly outage: OutageLog;
 
   constructor(
@@ -23,21 +19,8 @@ export class Cleaner implements Service {
     private readonly config: CleanerConfig,
     private readonly log: Logger,
   ) {
+    super();
     this.outage = new OutageLog(log, "cleaner");
-  }
-
-  async start(): Promise<void> {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.stopRequested = false;
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.stopRequested = true;
-    this.wakeup.wake();
-    await this.loop;
   }
 
   /** One full pass; returns the number of tasks and workflows purged. */
@@ -48,26 +31,33 @@ export class Cleaner implements Service {
     for (;;) {
       const n = await this.store.cleaner.purgeTasks(this.pool, retentionMs, batchSize);
       tasks += n;
-      if (n < batchSize || this.stopRequested) break;
+      if (n < batchSize || this.stopping) break;
     }
     for (;;) {
       const n = await this.store.cleaner.purgeWorkflows(this.pool, retentionMs, batchSize);
       workflows += n;
-      if (n < batchSize || this.stopRequested) break;
+      if (n < batchSize || this.stopping) break;
     }
     if (tasks + workflows > 0) this.log.debug({ tasks, workflows }, "purged finished work");
     return { tasks, workflows };
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        await this.clean();
-        this.outage.success();
-      } catch (error) {
-        this.outage.failure(error);
-      }
-      await this.wakeup.wait(this.config.intervalMs);
+  /** True while stop() is under way, so a long purge ends early. */
+  private stopping = false;
+
+  override async stop(): Promise<void> {
+    this.stopping = true;
+    await super.stop();
+    this.stopping = false;
+  }
+
+  protected async tick(): Promise<number> {
+    try {
+      await this.clean();
+      this.outage.success();
+    } catch (error) {
+      this.outage.failure(error);
     }
+    return this.config.intervalMs;
   }
 }

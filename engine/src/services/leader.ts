@@ -1,7 +1,7 @@
 import pg from "pg";
 import { isConnectionError } from "../db/pg.js";
 import type { Logger } from "../logger.js";
-import { type Service, Wakeup } from "./service.js";
+import { LoopService } from "./service.js";
 
 // Advisory-lock class for the planner's leadership; second key hashtext(schema).
 const LEADER_LOCK_CLASS = 0x57ef8;
@@ -20,13 +20,10 @@ export interface LeaderCallbacks {
  * over within `retryMs`. The planner runs its statements on that same
  * connection, so a node that lost the lock cannot go on planning.
  */
-export class LeaderElector implements Service {
+export class LeaderElector extends LoopService {
   readonly name = "leader-elector";
   private client: pg.Client | undefined;
   private leading = false;
-  private stopped = true;
-  private loop: Promise<void> | undefined;
-  private readonly wakeup = new Wakeup();
 
   constructor(
     private readonly clientConfig: pg.ClientConfig,
@@ -34,23 +31,16 @@ export class LeaderElector implements Service {
     private readonly retryMs: number,
     private readonly callbacks: LeaderCallbacks,
     private readonly log: Logger,
-  ) {}
+  ) {
+    super();
+  }
 
   get isLeader(): boolean {
     return this.leading;
   }
 
-  async start(): Promise<void> {
-    if (!this.stopped) return;
-    this.stopped = false;
-    await this.tryAcquire();
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.wakeup.wake();
-    await this.loop;
+  override async stop(): Promise<void> {
+    await super.stop();
     await this.resign();
   }
 
@@ -58,16 +48,13 @@ export class LeaderElector implements Service {
   connectionLost(): void {
     if (!this.leading) return;
     this.log.warn({}, "leader connection lost; giving up leadership");
-    void this.resign().finally(() => this.wakeup.wake());
+    void this.resign().finally(() => this.wake());
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      await this.wakeup.wait(this.retryMs);
-      if (this.stopped) break;
-      if (this.leading) await this.checkConnection();
-      else await this.tryAcquire();
-    }
+  protected async tick(): Promise<number> {
+    if (this.leading) await this.checkConnection();
+    else await this.tryAcquire();
+    return this.retryMs;
   }
 
   private async checkConnection(): Promise<void> {

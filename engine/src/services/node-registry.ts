@@ -3,7 +3,7 @@ import type pg from "pg";
 import { ulid } from "ulid";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
-import { OutageLog, type Service, Wakeup } from "./service.js";
+import { LoopService, OutageLog } from "./service.js";
 
 export interface NodeIdentity {
   readonly appName: string;
@@ -23,12 +23,9 @@ export function systemCpuLoad(): number {
  * under a new id (so nothing it still holds can be confused with the new
  * assignments).
  */
-export class NodeRegistry implements Service {
+export class NodeRegistry extends LoopService {
   readonly name = "node-registry";
   private id = ulid();
-  private stopped = true;
-  private loop: Promise<void> | undefined;
-  private readonly wakeup = new Wakeup();
   private readonly outage: OutageLog;
 
   constructor(
@@ -40,6 +37,7 @@ export class NodeRegistry implements Service {
     private readonly onDeclaredDead: (oldId: string, newId: string) => Promise<void>,
     private readonly cpuLoad: () => number = systemCpuLoad,
   ) {
+    super();
     this.outage = new OutageLog(log, "node heartbeat");
   }
 
@@ -47,11 +45,10 @@ export class NodeRegistry implements Service {
     return this.id;
   }
 
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     if (!this.stopped) return;
     await this.register();
-    this.stopped = false;
-    this.loop = this.run();
+    await super.start();
   }
 
   /** Tells the planner to assign nothing more to this node. */
@@ -59,11 +56,9 @@ export class NodeRegistry implements Service {
     await this.store.nodes.drain(this.pool, this.id);
   }
 
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     if (this.stopped) return;
-    this.stopped = true;
-    this.wakeup.wake();
-    await this.loop;
+    await super.stop();
     await this.store.nodes.deregister(this.pool, this.id).catch((err) => this.log.warn({ err }, "deregister failed"));
   }
 
@@ -79,23 +74,24 @@ export class NodeRegistry implements Service {
     this.log.info({ node: this.id, taskNames: this.identity.taskNames }, "node registered");
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      await this.wakeup.wait(this.intervalMs);
-      if (this.stopped) return;
-      try {
-        const alive = await this.store.nodes.heartbeat(this.pool, this.id, this.cpuLoad());
-        this.outage.success();
-        if (!alive && !this.stopped) {
-          const oldId = this.id;
-          this.id = ulid();
-          this.log.warn({ node: oldId, newNode: this.id }, "node was declared dead; re-registering");
-          await this.onDeclaredDead(oldId, this.id);
-          await this.register();
-        }
-      } catch (error) {
-        this.outage.failure(error);
+  protected override firstDelayMs(): number {
+    return this.intervalMs;
+  }
+
+  protected async tick(): Promise<number> {
+    try {
+      const alive = await this.store.nodes.heartbeat(this.pool, this.id, this.cpuLoad());
+      this.outage.success();
+      if (!alive && !this.stopped) {
+        const oldId = this.id;
+        this.id = ulid();
+        this.log.warn({ node: oldId, newNode: this.id }, "node was declared dead; re-registering");
+        await this.onDeclaredDead(oldId, this.id);
+        await this.register();
       }
+    } catch (error) {
+      this.outage.failure(error);
     }
+    return this.intervalMs;
   }
 }

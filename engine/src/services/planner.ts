@@ -5,7 +5,7 @@ import { isConnectionError } from "../db/pg.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import type { LiveNode, PlanDecision, ReadyCandidate } from "../store/planner.js";
-import { OutageLog, type Service, Wakeup } from "./service.js";
+import { LoopService, OutageLog } from "./service.js";
 
 interface Candidate {
   readonly id: string;
@@ -25,11 +25,8 @@ interface Candidate {
  * in one guarded UPDATE that also notifies the chosen nodes (one NOTIFY per
  * cycle). It wakes on notifications and otherwise polls with `pollingDelay`.
  */
-export class Planner implements Service {
+export class Planner extends LoopService {
   readonly name = "planner";
-  private stopped = true;
-  private loop: Promise<void> | undefined;
-  private readonly wakeup = new Wakeup();
   private lastSweep = 0;
   private readonly outage: OutageLog;
   /** Cycles run since start; tests and the bench read it. */
@@ -42,42 +39,24 @@ export class Planner implements Service {
     private readonly log: Logger,
     private readonly onConnectionLost: () => void,
   ) {
+    super();
     this.outage = new OutageLog(log, "planner");
   }
 
-  wake(): void {
-    this.wakeup.wake();
-  }
-
-  async start(): Promise<void> {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.wakeup.wake();
-    await this.loop;
-  }
-
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      let delay: number;
-      try {
-        const handled = await this.cycle();
-        this.outage.success();
-        delay = handled >= this.config.batchSize ? 0 : pollingDelayFor(this.config.pollingDelay, handled);
-      } catch (error) {
-        if (isConnectionError(error)) {
-          this.onConnectionLost();
-          return;
-        }
-        this.outage.failure(error);
-        delay = 1_000;
+  protected async tick(): Promise<number> {
+    try {
+      const handled = await this.cycle();
+      this.outage.success();
+      return handled >= this.config.batchSize ? 0 : pollingDelayFor(this.config.pollingDelay, handled);
+    } catch (error) {
+      if (isConnectionError(error)) {
+        // The leader's connection is gone, and with it the lock: stop planning.
+        this.stopped = true;
+        this.onConnectionLost();
+        return 0;
       }
-      if (this.stopped) return;
-      await this.wakeup.wait(delay);
+      this.outage.failure(error);
+      return 1_000;
     }
   }
 

@@ -41,6 +41,53 @@ export class Wakeup {
 }
 
 /**
+ * A service that repeats one step: `tick()` runs, then the loop sleeps for the
+ * delay it returned, or until `wake()`. `stop()` ends the loop and waits for the
+ * step in progress.
+ */
+export abstract class LoopService implements Service {
+  abstract readonly name: string;
+  protected stopped = true;
+  private loop: Promise<void> | undefined;
+  private readonly wakeup = new Wakeup();
+
+  /** One step; returns the milliseconds to sleep before the next. */
+  protected abstract tick(): Promise<number>;
+
+  /** Delay before the first step. */
+  protected firstDelayMs(): number {
+    return 0;
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wakeup.wake();
+    await this.loop;
+  }
+
+  /** Cuts the current sleep short. */
+  wake(): void {
+    this.wakeup.wake();
+  }
+
+  private async run(): Promise<void> {
+    let delay = this.firstDelayMs();
+    while (!this.stopped) {
+      await this.wakeup.wait(delay);
+      if (this.stopped) return;
+      delay = await this.tick();
+    }
+  }
+}
+
+/**
  * Logs a repeating failure once per outage instead of once per attempt, and the
  * recovery when it ends.
  */

@@ -83,6 +83,8 @@ export class Worker implements Service {
   private readonly unsubscribe: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private abandonFlush = false;
+  /** After stop(): attempts that end now were released; their outcomes are dropped. */
+  private closed = false;
   /** Attempts started since start (for tests and the bench). */
   started = 0;
 
@@ -107,6 +109,8 @@ export class Worker implements Service {
   async start(): Promise<void> {
     if (!this.stopping) return;
     this.stopping = false;
+    this.closed = false;
+    this.abandonFlush = false;
     this.unsubscribe.push(
       this.listener.on("nodes", (ids) => {
         if (ids.includes(this.registry.nodeId)) this.fetchWakeup.wake();
@@ -156,6 +160,7 @@ export class Worker implements Service {
         "could not release unfinished tasks; the planner re-plans them once this node is gone",
       );
     }
+    this.closed = true;
     for (const id of unfinished) this.running.get(id)?.controller.abort(new Error("node is shutting down"));
     this.running.clear();
     this.outcomes = [];
@@ -288,6 +293,7 @@ export class Worker implements Service {
       };
     }
     entry.finishing = true;
+    if (this.closed || this.running.get(row.id) !== entry) return;
     this.outcomes.push(outcome);
     this.checkIdle();
     this.scheduleFlush();
