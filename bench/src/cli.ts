@@ -1,0 +1,124 @@
+import { parseArgs } from "node:util";
+import { SYSTEMS } from "./systems/index.js";
+import { WORKLOADS } from "./workloads/index.js";
+
+export interface BenchOptions {
+  readonly workload: string;
+  /** One or more task counts; each is measured for every system. */
+  readonly tasks: readonly number[];
+  readonly runs: number;
+  readonly systems: readonly string[];
+  readonly nodes: number;
+  readonly capacity: number;
+  readonly plannerBatchSize: number;
+  readonly pgBossWorkers: number;
+  readonly pgBossBatchSize: number;
+  readonly enqueueBatchSize: number;
+  readonly timeoutSeconds: number;
+  readonly analyze: boolean;
+  readonly json: boolean;
+  readonly help: boolean;
+}
+
+/** A command-line mistake: reported with the usage hint, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export const USAGE = `Usage: pnpm bench [options]
+       node --import tsx bench/src/main.ts [options]
+
+Runs the same workload through each system on one PostgreSQL server (DATABASE_URL,
+or an embedded PostgreSQL started for the run) and reports the median of the runs.
+
+Options:
+  --workload NAME        workload to run: ${Object.keys(WORKLOADS).join(", ")} (default: independent)
+  --tasks N[,N...]       tasks per run; several counts compare scaling (default: 20000)
+  --runs N               runs per system, the median is reported (default: 3)
+  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: all)
+  --nodes N              worker node processes per system (default: 1)
+  --capacity N           Weft maxParallelTasksInNode (default: 2000)
+  --planner-batch N      Weft planner batch size (default: 2000)
+  --pgboss-workers N     pg-boss fetch/complete loops per node (default: 2)
+  --pgboss-batch N       pg-boss jobs per fetch (default: 2000)
+  --enqueue-batch N      tasks per enqueue statement, both systems (default: 5000)
+  --timeout SECONDS      give up on a run after this long (default: 600)
+  --no-analyze           skip the (untimed) ANALYZE after enqueueing: measures a
+                         burst into tables the planner has no statistics for
+  --json                 print one JSON object per line, one per system and task count
+  -h, --help             show this help`;
+
+function int(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name}: expected a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new UsageError(`--${name}: expected ${min}..${max}, got ${value}`);
+  return value;
+}
+
+function list(name: string, raw: string): string[] {
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (items.length === 0) throw new UsageError(`--${name}: expected a comma-separated list, got "${raw}"`);
+  return items;
+}
+
+function oneOf(name: string, value: string, known: readonly string[]): string {
+  if (!known.includes(value))
+    throw new UsageError(`--${name}: unknown "${value}"; expected one of ${known.join(", ")}`);
+  return value;
+}
+
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const v = parsed.values;
+  const systems = [...new Set(list("systems", v.systems ?? Object.keys(SYSTEMS).join(",")))];
+  for (const s of systems) oneOf("systems", s, Object.keys(SYSTEMS));
+  const tasks = [...new Set(list("tasks", v.tasks ?? "20000").map((t) => int("tasks", t, 1, 10_000_000)))];
+  return {
+    workload: oneOf("workload", v.workload ?? "independent", Object.keys(WORKLOADS)),
+    tasks,
+    runs: int("runs", v.runs ?? "3", 1, 100),
+    systems,
+    nodes: int("nodes", v.nodes ?? "1", 1, 64),
+    capacity: int("capacity", v.capacity ?? "2000", 1, 100_000),
+    plannerBatchSize: int("planner-batch", v["planner-batch"] ?? "2000", 1, 50_000),
+    pgBossWorkers: int("pgboss-workers", v["pgboss-workers"] ?? "2", 1, 100),
+    pgBossBatchSize: int("pgboss-batch", v["pgboss-batch"] ?? "2000", 1, 100_000),
+    enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
+    timeoutSeconds: int("timeout", v.timeout ?? "600", 1, 86_400),
+    analyze: !(v["no-analyze"] ?? false),
+    json: v.json ?? false,
+    help: v.help ?? false,
+  };
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      workload: { type: "string" },
+      tasks: { type: "string" },
+      runs: { type: "string" },
+      systems: { type: "string" },
+      nodes: { type: "string" },
+      capacity: { type: "string" },
+      "planner-batch": { type: "string" },
+      "pgboss-workers": { type: "string" },
+      "pgboss-batch": { type: "string" },
+      "enqueue-batch": { type: "string" },
+      timeout: { type: "string" },
+      "no-analyze": { type: "boolean" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}

@@ -1,0 +1,84 @@
+// A worker node process, forked by the runner (bench/src/runner.ts) with an IPC
+// channel. It builds one node of the system under test, starts it on "go",
+// samples its own RSS every 100 ms, and reports progress and the peak RSS.
+
+import { type FromNode, rssMb, SAMPLE_INTERVAL_MS, type ToNode } from "./protocol.js";
+import type { BenchNode } from "./systems/index.js";
+import { getSystem } from "./systems/index.js";
+import { getWorkload } from "./workloads/index.js";
+
+function send(message: FromNode): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) resolve();
+    else process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+function fail(err: unknown): void {
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  void send({ type: "error", message }).finally(() => process.exit(1));
+}
+
+if (!process.send) {
+  console.error("bench/src/node.ts is started by the bench runner, not directly");
+  process.exit(2);
+}
+
+let node: BenchNode | undefined;
+let done = 0;
+let startRss = 0;
+let peakRss = 0;
+let sampler: NodeJS.Timeout | undefined;
+let cpuAtGo: NodeJS.CpuUsage | undefined;
+
+const sample = () => {
+  const rss = rssMb();
+  if (rss > peakRss) peakRss = rss;
+  return rss;
+};
+
+async function handle(message: ToNode): Promise<void> {
+  switch (message.type) {
+    case "init": {
+      const system = getSystem(message.system);
+      const workload = getWorkload(message.workload);
+      node = await system.createNode(message.url, workload, message.settings, (count) => {
+        done += count;
+      });
+      startRss = sample();
+      await send({ type: "ready", rssMb: startRss });
+      return;
+    }
+    case "go": {
+      if (!node) throw new Error("go before init");
+      peakRss = 0;
+      sample();
+      cpuAtGo = process.cpuUsage();
+      sampler = setInterval(() => void send({ type: "progress", done, rssMb: sample() }), SAMPLE_INTERVAL_MS);
+      await node.start();
+      return;
+    }
+    case "stop": {
+      sample();
+      if (sampler) clearInterval(sampler);
+      const peak = peakRss;
+      const cpu = process.cpuUsage(cpuAtGo);
+      await node?.stop();
+      const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+      // With BENCH_NODE_ARGS=--expose-gc the heap figure is what is really retained.
+      (globalThis as { gc?: () => void }).gc?.();
+      const heapUsedMb = process.memoryUsage().heapUsed / (1024 * 1024);
+      await send({ type: "stopped", done, peakRssMb: peak, startRssMb: startRss, cpuSeconds, heapUsedMb });
+      process.disconnect();
+      return;
+    }
+  }
+}
+
+process.on("message", (message: ToNode) => {
+  handle(message).catch(fail);
+});
+// The parent went away: nothing to report to any more.
+process.on("disconnect", () => process.exit(0));
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);

@@ -1,0 +1,142 @@
+import Table from "cli-table3";
+import type { RunResult } from "./runner.js";
+
+/** The figures for one system, workload and task count: medians over the runs, and each run. */
+export interface SystemSummary {
+  readonly system: string;
+  readonly version: string;
+  readonly workload: string;
+  /** Initial tasks per run (`--tasks`). */
+  readonly tasks: number;
+  /** Tasks finished per run (more than `tasks` when tasks spawn others). */
+  readonly finishedTasks: number;
+  readonly nodes: number;
+  /** Per-node settings of this system (Weft: capacity and planner batch; pg-boss: loops and batch size). */
+  readonly settings: Readonly<Record<string, number>>;
+  /** Whether the tables were ANALYZEd after enqueueing (false: --no-analyze). */
+  readonly analyzed: boolean;
+  /** Median processing wall time in seconds. */
+  readonly seconds: number;
+  /** Median throughput (finished tasks per second). */
+  readonly tasksPerSec: number;
+  /** Median enqueue time in seconds. */
+  readonly enqueueSeconds: number;
+  /** Peak RSS of each node process in MiB, the highest over the runs. */
+  readonly peakRssMb: number[];
+  /** RSS of each node process when ready (before processing) in MiB, the highest over the runs. */
+  readonly startRssMb: number[];
+  /** CPU seconds of each node process while processing, the median over the runs. */
+  readonly cpuSeconds: number[];
+  readonly runs: RunResult[];
+  readonly postgres: string;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error("median of nothing");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function maxPerNode(runs: readonly RunResult[], pick: (r: RunResult) => number[]): number[] {
+  const out: number[] = [];
+  for (const run of runs) {
+    for (const [i, v] of pick(run).entries()) out[i] = Math.max(out[i] ?? 0, v);
+  }
+  return out.map((v) => round(v, 1));
+}
+
+export function summarize(
+  base: Omit<
+    SystemSummary,
+    "seconds" | "tasksPerSec" | "enqueueSeconds" | "peakRssMb" | "startRssMb" | "cpuSeconds" | "runs"
+  >,
+  runs: readonly RunResult[],
+): SystemSummary {
+  return {
+    ...base,
+    seconds: round(median(runs.map((r) => r.seconds)), 3),
+    tasksPerSec: Math.round(median(runs.map((r) => r.tasksPerSec))),
+    enqueueSeconds: round(median(runs.map((r) => r.enqueueSeconds)), 3),
+    peakRssMb: maxPerNode(runs, (r) => r.peakRssMb),
+    startRssMb: maxPerNode(runs, (r) => r.startRssMb),
+    cpuSeconds: (runs[0]?.cpuSeconds ?? []).map((_, i) => round(median(runs.map((r) => r.cpuSeconds[i] ?? 0)), 2)),
+    runs: runs.map((r) => ({
+      run: r.run,
+      seconds: round(r.seconds, 3),
+      tasksPerSec: Math.round(r.tasksPerSec),
+      enqueueSeconds: round(r.enqueueSeconds, 3),
+      peakRssMb: r.peakRssMb.map((v) => round(v, 1)),
+      startRssMb: r.startRssMb.map((v) => round(v, 1)),
+      cpuSeconds: r.cpuSeconds.map((v) => round(v, 2)),
+      heapUsedMb: r.heapUsedMb.map((v) => round(v, 1)),
+    })),
+  };
+}
+
+/** Weft's median throughput over pg-boss's, for the same workload and task count. */
+export function ratio(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
+  const boss = summaries.find((o) => o.system === "pg-boss" && o.workload === s.workload && o.tasks === s.tasks);
+  const weft = summaries.find((o) => o.system === "weft" && o.workload === s.workload && o.tasks === s.tasks);
+  return boss && weft ? weft.tasksPerSec / boss.tasksPerSec : undefined;
+}
+
+export function formatTable(summaries: readonly SystemSummary[]): string {
+  const table = new Table({
+    head: [
+      "system",
+      "workload",
+      "tasks",
+      "median s",
+      "median tasks/s",
+      "runs (tasks/s)",
+      "enqueue s",
+      "peak RSS MiB / node",
+      "Weft / pg-boss",
+    ],
+    colAligns: ["left", "left", "right", "right", "right", "right", "right", "right", "right"],
+    style: { head: [], border: [] },
+  });
+  for (const s of summaries) {
+    const r = s.system === "weft" ? ratio(summaries, s) : undefined;
+    table.push([
+      `${s.system} (${s.version})`,
+      s.workload,
+      s.finishedTasks === s.tasks ? String(s.tasks) : `${s.tasks} (${s.finishedTasks} run)`,
+      s.seconds.toFixed(2),
+      String(s.tasksPerSec),
+      s.runs.map((run) => run.tasksPerSec).join(", "),
+      s.enqueueSeconds.toFixed(2),
+      s.peakRssMb.map((v) => v.toFixed(0)).join(", "),
+      r === undefined ? "" : `${r.toFixed(2)}x`,
+    ]);
+  }
+  return table.toString();
+}
+
+/** Notes on how throughput and memory change from the smallest to the largest task count. */
+export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8): string[] {
+  const notes: string[] = [];
+  const systems = [...new Set(summaries.map((s) => s.system))];
+  for (const system of systems) {
+    const own = summaries.filter((s) => s.system === system).sort((a, b) => a.tasks - b.tasks);
+    const small = own[0];
+    const large = own[own.length - 1];
+    if (!small || !large || small === large) continue;
+    const share = large.tasksPerSec / small.tasksPerSec;
+    const rss = (s: SystemSummary) => Math.max(...s.peakRssMb).toFixed(0);
+    notes.push(
+      `${system}: ${large.tasks} tasks ran at ${(share * 100).toFixed(0)}% of the throughput of ${small.tasks} ` +
+        `(${large.tasksPerSec} vs ${small.tasksPerSec} tasks/s); peak RSS ${rss(large)} vs ${rss(small)} MiB` +
+        (share < minShare ? ` — NOTE: below the ${(minShare * 100).toFixed(0)}% target` : ""),
+    );
+  }
+  return notes;
+}

@@ -1,0 +1,239 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { createDatabase, dropDatabase } from "@weft/engine/testing";
+import pg from "pg";
+import type { FromNode, ToNode } from "./protocol.js";
+import type { BenchSystem, Monitor, NodeSettings } from "./systems/index.js";
+import type { Workload } from "./workloads/index.js";
+
+const NODE_SCRIPT = fileURLToPath(new URL("./node.ts", import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** Parent-side polling of the database while counters say work is left, and once they say it is all done. */
+const SLOW_POLL_MS = 1_000;
+const FAST_POLL_MS = 10;
+
+export interface RunSpec {
+  readonly serverUrl: string;
+  readonly system: BenchSystem;
+  readonly workload: Workload;
+  readonly tasks: number;
+  readonly nodes: number;
+  readonly settings: NodeSettings;
+  readonly enqueueBatchSize: number;
+  readonly timeoutMs: number;
+  /** ANALYZE the database after enqueueing (untimed). */
+  readonly analyze: boolean;
+  /** 1-based run number of this system, workload and task count. */
+  readonly run: number;
+  /** Unique within the bench invocation: names the run's database. */
+  readonly index: number;
+}
+
+export interface RunResult {
+  readonly run: number;
+  /** Processing wall time: from starting the nodes until the database shows every task finished. */
+  readonly seconds: number;
+  readonly tasksPerSec: number;
+  readonly enqueueSeconds: number;
+  /** Peak RSS of each node process while processing, in MiB. */
+  readonly peakRssMb: number[];
+  /** RSS of each node process when ready, before processing, in MiB. */
+  readonly startRssMb: number[];
+  /** CPU seconds (user + system) of each node process while processing. */
+  readonly cpuSeconds: number[];
+  /** V8 heap in use in each node process when processing ended, in MiB. */
+  readonly heapUsedMb: number[];
+}
+
+interface NodeReport {
+  readonly peakRssMb: number;
+  readonly startRssMb: number;
+  readonly cpuSeconds: number;
+  readonly heapUsedMb: number;
+}
+
+async function analyze(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("ANALYZE");
+  } finally {
+    await client.end();
+  }
+}
+
+/** A forked node process with its latest report. */
+class NodeProcess {
+  readonly child: ChildProcess;
+  done = 0;
+  ready: Promise<number>;
+  stopped: Promise<NodeReport>;
+  private failure: Error | undefined;
+  private readonly failed: Promise<never>;
+
+  constructor(index: number) {
+    this.child = fork(NODE_SCRIPT, [], {
+      cwd: REPO_ROOT,
+      // BENCH_NODE_ARGS adds Node options to the node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+      execArgv: ["--import", "tsx", ...(process.env.BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? [])],
+      // stdout goes to our stderr so that --json output stays clean.
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+    });
+    this.child.stdout?.on("data", (chunk: Buffer) => process.stderr.write(chunk));
+    let onReady: (rss: number) => void = () => undefined;
+    let onStopped: (r: NodeReport) => void = () => undefined;
+    let onFailed: (err: Error) => void = () => undefined;
+    this.ready = new Promise((resolve) => {
+      onReady = resolve;
+    });
+    this.stopped = new Promise((resolve) => {
+      onStopped = resolve;
+    });
+    this.failed = new Promise<never>((_, reject) => {
+      onFailed = reject;
+    });
+    this.failed.catch(() => undefined);
+    const fail = (err: Error) => {
+      this.failure ??= err;
+      onFailed(this.failure);
+    };
+    this.child.on("message", (message: FromNode) => {
+      switch (message.type) {
+        case "ready":
+          onReady(message.rssMb);
+          break;
+        case "progress":
+          this.done = message.done;
+          break;
+        case "stopped":
+          this.done = message.done;
+          onStopped(message);
+          break;
+        case "error":
+          fail(new Error(`node process ${index} failed: ${message.message}`));
+          break;
+      }
+    });
+    this.child.on("error", (err) => fail(err));
+    this.child.on("exit", (code, signal) => {
+      fail(new Error(`node process ${index} exited (code ${code}, signal ${signal})`));
+    });
+    // Whichever settles first: a result or a failure of this process.
+    this.ready = Promise.race([this.ready, this.failed]);
+    this.stopped = Promise.race([this.stopped, this.failed]);
+    // A failure is also seen through check(); whoever awaits these gets it too.
+    this.ready.catch(() => undefined);
+    this.stopped.catch(() => undefined);
+  }
+
+  /** Throws if the process has failed. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  send(message: ToNode): void {
+    if (this.child.connected) this.child.send(message);
+  }
+
+  /** Ends the process if it is still there: waits `graceMs` for it to exit by itself, then SIGTERM, then SIGKILL. */
+  async kill(graceMs = 0): Promise<void> {
+    const gone = () => this.child.exitCode !== null || this.child.signalCode !== null;
+    if (gone()) return;
+    const exited = new Promise((resolve) => this.child.once("exit", resolve));
+    const timers = [
+      setTimeout(() => this.child.kill("SIGTERM"), graceMs),
+      setTimeout(() => this.child.kill("SIGKILL"), graceMs + 3_000),
+    ];
+    await exited;
+    for (const t of timers) clearTimeout(t);
+  }
+}
+
+/** Every node process started by this bench and still running, for cleanup on exit. */
+export const liveNodes = new Set<NodeProcess>();
+
+export async function killAllNodes(): Promise<void> {
+  await Promise.all([...liveNodes].map((n) => n.kill()));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * One measured run in a fresh database: enqueue everything (timed separately),
+ * start the node processes together, and time until the database shows every
+ * task finished.
+ */
+export async function runOnce(spec: RunSpec): Promise<RunResult> {
+  const { system, workload, tasks } = spec;
+  const expected = workload.expectedTasks(tasks);
+  const dbName = `bench_${system.name.replace(/\W/g, "_")}_${workload.name}_${spec.index}`;
+  const url = await createDatabase(spec.serverUrl, dbName);
+  const nodes: NodeProcess[] = [];
+  let monitor: Monitor | undefined;
+  try {
+    const enqueueSeconds = await system.enqueue(url, workload, tasks, spec.enqueueBatchSize);
+    monitor = await system.monitor(url, workload);
+    // Statistics as a database in steady use would have them (autovacuum keeps
+    // them current); a burst into never-analyzed tables is --no-analyze.
+    if (spec.analyze) await analyze(url);
+
+    for (let i = 0; i < spec.nodes; i++) {
+      const node = new NodeProcess(i);
+      nodes.push(node);
+      liveNodes.add(node);
+      node.send({ type: "init", system: system.name, workload: workload.name, url, settings: spec.settings });
+    }
+    await withTimeout(Promise.all(nodes.map((n) => n.ready)), 60_000, "node processes to get ready");
+
+    const t0 = performance.now();
+    for (const node of nodes) node.send({ type: "go" });
+    const deadline = t0 + spec.timeoutMs;
+    let lastCheck = t0;
+    for (;;) {
+      for (const node of nodes) node.check();
+      const now = performance.now();
+      const counted = nodes.reduce((sum, n) => sum + n.done, 0);
+      if (counted >= expected || now - lastCheck >= SLOW_POLL_MS) {
+        lastCheck = now;
+        if ((await monitor.remaining()) === 0) break;
+      }
+      if (now > deadline) {
+        throw new Error(`${system.name}: not finished after ${spec.timeoutMs / 1000} s (${counted} of ${expected})`);
+      }
+      await sleep(FAST_POLL_MS);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+
+    for (const node of nodes) node.send({ type: "stop" });
+    const reports = await withTimeout(Promise.all(nodes.map((n) => n.stopped)), 60_000, "node processes to stop");
+    // They exit by themselves after reporting (and write a --cpu-prof profile if asked to).
+    await Promise.all(nodes.map((n) => n.kill(10_000)));
+    const completed = await monitor.completed();
+    if (completed !== expected) {
+      throw new Error(`${system.name}: ${completed} tasks completed, expected ${expected}`);
+    }
+    return {
+      run: spec.run,
+      seconds,
+      tasksPerSec: expected / seconds,
+      enqueueSeconds,
+      peakRssMb: reports.map((r) => r.peakRssMb),
+      startRssMb: reports.map((r) => r.startRssMb),
+      cpuSeconds: reports.map((r) => r.cpuSeconds),
+      heapUsedMb: reports.map((r) => r.heapUsedMb),
+    };
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill()));
+    for (const node of nodes) liveNodes.delete(node);
+    await monitor?.close().catch(() => undefined);
+    await dropDatabase(spec.serverUrl, dbName).catch(() => undefined);
+  }
+}

@@ -1,0 +1,46 @@
+import type { OnDone, Workload } from "../workloads/index.js";
+
+/** Per-node settings, from the command line. */
+export interface NodeSettings {
+  /** Weft: maxParallelTasksInNode. */
+  readonly capacity: number;
+  /** Weft: the planner's batch size. */
+  readonly plannerBatchSize: number;
+  /** pg-boss: concurrent fetch/complete loops per node. */
+  readonly pgBossWorkers: number;
+  /** pg-boss: jobs per fetch. */
+  readonly pgBossBatchSize: number;
+}
+
+/** A worker node inside a node process: built first, then started when the parent says go. */
+export interface BenchNode {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Read-only view of one run's database, used by the parent to see when the run is over. */
+export interface Monitor {
+  /** Tasks not finished yet (any state but finished). */
+  remaining(): Promise<number>;
+  /** Tasks finished successfully. */
+  completed(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A system under test. Everything but `createNode` runs in the parent process. */
+export interface BenchSystem {
+  readonly name: string;
+  /** A short version string (a commit, a package version). */
+  version(): string;
+  /** The settings that apply to this system, for the report. */
+  describe(settings: NodeSettings): Readonly<Record<string, number>>;
+  /**
+   * Installs the system's schema in the (fresh) database at `url`, untimed,
+   * then writes the workload's initial tasks in batches. Returns the seconds
+   * the writes took.
+   */
+  enqueue(url: string, workload: Workload, tasks: number, batchSize: number): Promise<number>;
+  monitor(url: string, workload: Workload): Promise<Monitor>;
+  /** In a node process: a worker node for `workload`; `onDone` counts finished tasks for progress. */
+  createNode(url: string, workload: Workload, settings: NodeSettings, onDone: OnDone): Promise<BenchNode>;
+}

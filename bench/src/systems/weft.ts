@@ -1,0 +1,55 @@
+import { execFileSync } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { createClient, createWeft } from "@weft/sdk";
+import { sqlMonitor } from "./monitor.js";
+import type { BenchSystem } from "./types.js";
+
+const SCHEMA = "weft";
+
+function gitCommit(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Weft: enqueue with a pure client's scheduleMany; each node process is one Weft node (and planner candidate). */
+export const weft: BenchSystem = {
+  name: "weft",
+  version: () => `commit ${gitCommit()}`,
+  describe: (s) => ({ maxParallelTasksInNode: s.capacity, plannerBatchSize: s.plannerBatchSize }),
+
+  async enqueue(url, workload, tasks, batchSize) {
+    const client = createClient({ connectionString: url, schema: SCHEMA, tasks: workload.weft.tasks(() => undefined) });
+    await client.start(); // applies the migrations: not part of the timing
+    try {
+      const t0 = performance.now();
+      await workload.weft.enqueue(client.client, tasks, batchSize);
+      return (performance.now() - t0) / 1000;
+    } finally {
+      await client.stop();
+    }
+  },
+
+  monitor: (url) =>
+    sqlMonitor(
+      url,
+      `SELECT count(*)::int AS n FROM ${SCHEMA}.tasks WHERE queue <> 'DELETED'`,
+      `SELECT count(*)::int AS n FROM ${SCHEMA}.tasks WHERE queue = 'DELETED' AND state = 'COMPLETED'`,
+    ),
+
+  async createNode(url, workload, settings, onDone) {
+    const node = createWeft({
+      connectionString: url,
+      schema: SCHEMA,
+      tasks: workload.weft.tasks(onDone),
+      node: { maxParallelTasksInNode: settings.capacity },
+      planner: { batchSize: settings.plannerBatchSize },
+    });
+    return { start: () => node.start(), stop: () => node.stop() };
+  },
+};

@@ -1,0 +1,47 @@
+import { defineTask } from "@weft/sdk";
+import { z } from "zod";
+import type { Workload } from "./types.js";
+
+const QUEUE = "noop";
+const input = z.object({ i: z.number().int() });
+
+function* batches(tasks: number, batchSize: number): Generator<{ i: number }[]> {
+  for (let start = 0; start < tasks; start += batchSize) {
+    const size = Math.min(batchSize, tasks - start);
+    yield Array.from({ length: size }, (_, k) => ({ i: start + k }));
+  }
+}
+
+/** N independent no-op tasks: each is its own workflow (Weft) or job (pg-boss). Measures pure queue overhead. */
+export const independent: Workload = {
+  name: "independent",
+  description: "N independent no-op tasks, each its own workflow",
+  expectedTasks: (tasks) => tasks,
+  weft: {
+    tasks: (onDone) => [
+      defineTask({
+        name: QUEUE,
+        input,
+        output: z.null(),
+        run: () => {
+          onDone(1);
+          return null;
+        },
+      }),
+    ],
+    async enqueue(client, tasks, batchSize) {
+      const [task] = this.tasks(() => undefined);
+      if (!task) throw new Error("independent: no task definition");
+      for (const batch of batches(tasks, batchSize)) await client.scheduleMany(task, batch);
+    },
+  },
+  pgBoss: {
+    queues: [QUEUE],
+    async enqueue(boss, tasks, batchSize) {
+      for (const batch of batches(tasks, batchSize)) await boss.insert(batch.map((data) => ({ name: QUEUE, data })));
+    },
+    handlers: {
+      [QUEUE]: async () => undefined,
+    },
+  },
+};

@@ -1,0 +1,15 @@
+import { independent } from "./independent.js";
+import type { Workload } from "./types.js";
+
+export type { OnDone, PgBossHandler, PgBossWorkload, WeftWorkload, Workload } from "./types.js";
+
+/** Every workload by name; add new ones here. */
+export const WORKLOADS: Readonly<Record<string, Workload>> = {
+  [independent.name]: independent,
+};
+
+export function getWorkload(name: string): Workload {
+  const workload = WORKLOADS[name];
+  if (!workload) throw new Error(`unknown workload "${name}"`);
+  return workload;
+}

@@ -1,0 +1,39 @@
+import type { AnyTaskDefinition, WeftClient } from "@weft/sdk";
+import type PgBoss from "pg-boss";
+
+/** Called by a node each time `count` more tasks have finished (for progress only; completion is read from the database). */
+export type OnDone = (count: number) => void;
+
+/** How a workload runs on Weft. */
+export interface WeftWorkload {
+  /** The task definitions a node registers; their `run` functions call `onDone`. */
+  tasks(onDone: OnDone): AnyTaskDefinition[];
+  /** Writes the initial tasks, `batchSize` per statement. */
+  enqueue(client: WeftClient, tasks: number, batchSize: number): Promise<void>;
+}
+
+/** A pg-boss job handler: the jobs of one fetch, completed together after it resolves (and counted then). */
+export type PgBossHandler = (jobs: PgBoss.Job<object>[], boss: PgBoss) => Promise<void>;
+
+/** How a workload runs on pg-boss. */
+export interface PgBossWorkload {
+  /** The queues the workload uses (created before enqueueing). */
+  readonly queues: readonly string[];
+  /** Writes the initial jobs, `batchSize` per statement. */
+  enqueue(boss: PgBoss, tasks: number, batchSize: number): Promise<void>;
+  /** One handler per queue. */
+  readonly handlers: Readonly<Record<string, PgBossHandler>>;
+}
+
+/**
+ * A benchmark workload: the same logical work expressed for each system.
+ * `--tasks N` is the number of initial tasks; `expectedTasks(N)` is how many
+ * tasks finish in total (more than N when tasks spawn others).
+ */
+export interface Workload {
+  readonly name: string;
+  readonly description: string;
+  expectedTasks(tasks: number): number;
+  readonly weft: WeftWorkload;
+  readonly pgBoss: PgBossWorkload;
+}
