@@ -135,7 +135,7 @@ export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8
     notes.push(
       `${system}: ${large.tasks} tasks ran at ${(share * 100).toFixed(0)}% of the throughput of ${small.tasks} ` +
         `(${large.tasksPerSec} vs ${small.tasksPerSec} tasks/s); peak RSS ${rss(large)} vs ${rss(small)} MiB` +
-        (share < minShare ? ` — NOTE: below the ${(minShare * 100).toFixed(0)}% target` : ""),
+        (share < minShare ? ` — NOTE: below ${(minShare * 100).toFixed(0)}%` : ""),
     );
   }
   return notes;
