@@ -28,14 +28,16 @@ CREATE TABLE workflows (
   finished_at    timestamptz
 );
 
--- The cleaner purges finished workflows (and, by cascade, their tasks).
+-- The cleaner purges finished workflows and their remaining tasks.
 CREATE INDEX workflows_finished_idx ON workflows (finished_at) WHERE status <> 'RUNNING';
 
 CREATE SEQUENCE task_token_seq AS bigint;
 
 CREATE TABLE tasks (
   id              text COLLATE "C" PRIMARY KEY,
-  workflow_id     text COLLATE "C" NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+  -- No foreign key to workflows: Weft inserts a task only together with, or into,
+  -- its workflow, and a key check would lock the workflow row for every insert.
+  workflow_id     text COLLATE "C" NOT NULL,
   parent_id       text COLLATE "C",
   task_name       text NOT NULL,
   -- Virtual queue, as in DTF: NEW (just written), READY (may be planned, or
@@ -69,11 +71,12 @@ CREATE TABLE tasks (
 
 -- Workflow status, graph and cancellation read a workflow's tasks.
 CREATE INDEX tasks_workflow_idx ON tasks (workflow_id);
--- Planner: NEW tasks in creation (ULID) order.
-CREATE INDEX tasks_new_idx ON tasks (id) WHERE queue = 'NEW';
--- Planner: unassigned READY tasks per task name, highest priority first, then oldest.
-CREATE INDEX tasks_ready_idx ON tasks (task_name, priority DESC, id)
-  WHERE queue = 'READY' AND assigned_node IS NULL;
+-- Planner: the tasks it may place, per task name, highest priority first, then
+-- oldest. NEW (never planned) and READY (planned before and returned, or released
+-- from PARKED) are candidates alike, so a task waiting in a backlog is written
+-- once when it is placed, not once when classified and again when assigned.
+CREATE INDEX tasks_plannable_idx ON tasks (task_name, priority DESC, id)
+  WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL;
 -- Workers fetch their assignments by token; the planner counts a node's load and
 -- recovers a dead node's tasks through the same index.
 CREATE INDEX tasks_assigned_idx ON tasks (assigned_node, token)

@@ -21,6 +21,7 @@ export {
 } from "./db/pg.js";
 export { Engine, type EngineOptions } from "./engine.js";
 export * from "./errors.js";
+export { newId } from "./ids.js";
 export { createLogger, type Logger } from "./logger.js";
 export { encodePayload } from "./payload.js";
 export { decide } from "./services/planner.js";

@@ -47,7 +47,7 @@ describe("migrations", () => {
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
       const before = await catalog(pool, "weft");
-      expect(before.some((i) => i.startsWith("index tasks_ready_idx"))).toBe(true);
+      expect(before.some((i) => i.startsWith("index tasks_plannable_idx"))).toBe(true);
       const again = await migrate(pool, "weft");
       expect(again.applied).toEqual([]);
       expect(await catalog(pool, "weft")).toEqual(before);

@@ -45,13 +45,13 @@ describe("planner cycles", () => {
     return rows.map((r) => r.id);
   };
 
-  it("moves NEW tasks to a live node up to its capacity and leaves the rest READY", async () => {
+  it("moves NEW tasks to a live node up to its capacity and leaves the rest unwritten in NEW", async () => {
     await addNode("N1", 3, ["t"]);
     const ids = await schedule(5);
-    expect(await planner.cycle()).toBe(5);
+    expect(await planner.cycle()).toBe(3);
     const rows = await tasksOf(ids);
     expect(rows.filter((r) => r.assigned_node === "N1" && r.state === "RUNNING" && r.attempt === 1)).toHaveLength(3);
-    expect(rows.filter((r) => r.queue === "READY" && r.assigned_node === null && r.state === "PENDING")).toHaveLength(
+    expect(rows.filter((r) => r.queue === "NEW" && r.assigned_node === null && r.state === "PENDING")).toHaveLength(
       2,
     );
     // Nothing free: a second cycle changes nothing.
@@ -63,7 +63,7 @@ describe("planner cycles", () => {
     await pool.query("UPDATE weft.nodes SET draining = true");
     const ids = await schedule(2);
     await planner.cycle();
-    expect((await tasksOf(ids)).every((r) => r.assigned_node === null && r.queue === "READY")).toBe(true);
+    expect((await tasksOf(ids)).every((r) => r.assigned_node === null && r.queue === "NEW")).toBe(true);
   });
 
   it("declares a node with a stale heartbeat dead and re-plans its tasks on another node (attempt 2)", async () => {

@@ -73,12 +73,11 @@ describe("hot-path queries stay index-driven on a large table", () => {
     nodes.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "tasks");
 
   it.each([
-    ["planner: NEW batch", () => [sql(store.planner, "newSql"), [1000]]],
     ["planner: live nodes and their load", () => [sql(store.planner, "nodesSql"), [15000]]],
     [
-      "planner: READY per task name",
+      "planner: candidates per task name",
       () => [
-        sql(store.planner, "readySql"),
+        sql(store.planner, "candidatesSql"),
         [
           ["task1", "task2"],
           [500, 500],

@@ -5,6 +5,7 @@ import {
   InvalidArgumentError,
   type NewTaskRow,
   type NodeInfo,
+  newId,
   type Queryable,
   type TaskErrorInfo,
   TaskNotFoundError,
@@ -16,7 +17,7 @@ import {
   withSavepoint,
   withTransaction,
 } from "@weft/engine";
-import { ulid } from "ulid";
+
 import { resolvePlacement, validateWorkflowId } from "./options.js";
 import { type AnyTaskDefinition, type TaskInput, type TaskOutput, toIssues } from "./task.js";
 import type {
@@ -92,7 +93,7 @@ export class WeftClient {
     const rows: NewTaskRow[] = inputs.map((input) => {
       const parsed = task.input.safeParse(input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
-      const id = ulid();
+      const id = newId();
       return {
         id,
         workflowId: existing ?? id,

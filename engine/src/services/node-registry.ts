@@ -1,6 +1,6 @@
 import { cpus, hostname, loadavg } from "node:os";
 import type pg from "pg";
-import { ulid } from "ulid";
+import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import { LoopService, OutageLog } from "./service.js";
@@ -25,7 +25,7 @@ export function systemCpuLoad(): number {
  */
 export class NodeRegistry extends LoopService {
   readonly name = "node-registry";
-  private id = ulid();
+  private id = newId();
   private readonly outage: OutageLog;
 
   constructor(
@@ -84,7 +84,7 @@ export class NodeRegistry extends LoopService {
       this.outage.success();
       if (!alive && !this.stopped) {
         const oldId = this.id;
-        this.id = ulid();
+        this.id = newId();
         this.log.warn({ node: oldId, newNode: this.id }, "node was declared dead; re-registering");
         await this.onDeclaredDead(oldId, this.id);
         await this.register();

@@ -4,26 +4,23 @@ import type { Queryable } from "../db/pg.js";
 import { isConnectionError } from "../db/pg.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
-import type { LiveNode, PlanDecision, ReadyCandidate } from "../store/planner.js";
+import type { Candidate, LiveNode, PlanDecision } from "../store/planner.js";
 import { LoopService, OutageLog } from "./service.js";
-
-interface Candidate {
-  readonly id: string;
-  readonly taskName: string;
-  readonly priority: number;
-  readonly isNew: boolean;
-  rank: number;
-}
 
 /**
  * The planner: runs on the leader only, on the leader's connection. One cycle
  * (1) every `deadNodeSweepMs`, declares nodes with a stale heartbeat dead and
  * returns their tasks to READY, and releases PARKED tasks whose run_after has
- * passed; (2) takes a batch of NEW tasks; (3) reads READY tasks per task name up
- * to the free capacity of the live nodes that can run them; (4) decides, for
- * each task, READY / PARKED and the node it runs on; (5) applies all decisions
- * in one guarded UPDATE that also notifies the chosen nodes (one NOTIFY per
- * cycle). It wakes on notifications and otherwise polls with `pollingDelay`.
+ * passed; (2) reads the live nodes and their free capacity; (3) reads, per task
+ * name, the unassigned NEW and READY tasks that the free capacity able to run
+ * that name can take; (4) decides each task's node (or parks it); (5) applies
+ * all decisions in one guarded UPDATE that also notifies the chosen nodes (one
+ * NOTIFY per cycle). It wakes on notifications and otherwise polls with
+ * `pollingDelay`.
+ *
+ * A task waiting for capacity is not written until it is placed: the backlog
+ * stays in NEW (never planned) or READY (planned before and returned) and costs
+ * no planner writes.
  */
 export class Planner extends LoopService {
   readonly name = "planner";
@@ -79,58 +76,54 @@ export class Planner extends LoopService {
     }
 
     const nodes = await store.planner.liveNodes(db, config.nodeDeadAfterMs);
-    const newTasks = await store.planner.newTasks(db, config.batchSize);
     const free = new Map<string, number>();
     for (const n of nodes) free.set(n.id, Math.max(0, n.capacity - n.active));
 
-    // READY candidates per task name, limited by the free capacity that can run it.
+    // Candidates per task name, limited by the free capacity that can run it.
     const limits = new Map<string, number>();
     for (const n of nodes) {
       const f = free.get(n.id) ?? 0;
       if (f === 0) continue;
       for (const name of n.task_names) limits.set(name, Math.min(config.batchSize, (limits.get(name) ?? 0) + f));
     }
-    const ready: ReadyCandidate[] = limits.size > 0 ? await store.planner.readyTasks(db, limits) : [];
-
-    const decisions = decide(newTasks, ready, nodes, free);
+    const candidates = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
+    const decisions = decide(candidates, nodes, free);
     const applied = await store.planner.apply(db, decisions);
     handled += applied;
-    if (applied > 0) this.log.debug({ applied, new: newTasks.length, ready: ready.length }, "planned");
+    if (applied > 0) this.log.debug({ applied, candidates: candidates.length }, "planned");
     return handled;
   }
 }
 
 /**
- * Chooses a node for as many candidates as free capacity allows. Order: higher
- * priority first; among equal priority, task names take turns (fair share, so a
- * flood of one name cannot starve the others), oldest first within a name.
- * Each task goes to the capable node with the most free slots.
+ * Chooses a node for as many candidates as free capacity allows, and parks the
+ * delayed ones. Order: higher priority first; among equal priority, task names
+ * take turns (fair share, so a flood of one name cannot starve the others),
+ * oldest first within a name. Each task goes to the capable node with the most
+ * free slots. Candidates that get no node are left as they are (no write).
  */
 export function decide(
-  newTasks: readonly { id: string; task_name: string; priority: number; delayed: boolean }[],
-  ready: readonly ReadyCandidate[],
+  candidates: readonly Candidate[],
   nodes: readonly LiveNode[],
   free: Map<string, number>,
 ): PlanDecision[] {
   const decisions: PlanDecision[] = [];
-  const candidates: Candidate[] = [];
-  for (const r of ready)
-    candidates.push({ id: r.id, taskName: r.task_name, priority: r.priority, isNew: false, rank: 0 });
-  for (const t of newTasks) {
-    if (t.delayed) decisions.push({ id: t.id, queue: "PARKED", node: null, parkReason: "RUN_AFTER" });
-    else candidates.push({ id: t.id, taskName: t.task_name, priority: t.priority, isNew: true, rank: 0 });
+  const runnable: { c: Candidate; rank: number }[] = [];
+  for (const c of candidates) {
+    if (c.delayed) decisions.push({ id: c.id, queue: "PARKED", node: null, parkReason: "RUN_AFTER" });
+    else runnable.push({ c, rank: 0 });
   }
-  // Rank within (task name, priority) by id, then interleave names.
-  candidates.sort((a, b) => b.priority - a.priority || cmp(a.taskName, b.taskName) || cmp(a.id, b.id));
+  // Rank within (priority, task name) by id, then interleave the names.
+  runnable.sort((a, b) => b.c.priority - a.c.priority || cmp(a.c.task_name, b.c.task_name) || cmp(a.c.id, b.c.id));
   let prevKey = "";
   let rank = 0;
-  for (const c of candidates) {
-    const key = `${c.priority}\u0000${c.taskName}`;
+  for (const r of runnable) {
+    const key = `${r.c.priority}\u0000${r.c.task_name}`;
     rank = key === prevKey ? rank + 1 : 0;
     prevKey = key;
-    c.rank = rank;
+    r.rank = rank;
   }
-  candidates.sort((a, b) => b.priority - a.priority || a.rank - b.rank || cmp(a.id, b.id));
+  runnable.sort((a, b) => b.c.priority - a.c.priority || a.rank - b.rank || cmp(a.c.id, b.c.id));
 
   const capable = new Map<string, LiveNode[]>();
   for (const n of nodes) {
@@ -146,23 +139,21 @@ export function decide(
   let totalFree = 0;
   for (const f of free.values()) totalFree += f;
 
-  for (const c of candidates) {
+  for (const { c } of runnable) {
+    if (totalFree === 0) break;
     let node: string | null = null;
-    if (totalFree > 0) {
-      let best = 0;
-      for (const n of capable.get(c.taskName) ?? []) {
-        const f = free.get(n.id) ?? 0;
-        if (f > best) {
-          best = f;
-          node = n.id;
-        }
-      }
-      if (node !== null) {
-        free.set(node, best - 1);
-        totalFree--;
+    let best = 0;
+    for (const n of capable.get(c.task_name) ?? []) {
+      const f = free.get(n.id) ?? 0;
+      if (f > best) {
+        best = f;
+        node = n.id;
       }
     }
-    if (node !== null || c.isNew) decisions.push({ id: c.id, queue: "READY", node, parkReason: null });
+    if (node === null) continue;
+    free.set(node, best - 1);
+    totalFree--;
+    decisions.push({ id: c.id, queue: "READY", node, parkReason: null });
   }
   return decisions;
 }

@@ -1,8 +1,8 @@
 import type pg from "pg";
-import { ulid } from "ulid";
 import type { NodeConfig } from "../config.js";
 import { isConnectionError } from "../db/pg.js";
 import { toTaskErrorInfo, UnknownTaskError } from "../errors.js";
+import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { encodePayload } from "../payload.js";
 import type { Store } from "../store/index.js";
@@ -263,7 +263,7 @@ export class Worker implements Service {
         signal: entry.controller.signal,
         log: this.log,
         spawn: (child) => {
-          const id = ulid();
+          const id = newId();
           children.push({
             id,
             workflowId: row.workflow_id,

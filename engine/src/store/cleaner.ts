@@ -11,11 +11,19 @@ export class CleanerStore {
         SELECT id FROM ${s}.tasks
          WHERE queue = 'DELETED' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
          ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
-    // workflows_finished_idx; remaining tasks of the workflow go by cascade.
-    this.workflowsSql = `DELETE FROM ${s}.workflows WHERE id IN (
-        SELECT id FROM ${s}.workflows
-         WHERE status <> 'RUNNING' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
-         ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    // workflows_finished_idx; a finished workflow's remaining tasks go with it
+    // (tasks_workflow_idx).
+    this.workflowsSql = `
+      WITH wf AS (
+        DELETE FROM ${s}.workflows WHERE id IN (
+          SELECT id FROM ${s}.workflows
+           WHERE status <> 'RUNNING' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
+           ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+        RETURNING id
+      ), tasks AS (
+        DELETE FROM ${s}.tasks WHERE workflow_id = ANY((SELECT array_agg(id) FROM wf)::text[])
+      )
+      SELECT count(*)::int AS n FROM wf`;
   }
 
   async purgeTasks(q: Queryable, retentionMs: number, limit: number): Promise<number> {
@@ -23,6 +31,7 @@ export class CleanerStore {
   }
 
   async purgeWorkflows(q: Queryable, retentionMs: number, limit: number): Promise<number> {
-    return (await q.query(this.workflowsSql, [retentionMs, limit])).rowCount ?? 0;
+    const { rows } = await q.query<{ n: number }>(this.workflowsSql, [retentionMs, limit]);
+    return rows[0]?.n ?? 0;
   }
 }

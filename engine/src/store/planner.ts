@@ -1,16 +1,12 @@
 import type { Queryable } from "../db/pg.js";
 
-export interface NewTaskCandidate {
+/** A task the planner may place: unassigned, in NEW or READY. */
+export interface Candidate {
   readonly id: string;
   readonly task_name: string;
   readonly priority: number;
+  /** Its run_after is still in the future: it will be parked. */
   readonly delayed: boolean;
-}
-
-export interface ReadyCandidate {
-  readonly id: string;
-  readonly task_name: string;
-  readonly priority: number;
 }
 
 export interface LiveNode {
@@ -30,17 +26,14 @@ export interface PlanDecision {
 
 /** The planner's queries. Each transition is a single atomic, guarded statement. */
 export class PlannerStore {
-  private readonly newSql: string;
   private readonly nodesSql: string;
-  private readonly readySql: string;
+  private readonly candidatesSql: string;
   private readonly applySql: string;
   private readonly sweepSql: string;
   private readonly dueSql: string;
   private readonly epochSql: string;
 
   constructor(s: string, channel: string) {
-    this.newSql = `SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed
-      FROM ${s}.tasks WHERE queue = 'NEW' ORDER BY id LIMIT $1`;
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
     // cannot drift from the truth the way a maintained counter could.
     this.nodesSql = `SELECT n.id, n.capacity, n.task_names,
@@ -48,13 +41,14 @@ export class PlannerStore {
       FROM ${s}.nodes n
       WHERE NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)
       ORDER BY n.id`;
-    // Per task name (fair share within a batch), highest priority first, oldest
-    // first: served by tasks_ready_idx (task_name, priority DESC, id).
-    this.readySql = `SELECT r.id, r.task_name, r.priority
+    // Per task name (fair share within a batch), highest priority first, then
+    // oldest, up to the free capacity that can run the name: served by
+    // tasks_plannable_idx (task_name, priority DESC, id).
+    this.candidatesSql = `SELECT r.id, r.task_name, r.priority, r.delayed
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
-        SELECT id, task_name, priority FROM ${s}.tasks
-         WHERE queue = 'READY' AND assigned_node IS NULL AND task_name = n.name
+        SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed FROM ${s}.tasks
+         WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL AND task_name = n.name
          ORDER BY priority DESC, id LIMIT n.lim) r`;
     // The guard (NEW or READY, unassigned) makes a decision void for a task that
     // was cancelled or planned meanwhile. Assignment draws a fresh fencing token
@@ -112,17 +106,13 @@ export class PlannerStore {
     this.epochSql = `UPDATE ${s}.leader SET epoch = epoch + 1, node_id = $1, acquired_at = now() RETURNING epoch::float8 AS epoch`;
   }
 
-  async newTasks(q: Queryable, limit: number): Promise<NewTaskCandidate[]> {
-    return (await q.query<NewTaskCandidate>(this.newSql, [limit])).rows;
-  }
-
   async liveNodes(q: Queryable, deadAfterMs: number): Promise<LiveNode[]> {
     return (await q.query<LiveNode>(this.nodesSql, [deadAfterMs])).rows;
   }
 
-  async readyTasks(q: Queryable, limits: ReadonlyMap<string, number>): Promise<ReadyCandidate[]> {
+  async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
     if (limits.size === 0) return [];
-    return (await q.query<ReadyCandidate>(this.readySql, [[...limits.keys()], [...limits.values()]])).rows;
+    return (await q.query<Candidate>(this.candidatesSql, [[...limits.keys()], [...limits.values()]])).rows;
   }
 
   async apply(q: Queryable, decisions: readonly PlanDecision[]): Promise<number> {
