@@ -28,8 +28,9 @@ CREATE TABLE workflows (
   finished_at    timestamptz
 );
 
--- The cleaner purges finished workflows and their remaining tasks.
-CREATE INDEX workflows_finished_idx ON workflows (finished_at) WHERE status <> 'RUNNING';
+-- No index on status or finished_at: the update that finishes a workflow stays
+-- HOT. The cleaner walks the primary key instead (ULIDs are time-ordered: a
+-- workflow finished before the cutoff was created before it).
 
 CREATE SEQUENCE task_token_seq AS bigint;
 
@@ -69,8 +70,11 @@ CREATE TABLE tasks (
   CHECK ((affinity_group IS NULL) = (affinity IS NULL))
 );
 
--- Workflow status, graph and cancellation read a workflow's tasks.
-CREATE INDEX tasks_workflow_idx ON tasks (workflow_id);
+-- Workflow status, graph and cancellation read a workflow's tasks: the root task
+-- by its id (a new workflow takes its root task's id), the others through this
+-- index. Leaving the root out means a single-task workflow, the common case,
+-- never writes to it.
+CREATE INDEX tasks_workflow_idx ON tasks (workflow_id) WHERE id <> workflow_id;
 -- Planner: the tasks it may place, per task name, highest priority first, then
 -- oldest. NEW (never planned) and READY (planned before and returned, or released
 -- from PARKED) are candidates alike, so a task waiting in a backlog is written

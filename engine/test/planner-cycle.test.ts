@@ -51,9 +51,7 @@ describe("planner cycles", () => {
     expect(await planner.cycle()).toBe(3);
     const rows = await tasksOf(ids);
     expect(rows.filter((r) => r.assigned_node === "N1" && r.state === "RUNNING" && r.attempt === 1)).toHaveLength(3);
-    expect(rows.filter((r) => r.queue === "NEW" && r.assigned_node === null && r.state === "PENDING")).toHaveLength(
-      2,
-    );
+    expect(rows.filter((r) => r.queue === "NEW" && r.assigned_node === null && r.state === "PENDING")).toHaveLength(2);
     // Nothing free: a second cycle changes nothing.
     expect(await planner.cycle()).toBe(0);
   });

@@ -113,43 +113,68 @@ export function createClient(options: Omit<WeftOptions, "node" | "planner" | "cl
   return new Weft({ ...options, node: { enabled: false }, planner: { enabled: false }, cleaner: { enabled: false } });
 }
 
+/** A task's context for one attempt; prototype methods, since one is made per task. */
+class Context implements TaskContext<unknown> {
+  constructor(
+    private readonly exec: TaskExecution,
+    readonly input: unknown,
+    private readonly limit: () => number,
+  ) {}
+
+  get taskId(): string {
+    return this.exec.taskId;
+  }
+  get workflowId(): string {
+    return this.exec.workflowId;
+  }
+  get parentId(): string | null {
+    return this.exec.parentId;
+  }
+  get taskName(): string {
+    return this.exec.taskName;
+  }
+  get attempt(): number {
+    return this.exec.attempt;
+  }
+  get nodeId(): string {
+    return this.exec.nodeId;
+  }
+  /** Made on first use: most tasks never look at it. */
+  get signal(): AbortSignal {
+    return this.exec.signal;
+  }
+  get log(): Logger {
+    return this.exec.log;
+  }
+
+  schedule<T extends AnyTaskDefinition>(child: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef {
+    if (typeof child?.name !== "string" || typeof child.input?.safeParse !== "function") {
+      throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
+    }
+    const placement = resolvePlacement(options);
+    const childInput = child.input.safeParse(input);
+    if (!childInput.success) throw new InputValidationError(child.name, toIssues(childInput.error));
+    const taskId = this.exec.spawn({
+      taskName: child.name,
+      input: encodePayload(child.name, "input", childInput.data, this.limit()),
+      priority: placement.priority,
+      runAfter: placement.runAfter,
+      delayMs: placement.delayMs,
+      ...(placement.affinityGroup !== undefined
+        ? { affinityGroup: placement.affinityGroup, affinity: placement.affinity ?? null }
+        : {}),
+    });
+    return { taskId, workflowId: this.exec.workflowId };
+  }
+}
+
 function toHandler(task: AnyTaskDefinition, limit: () => number): TaskHandler {
   return {
     name: task.name,
     async execute(exec: TaskExecution): Promise<unknown> {
       const parsed = task.input.safeParse(exec.input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
-      const ctx: TaskContext<unknown> = {
-        input: parsed.data,
-        taskId: exec.taskId,
-        workflowId: exec.workflowId,
-        parentId: exec.parentId,
-        taskName: exec.taskName,
-        attempt: exec.attempt,
-        nodeId: exec.nodeId,
-        signal: exec.signal,
-        log: exec.log,
-        schedule<T extends AnyTaskDefinition>(child: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef {
-          if (typeof child?.name !== "string" || typeof child.input?.safeParse !== "function") {
-            throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
-          }
-          const placement = resolvePlacement(options);
-          const childInput = child.input.safeParse(input);
-          if (!childInput.success) throw new InputValidationError(child.name, toIssues(childInput.error));
-          const taskId = exec.spawn({
-            taskName: child.name,
-            input: encodePayload(child.name, "input", childInput.data, limit()),
-            priority: placement.priority,
-            runAfter: placement.runAfter,
-            delayMs: placement.delayMs,
-            ...(placement.affinityGroup !== undefined
-              ? { affinityGroup: placement.affinityGroup, affinity: placement.affinity ?? null }
-              : {}),
-          });
-          return { taskId, workflowId: exec.workflowId };
-        },
-      };
-      const value = await task.run(ctx);
+      const value = await task.run(new Context(exec, parsed.data, limit));
       const result = task.output.safeParse(value);
       if (!result.success) throw new OutputValidationError(task.name, toIssues(result.error));
       return result.data;

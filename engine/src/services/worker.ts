@@ -45,11 +45,78 @@ export interface TaskHandler {
   execute(execution: TaskExecution): Promise<unknown>;
 }
 
-interface Running {
-  readonly token: number;
-  readonly controller: AbortController;
+/**
+ * One attempt running here. Its AbortController is made only when the task
+ * reads \`signal\`: creating one per task was a visible share of the worker's CPU.
+ */
+class Running {
   /** The attempt ended; its outcome waits for (or is in) a completion batch. */
-  finishing: boolean;
+  finishing = false;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private aborted = false;
+
+  constructor(readonly token: number) {}
+
+  get signal(): AbortSignal {
+    if (this.aborted && !this.controller) return AbortSignal.abort(this.abortReason);
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** One attempt as its handler sees it. A class, not a literal with closures: one is made per task. */
+class Execution implements TaskExecution {
+  readonly taskId: string;
+  readonly workflowId: string;
+  readonly parentId: string | null;
+  readonly taskName: string;
+  readonly attempt: number;
+  readonly input: unknown;
+  readonly children: NewTaskRow[] = [];
+
+  constructor(
+    private readonly row: AssignedTaskRow,
+    private readonly entry: Running,
+    readonly nodeId: string,
+    readonly log: Logger,
+  ) {
+    this.taskId = row.id;
+    this.workflowId = row.workflow_id;
+    this.parentId = row.parent_id;
+    this.taskName = row.task_name;
+    this.attempt = row.attempt;
+    this.input = row.input;
+  }
+
+  get signal(): AbortSignal {
+    return this.entry.signal;
+  }
+
+  spawn(child: ChildSpec): string {
+    const id = newId();
+    const row = this.row;
+    this.children.push({
+      id,
+      workflowId: row.workflow_id,
+      parentId: row.id,
+      taskName: child.taskName,
+      input: child.input,
+      priority: child.priority ?? 0,
+      runAfter: child.runAfter ?? null,
+      delayMs: child.delayMs ?? null,
+      affinityGroup: child.affinityGroup === undefined ? row.affinity_group : child.affinityGroup,
+      affinity: child.affinity === undefined ? row.affinity : child.affinity,
+    });
+    return id;
+  }
 }
 
 /**
@@ -161,14 +228,14 @@ export class Worker implements Service {
       );
     }
     this.closed = true;
-    for (const id of unfinished) this.running.get(id)?.controller.abort(new Error("node is shutting down"));
+    for (const id of unfinished) this.running.get(id)?.abort(new Error("node is shutting down"));
     this.running.clear();
     this.outcomes = [];
   }
 
   /** Called when the node was declared dead: its assignments are void. */
   async abandonAll(): Promise<void> {
-    for (const r of this.running.values()) r.controller.abort(new Error("node was declared dead; assignment revoked"));
+    for (const r of this.running.values()) r.abort(new Error("node was declared dead; assignment revoked"));
     this.running.clear();
     this.outcomes = [];
     this.cursor = 0;
@@ -229,7 +296,7 @@ export class Worker implements Service {
       if (r.finishing || r.token > cursorAtStart) continue;
       if (inDb.get(id) !== r.token) {
         this.log.debug({ task: id }, "assignment revoked; aborting the attempt");
-        r.controller.abort(new Error("assignment revoked"));
+        r.abort(new Error("assignment revoked"));
       }
     }
     if (missed.length > 0 && !this.stopping) {
@@ -240,48 +307,21 @@ export class Worker implements Service {
 
   private launch(row: AssignedTaskRow): void {
     if (row.token > this.cursor) this.cursor = row.token;
-    const entry: Running = { token: row.token, controller: new AbortController(), finishing: false };
+    const entry = new Running(row.token);
     this.running.set(row.id, entry);
     this.started++;
     void this.execute(row, entry);
   }
 
   private async execute(row: AssignedTaskRow, entry: Running): Promise<void> {
-    const children: NewTaskRow[] = [];
     const handler = this.handlers.get(row.task_name);
     let outcome: OutcomeRow;
     try {
       if (!handler) throw new UnknownTaskError(row.task_name, [...this.handlers.keys()]);
-      const execution: TaskExecution = {
-        taskId: row.id,
-        workflowId: row.workflow_id,
-        parentId: row.parent_id,
-        taskName: row.task_name,
-        attempt: row.attempt,
-        input: row.input,
-        nodeId: this.registry.nodeId,
-        signal: entry.controller.signal,
-        log: this.log,
-        spawn: (child) => {
-          const id = newId();
-          children.push({
-            id,
-            workflowId: row.workflow_id,
-            parentId: row.id,
-            taskName: child.taskName,
-            input: child.input,
-            priority: child.priority ?? 0,
-            runAfter: child.runAfter ?? null,
-            delayMs: child.delayMs ?? null,
-            affinityGroup: child.affinityGroup === undefined ? row.affinity_group : child.affinityGroup,
-            affinity: child.affinity === undefined ? row.affinity : child.affinity,
-          });
-          return id;
-        },
-      };
+      const execution = new Execution(row, entry, this.registry.nodeId, this.log);
       const value = await handler.execute(execution);
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
-      outcome = { id: row.id, token: row.token, state: "COMPLETED", result, error: null, children };
+      outcome = { id: row.id, token: row.token, state: "COMPLETED", result, error: null, children: execution.children };
     } catch (error) {
       outcome = {
         id: row.id,
@@ -345,10 +385,8 @@ export class Worker implements Service {
 
   private async record(batch: readonly OutcomeRow[]): Promise<void> {
     const res = await this.store.worker.complete(this.pool, batch);
-    if (res.recorded.length < batch.length) {
-      const recorded = new Set(res.recorded);
-      const refused = batch.filter((o) => !recorded.has(o.id)).map((o) => o.id);
-      this.log.info({ tasks: refused }, "outcomes refused: their assignments were revoked (fencing token changed)");
+    if (res.refused.length > 0) {
+      this.log.info({ tasks: res.refused }, "outcomes refused: their assignments were revoked (fencing token changed)");
     }
   }
 

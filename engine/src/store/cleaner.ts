@@ -1,3 +1,4 @@
+import { encodeTime } from "ulid";
 import type { Queryable } from "../db/pg.js";
 
 /** Purges finished tasks and workflows older than the retention, in batches. */
@@ -11,17 +12,22 @@ export class CleanerStore {
         SELECT id FROM ${s}.tasks
          WHERE queue = 'DELETED' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
          ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
-    // workflows_finished_idx; a finished workflow's remaining tasks go with it
-    // (tasks_workflow_idx).
+    // Walks workflows_pkey from the oldest id up to the ULID of the cutoff time
+    // ($3: a workflow finished before the cutoff was created before it), so the
+    // walk is bounded by the workflows older than the retention; a finished
+    // workflow's remaining tasks go with it (tasks_workflow_idx).
     this.workflowsSql = `
       WITH wf AS (
         DELETE FROM ${s}.workflows WHERE id IN (
           SELECT id FROM ${s}.workflows
-           WHERE status <> 'RUNNING' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
-           ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           WHERE id < $3 AND status <> 'RUNNING' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
+           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
         RETURNING id
-      ), tasks AS (
-        DELETE FROM ${s}.tasks WHERE workflow_id = ANY((SELECT array_agg(id) FROM wf)::text[])
+      ), members AS (
+        DELETE FROM ${s}.tasks
+         WHERE workflow_id = ANY((SELECT array_agg(id) FROM wf)::text[]) AND id <> workflow_id
+      ), roots AS (
+        DELETE FROM ${s}.tasks WHERE id = ANY((SELECT array_agg(id) FROM wf)::text[])
       )
       SELECT count(*)::int AS n FROM wf`;
   }
@@ -31,7 +37,9 @@ export class CleanerStore {
   }
 
   async purgeWorkflows(q: Queryable, retentionMs: number, limit: number): Promise<number> {
-    const { rows } = await q.query<{ n: number }>(this.workflowsSql, [retentionMs, limit]);
+    // Crockford base32 time prefix of the cutoff (10 chars), padded to compare below every id of that instant.
+    const cutoff = `${encodeTime(Date.now() - retentionMs + 60_000)}0000000000000000`;
+    const { rows } = await q.query<{ n: number }>(this.workflowsSql, [retentionMs, limit, cutoff]);
     return rows[0]?.n ?? 0;
   }
 }

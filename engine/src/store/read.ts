@@ -47,7 +47,11 @@ export class ReadStore {
   constructor(s: string) {
     this.taskSql = `SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE id = $1`;
     this.workflowSql = `SELECT * FROM ${s}.workflows WHERE id = $1`;
-    this.workflowTasksSql = `SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE workflow_id = $1 ORDER BY id`;
+    // The root (id = workflow id) by primary key, the rest by tasks_workflow_idx.
+    this.workflowTasksSql = `SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE id = $1 AND workflow_id = $1
+      UNION ALL
+      SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE workflow_id = $1 AND id <> workflow_id
+      ORDER BY id`;
     this.queueCountsSql = `SELECT queue, state, count(*)::int AS count FROM ${s}.tasks GROUP BY queue, state`;
   }
 
