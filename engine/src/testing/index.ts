@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,6 +71,8 @@ export async function startDatabase(options: { log?: (line: string) => void } = 
     if (stopped) return;
     stopped = true;
     await server.stop();
+    // The server removes its data directory (persistent: false); the folder around it is ours.
+    rmSync(parent, { recursive: true, force: true });
   };
   return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, embedded: true, stop };
 }
