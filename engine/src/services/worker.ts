@@ -72,6 +72,9 @@ class Running {
   }
 }
 
+/** Completion batches recorded at the same time by one node. */
+const FLUSHES_IN_FLIGHT = 2;
+
 /** One attempt as its handler sees it. A class, not a literal with closures: one is made per task. */
 class Execution implements TaskExecution {
   readonly taskId: string;
@@ -130,8 +133,8 @@ class Execution implements TaskExecution {
  * in the database with what runs here: missed ones are fetched, revoked ones
  * (cancelled, re-planned) are aborted.
  *
- * Completion batching: one flush in flight at a time; outcomes that arrive while
- * it runs form the next batch. A flush is one statement (fenced, idempotent), so
+ * Completion batching: up to two batches in flight; outcomes that arrive while
+ * they run form the next ones. A batch is one statement (fenced, idempotent), so
  * when the connection fails mid-flush the same batch is simply sent again.
  */
 export class Worker implements Service {
@@ -144,7 +147,9 @@ export class Worker implements Service {
   private readonly fetchWakeup = new Wakeup();
   private readonly reconcileWakeup = new Wakeup();
   private outcomes: OutcomeRow[] = [];
-  private flushing: Promise<void> | undefined;
+  private flushesInFlight = 0;
+  private flushPending = false;
+  private readonly drainWaiters: (() => void)[] = [];
   private readonly fetchOutage: OutageLog;
   private readonly flushOutage: OutageLog;
   private readonly unsubscribe: (() => void)[] = [];
@@ -339,29 +344,40 @@ export class Worker implements Service {
     this.scheduleFlush();
   }
 
+  /**
+   * Starts completion batches: up to FLUSHES_IN_FLIGHT at once, each taking up
+   * to \`completionBatchSize\` outcomes. Two in flight keep the database busy
+   * while the planner reacts to the previous batch (one at a time left it idle
+   * between stages). A batch started in the next turn of the event loop collects
+   * the attempts that finish in the same tick.
+   */
   private scheduleFlush(): void {
-    if (this.flushing) return;
-    this.flushing = (async () => {
-      // Let attempts that finish in the same tick join the batch.
-      await new Promise((resolve) => setImmediate(resolve));
-      try {
-        while (this.outcomes.length > 0) await this.flushBatch();
-      } finally {
-        this.flushing = undefined;
+    if (this.flushPending) return;
+    this.flushPending = true;
+    setImmediate(() => {
+      this.flushPending = false;
+      while (this.flushesInFlight < FLUSHES_IN_FLIGHT && this.outcomes.length > 0) {
+        const batch = this.outcomes.splice(0, this.config.completionBatchSize);
+        this.flushesInFlight++;
+        void this.flushBatch(batch).finally(() => {
+          this.flushesInFlight--;
+          if (this.outcomes.length > 0) this.scheduleFlush();
+          else if (this.flushesInFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
+        });
       }
-      if (this.outcomes.length > 0) this.scheduleFlush();
-    })();
+    });
   }
 
-  private async drainOutcomes(): Promise<void> {
-    while (this.flushing || this.outcomes.length > 0) {
-      if (this.flushing) await this.flushing;
-      else this.scheduleFlush();
-    }
+  /** Resolves when every outcome queued so far is recorded (or given up). */
+  private drainOutcomes(): Promise<void> {
+    if (this.outcomes.length === 0 && this.flushesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve);
+      this.scheduleFlush();
+    });
   }
 
-  private async flushBatch(): Promise<void> {
-    const batch = this.outcomes.slice(0, this.config.completionBatchSize);
+  private async flushBatch(batch: readonly OutcomeRow[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.record(batch);
@@ -377,7 +393,6 @@ export class Worker implements Service {
         await sleep(backoffMs(attempt));
       }
     }
-    this.outcomes.splice(0, batch.length);
     for (const o of batch) this.running.delete(o.id);
     this.checkIdle();
     this.fetchWakeup.wake();
