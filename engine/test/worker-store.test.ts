@@ -31,11 +31,12 @@ describe("recording outcomes (fencing)", () => {
     expect(res).toEqual({ recorded: 1, refused: [], finishedWorkflows: 0 });
     const wf = await store.read.workflow(pool, row.workflow_id);
     expect(wf).toMatchObject({ status: "RUNNING", pending_tasks: 1, total_tasks: 2 });
-    // Sending the same batch again (a retry after a lost COMMIT) changes nothing.
+    // Sending the same batch again (a retry after a lost COMMIT) changes nothing,
+    // and the outcome is not reported as refused: it was recorded the first time.
     const again = await store.worker.complete(pool, [
       { id: row.id, token: row.token, state: "COMPLETED", result: '{"v":1}', error: null, children: [child] },
     ]);
-    expect(again).toEqual({ recorded: 0, refused: [row.id], finishedWorkflows: 0 });
+    expect(again).toEqual({ recorded: 0, refused: [], finishedWorkflows: 0 });
     expect((await store.read.workflowTasks(pool, row.workflow_id)).length).toBe(2);
   });
 

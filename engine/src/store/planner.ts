@@ -117,16 +117,21 @@ export class PlannerStore {
 
   async apply(q: Queryable, decisions: readonly PlanDecision[]): Promise<number> {
     if (decisions.length === 0) return 0;
-    const nodes: Record<string, string> = {};
-    const parked: Record<string, string> = {};
-    for (const d of decisions) {
-      if (d.node !== null) nodes[d.id] = d.node;
-      else if (d.queue === "PARKED") parked[d.id] = d.parkReason ?? "UNKNOWN";
+    // The jsonb maps are written as text directly: ids, node ids and park
+    // reasons are ULIDs and upper-case words, which need no escaping.
+    const ids = new Array<string>(decisions.length);
+    const nodes: string[] = [];
+    const parked: string[] = [];
+    for (let i = 0; i < decisions.length; i++) {
+      const d = decisions[i] as PlanDecision;
+      ids[i] = d.id;
+      if (d.node !== null) nodes.push(`"${d.id}":"${d.node}"`);
+      else if (d.queue === "PARKED") parked.push(`"${d.id}":"${d.parkReason ?? "UNKNOWN"}"`);
     }
     const { rows } = await q.query<{ applied: number }>(this.applySql, [
-      decisions.map((d) => d.id),
-      JSON.stringify(nodes),
-      JSON.stringify(parked),
+      ids,
+      `{${nodes.join(",")}}`,
+      `{${parked.join(",")}}`,
     ]);
     return rows[0]?.applied ?? 0;
   }

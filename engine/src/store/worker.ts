@@ -23,6 +23,7 @@ export class WorkerStore {
   private readonly listAssignedSql: string;
   private readonly completeSql: string;
   private readonly releaseSql: string;
+  private readonly refusedSql: string;
 
   constructor(s: string, channel: string) {
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
@@ -89,14 +90,17 @@ export class WorkerStore {
           FROM (SELECT id, (row_number() OVER ()) / 250 AS chunk FROM finished) f
          GROUP BY chunk
       )
-      -- Counts, and the (usually empty) list of refused ids: parsing 1,000 ids per
-      -- batch showed in the worker's profile.
+      -- Counts, not id lists: parsing 1,000 ids per batch showed in the worker's
+      -- profile. The refused ids are read only when some were refused.
       SELECT (SELECT count(*)::int FROM done) AS recorded,
-             (SELECT coalesce(array_agg(x), '{}') FROM unnest($1::text[]) x
-               WHERE NOT ((SELECT coalesce(jsonb_object_agg(id, true), '{}') FROM done) ? x)) AS refused,
              (SELECT count(*)::int FROM finished) AS finished,
              (SELECT count(*)::int FROM notified) AS notified,
              pg_notify('${channel}', 'p')`;
+    // Outcomes a batch did not record: their task is finished, released or
+    // re-planned (token changed). Rare; only read after a short count.
+    this.refusedSql = `SELECT o.id FROM unnest($1::text[], $2::bigint[]) AS o(id, token)
+      WHERE NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.token = o.token
+                          AND t.queue = 'DELETED' AND t.state IN ('COMPLETED', 'FAILED'))`;
     // Release without counting an attempt: the task did not fail, its node left.
     this.releaseSql = `UPDATE ${s}.tasks
          SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL,
@@ -129,13 +133,22 @@ export class WorkerStore {
       for (const c of o.children) children.push(c);
       parts.push(`"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}}`);
     }
-    const { rows } = await q.query<{ recorded: number; refused: string[]; finished: number }>(this.completeSql, [
+    const { rows } = await q.query<{ recorded: number; finished: number }>(this.completeSql, [
       outcomes.map((o) => o.id),
       `{${parts.join(",")}}`,
       ...taskColumns(children),
     ]);
-    const row = rows[0] as { recorded: number; refused: string[]; finished: number };
-    return { recorded: row.recorded, refused: row.refused, finishedWorkflows: row.finished };
+    const row = rows[0] as { recorded: number; finished: number };
+    let refused: string[] = [];
+    if (row.recorded < outcomes.length) {
+      // Which ones: those no longer assigned with the token they were sent with.
+      const { rows: stale } = await q.query<{ id: string }>(this.refusedSql, [
+        outcomes.map((o) => o.id),
+        outcomes.map((o) => o.token),
+      ]);
+      refused = stale.map((r) => r.id);
+    }
+    return { recorded: row.recorded, refused, finishedWorkflows: row.finished };
   }
 
   /** Returns assignments to the planner; `ids` null releases all of the node's tasks. */
