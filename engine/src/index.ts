@@ -25,7 +25,7 @@ export { newId } from "./ids.js";
 export { createLogger, type Logger } from "./logger.js";
 export { encodePayload } from "./payload.js";
 export { decide } from "./services/planner.js";
-export type { ChildSpec, TaskExecution, TaskHandler } from "./services/worker.js";
+export type { ChildSpec, TaskExecution, TaskHandler, UpstreamOutcome } from "./services/worker.js";
 export { Store } from "./store/index.js";
 export type { NodeInfo } from "./store/nodes.js";
 export type { TaskRecord, WorkflowRecord } from "./store/read.js";

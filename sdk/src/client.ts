@@ -19,7 +19,14 @@ import {
 } from "@weft/engine";
 
 import { resolvePlacement, validateWorkflowId } from "./options.js";
-import { type AnyTaskDefinition, type TaskInput, type TaskOutput, toIssues } from "./task.js";
+import {
+  type AnyDefinition,
+  type AnyTaskDefinition,
+  isJoinDefinition,
+  type TaskInput,
+  type TaskOutput,
+  toIssues,
+} from "./task.js";
 import type {
   ScheduleOptions,
   TaskRef,
@@ -44,7 +51,7 @@ export class WeftClient {
   /** @internal created by createWeft / createClient */
   constructor(
     private readonly engine: Engine,
-    private readonly registry: ReadonlyMap<string, AnyTaskDefinition>,
+    private readonly registry: ReadonlyMap<string, AnyDefinition>,
   ) {}
 
   /** Schedules `task` with `input` as the root of a new workflow (or into `options.workflowId`). */
@@ -60,7 +67,12 @@ export class WeftClient {
   /** Schedules a registered task by name (for callers without the definition, e.g. an HTTP API). */
   async scheduleByName(name: string, input: unknown, options?: ScheduleOptions): Promise<TaskRef> {
     const task = this.registry.get(name);
-    if (!task) throw new UnknownTaskError(name, [...this.registry.keys()]);
+    if (!task || isJoinDefinition(task)) {
+      throw new UnknownTaskError(
+        name,
+        [...this.registry.values()].filter((t) => !isJoinDefinition(t)).map((t) => t.name),
+      );
+    }
     return this.schedule(task, input, options);
   }
 
@@ -125,7 +137,7 @@ export class WeftClient {
   }
 
   /** A task's state; with its definition, the result is typed. Throws TaskNotFoundError. */
-  async getTask<T extends AnyTaskDefinition>(taskId: string, task?: T): Promise<TaskStatus<TaskOutput<T>>> {
+  async getTask<T extends AnyDefinition>(taskId: string, task?: T): Promise<TaskStatus<TaskOutput<T>>> {
     validateWorkflowId(taskId, "taskId");
     const row = await this.engine.store.read.task(this.engine.pool, taskId);
     if (!row) throw new TaskNotFoundError(taskId);

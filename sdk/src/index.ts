@@ -23,14 +23,21 @@ export {
 } from "@weft/engine";
 export { WeftClient } from "./client.js";
 export {
+  type AnyDefinition,
+  type AnyJoinDefinition,
   type AnyTaskDefinition,
   type ChildScheduleOptions,
+  defineJoin,
   defineTask,
+  type JoinContext,
+  type JoinDefinition,
+  type JoinDefinitionSpec,
   type TaskContext,
   type TaskDefinition,
   type TaskDefinitionSpec,
   type TaskInput,
   type TaskOutput,
+  type UpstreamOutcome,
 } from "./task.js";
 export type {
   ScheduleOptions,

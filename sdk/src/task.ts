@@ -1,4 +1,10 @@
-import { InvalidArgumentError, type Logger, type ValidationIssue, validateTaskName } from "@weft/engine";
+import {
+  InvalidArgumentError,
+  type Logger,
+  type TaskErrorInfo,
+  type ValidationIssue,
+  validateTaskName,
+} from "@weft/engine";
 import type { z } from "zod";
 import type { ScheduleOptions, TaskRef } from "./types.js";
 
@@ -26,9 +32,41 @@ export interface TaskContext<Input> {
    * them. Affinity is inherited unless given.
    */
   schedule<T extends AnyTaskDefinition>(task: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef;
+  /** Schedules a child that the joins waiting for this task do not wait for. */
+  fork<T extends AnyTaskDefinition>(task: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef;
+  /**
+   * Schedules a join over tasks this attempt scheduled: it runs once they and
+   * everything they spawn (forks excepted) have finished, succeeded or not, and
+   * receives their outcomes in the order given. Written with this task's outcome.
+   */
+  scheduleJoin<J extends AnyJoinDefinition>(
+    join: J,
+    input: TaskInput<J>,
+    upstream: readonly (TaskRef | string)[],
+    options?: ChildScheduleOptions,
+  ): TaskRef;
 }
 
-export type ChildScheduleOptions = Omit<ScheduleOptions, "workflowId" | "tx">;
+export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId" | "tx"> {
+  /** Exclude the child from the joins that wait for this task (same as \`ctx.fork\`). */
+  readonly fork?: boolean;
+}
+
+/** One listed upstream task's outcome, as a join receives it; `result` typed by the upstream's output schema. */
+export type UpstreamOutcome<Result> =
+  | { readonly taskId: string; readonly status: "COMPLETED"; readonly result: Result; readonly error: null }
+  | {
+      readonly taskId: string;
+      /** PURGED: the upstream finished longer ago than the retention. */
+      readonly status: "FAILED" | "CANCELLED" | "PURGED";
+      readonly result: null;
+      readonly error: TaskErrorInfo | null;
+    };
+
+/** What a join's \`run\` receives: a task context plus its upstream outcomes. */
+export interface JoinContext<Input, UpstreamResult> extends TaskContext<Input> {
+  readonly upstream: readonly UpstreamOutcome<UpstreamResult>[];
+}
 
 export interface TaskDefinitionSpec<I extends z.ZodType, O extends z.ZodType> {
   /** Unique per application: a letter, then letters, digits, `_ . : -` (max 128). */
@@ -49,10 +87,35 @@ export interface TaskDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
 
 // biome-ignore lint/suspicious/noExplicitAny: variance: a definition of any schemas is assignable here.
 export type AnyTaskDefinition = TaskDefinition<any, any>;
+
+export interface JoinDefinitionSpec<I extends z.ZodType, O extends z.ZodType, U extends AnyTaskDefinition> {
+  readonly name: string;
+  readonly input: I;
+  readonly output: O;
+  /** The task definitions whose outcomes this join receives (types its \`upstream\`). */
+  readonly upstream: U | readonly U[];
+  readonly run: (ctx: JoinContext<z.output<I>, TaskOutput<U>>) => Promise<z.input<O>> | z.input<O>;
+}
+
+declare const joinBrand: unique symbol;
+
+export interface JoinDefinition<
+  I extends z.ZodType = z.ZodType,
+  O extends z.ZodType = z.ZodType,
+  U extends AnyTaskDefinition = AnyTaskDefinition,
+> extends Omit<JoinDefinitionSpec<I, O, U>, "upstream"> {
+  readonly upstream: readonly U[];
+  readonly [joinBrand]: true;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: variance, as for AnyTaskDefinition.
+export type AnyJoinDefinition = JoinDefinition<any, any, any>;
+/** Any definition a node can run: a task or a join. */
+export type AnyDefinition = AnyTaskDefinition | AnyJoinDefinition;
 /** What a caller passes when scheduling `T` (before zod defaults and transforms). */
-export type TaskInput<T extends AnyTaskDefinition> = z.input<T["input"]>;
+export type TaskInput<T extends AnyDefinition> = z.input<T["input"]>;
 /** What a completed `T` returns (after its output schema). */
-export type TaskOutput<T extends AnyTaskDefinition> = z.output<T["output"]>;
+export type TaskOutput<T extends AnyDefinition> = z.output<T["output"]>;
 
 function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === "object" && value !== null && typeof (value as z.ZodType).safeParse === "function";
@@ -71,6 +134,28 @@ export function defineTask<I extends z.ZodType, O extends z.ZodType>(
   if (!isZodSchema(spec.output)) throw new InvalidArgumentError(`${spec.name}.output`, "expected a zod schema");
   if (typeof spec.run !== "function") throw new InvalidArgumentError(`${spec.name}.run`, "expected a function");
   return Object.freeze({ ...spec }) as TaskDefinition<I, O>;
+}
+
+/**
+ * Defines a join: a task that runs after the tasks it is scheduled over (and
+ * everything they spawn) have finished, and receives their outcomes, typed by
+ * \`upstream\`.
+ */
+export function defineJoin<I extends z.ZodType, O extends z.ZodType, U extends AnyTaskDefinition>(
+  spec: JoinDefinitionSpec<I, O, U>,
+): JoinDefinition<I, O, U> {
+  if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("defineJoin", "expected an object");
+  const upstream = (Array.isArray(spec.upstream) ? spec.upstream : [spec.upstream]) as readonly U[];
+  if (upstream.length === 0 || upstream.some((u) => typeof u?.name !== "string" || !isZodSchema(u.output))) {
+    throw new InvalidArgumentError(`${spec.name}.upstream`, "expected one or more task definitions");
+  }
+  defineTask({ ...spec, run: () => undefined } as never);
+  return Object.freeze({ ...spec, upstream }) as unknown as JoinDefinition<I, O, U>;
+}
+
+/** Whether a definition is a join (it has an \`upstream\` list). */
+export function isJoinDefinition(def: AnyDefinition): def is AnyJoinDefinition {
+  return Array.isArray((def as { upstream?: unknown }).upstream);
 }
 
 /** zod issues as `{ path: "a.b.0", message }`. */

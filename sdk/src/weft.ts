@@ -1,4 +1,5 @@
 import {
+  type ChildSpec,
   ConfigError,
   DuplicateTaskError,
   Engine,
@@ -15,8 +16,17 @@ import {
 import type pg from "pg";
 import { WeftClient } from "./client.js";
 import { resolvePlacement } from "./options.js";
-import type { AnyTaskDefinition, ChildScheduleOptions, TaskContext, TaskInput } from "./task.js";
-import { toIssues } from "./task.js";
+import type {
+  AnyDefinition,
+  AnyJoinDefinition,
+  AnyTaskDefinition,
+  ChildScheduleOptions,
+  JoinContext,
+  TaskContext,
+  TaskInput,
+  UpstreamOutcome,
+} from "./task.js";
+import { isJoinDefinition, toIssues } from "./task.js";
 import type { TaskRef } from "./types.js";
 
 export interface WeftOptions extends EngineConfigInput {
@@ -25,7 +35,7 @@ export interface WeftOptions extends EngineConfigInput {
   /** Or an existing pg Pool (Weft opens two more dedicated connections with its options). */
   readonly pool?: pg.Pool;
   /** The tasks this process can run (and schedule by name). */
-  readonly tasks?: readonly AnyTaskDefinition[];
+  readonly tasks?: readonly AnyDefinition[];
   /** A pino-compatible logger; default: pino at WEFT_LOG_LEVEL or "warn". */
   readonly logger?: Logger;
   /** Source of this node's CPU load (0..1); default: the system load average per core. */
@@ -51,7 +61,7 @@ export class Weft {
     }
     const { connectionString, pool, tasks = [], logger, cpuLoad, ...config } = options;
     if (!Array.isArray(tasks)) throw new ConfigError("tasks", "expected an array of task definitions");
-    const registry = new Map<string, AnyTaskDefinition>();
+    const registry = new Map<string, AnyDefinition>();
     for (const t of tasks) {
       if (typeof t?.name !== "string" || typeof t.run !== "function") {
         throw new ConfigError("tasks", "every entry must come from defineTask()");
@@ -116,10 +126,14 @@ export function createClient(options: Omit<WeftOptions, "node" | "planner" | "cl
 /** A task's context for one attempt; prototype methods, since one is made per task. */
 class Context implements TaskContext<unknown> {
   constructor(
-    private readonly exec: TaskExecution,
+    protected readonly exec: TaskExecution,
     readonly input: unknown,
     private readonly limit: () => number,
   ) {}
+
+  protected get execution(): TaskExecution {
+    return this.exec;
+  }
 
   get taskId(): string {
     return this.exec.taskId;
@@ -148,33 +162,66 @@ class Context implements TaskContext<unknown> {
   }
 
   schedule<T extends AnyTaskDefinition>(child: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef {
+    const taskId = this.exec.spawn(this.childSpec(child, input, options));
+    return { taskId, workflowId: this.exec.workflowId };
+  }
+
+  fork<T extends AnyTaskDefinition>(child: T, input: TaskInput<T>, options?: ChildScheduleOptions): TaskRef {
+    const taskId = this.exec.spawn({ ...this.childSpec(child, input, options), fork: true });
+    return { taskId, workflowId: this.exec.workflowId };
+  }
+
+  scheduleJoin<J extends AnyJoinDefinition>(
+    join: J,
+    input: TaskInput<J>,
+    upstream: readonly (TaskRef | string)[],
+    options?: ChildScheduleOptions,
+  ): TaskRef {
+    if (!isJoinDefinition(join)) throw new InvalidArgumentError("join", "expected a join definition from defineJoin()");
+    if (!Array.isArray(upstream)) throw new InvalidArgumentError("upstream", "expected an array of task ids or refs");
+    const ids = upstream.map((u) => (typeof u === "string" ? u : u?.taskId));
+    const taskId = this.exec.spawnJoin(this.childSpec(join, input, options), ids);
+    return { taskId, workflowId: this.exec.workflowId };
+  }
+
+  private childSpec(child: AnyDefinition, input: unknown, options: ChildScheduleOptions | undefined): ChildSpec {
     if (typeof child?.name !== "string" || typeof child.input?.safeParse !== "function") {
       throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
     }
     const placement = resolvePlacement(options);
     const childInput = child.input.safeParse(input);
     if (!childInput.success) throw new InputValidationError(child.name, toIssues(childInput.error));
-    const taskId = this.exec.spawn({
+    return {
       taskName: child.name,
       input: encodePayload(child.name, "input", childInput.data, this.limit()),
       priority: placement.priority,
       runAfter: placement.runAfter,
       delayMs: placement.delayMs,
+      ...(options?.fork ? { fork: true } : {}),
       ...(placement.affinityGroup !== undefined
         ? { affinityGroup: placement.affinityGroup, affinity: placement.affinity ?? null }
         : {}),
-    });
-    return { taskId, workflowId: this.exec.workflowId };
+    };
   }
 }
 
-function toHandler(task: AnyTaskDefinition, limit: () => number): TaskHandler {
+/** A join's context: its upstream outcomes come with the attempt. */
+class JoinTaskContext extends Context implements JoinContext<unknown, unknown> {
+  get upstream(): readonly UpstreamOutcome<unknown>[] {
+    return (this.execution.upstream ?? []) as readonly UpstreamOutcome<unknown>[];
+  }
+}
+
+function toHandler(task: AnyDefinition, limit: () => number): TaskHandler {
+  const join = isJoinDefinition(task);
   return {
     name: task.name,
     async execute(exec: TaskExecution): Promise<unknown> {
       const parsed = task.input.safeParse(exec.input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
-      const value = await task.run(new Context(exec, parsed.data, limit));
+      const value = join
+        ? await task.run(new JoinTaskContext(exec, parsed.data, limit))
+        : await (task as AnyTaskDefinition).run(new Context(exec, parsed.data, limit));
       const result = task.output.safeParse(value);
       if (!result.success) throw new OutputValidationError(task.name, toIssues(result.error));
       return result.data;

@@ -1,12 +1,12 @@
 import type pg from "pg";
 import type { NodeConfig } from "../config.js";
 import { isConnectionError } from "../db/pg.js";
-import { toTaskErrorInfo, UnknownTaskError } from "../errors.js";
+import { InvalidArgumentError, type TaskErrorInfo, toTaskErrorInfo, UnknownTaskError } from "../errors.js";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { encodePayload } from "../payload.js";
 import type { Store } from "../store/index.js";
-import type { AssignedTaskRow, NewTaskRow, OutcomeRow } from "../store/types.js";
+import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
 import { backoffMs, OutageLog, type Service, sleep, Wakeup } from "./service.js";
@@ -21,6 +21,17 @@ export interface ChildSpec {
   /** Inherited from the parent when omitted. */
   readonly affinityGroup?: string | null;
   readonly affinity?: string | null;
+  /** Excluded from the joins that wait for its parent. */
+  readonly fork?: boolean;
+}
+
+/** A listed upstream task's outcome, as its join receives it. */
+export interface UpstreamOutcome {
+  readonly taskId: string;
+  /** COMPLETED, FAILED or CANCELLED; PURGED if it is older than the retention. */
+  readonly status: "COMPLETED" | "FAILED" | "CANCELLED" | "PURGED";
+  readonly result: unknown;
+  readonly error: TaskErrorInfo | null;
 }
 
 /** What the engine hands a task handler for one attempt. */
@@ -37,6 +48,13 @@ export interface TaskExecution {
   readonly log: Logger;
   /** Buffers a child; it is written only if this attempt's outcome is recorded. */
   spawn(child: ChildSpec): string;
+  /**
+   * Buffers a join over \`upstream\`: ids of children this attempt spawned. The
+   * join waits for them and everything they spawn (except forks).
+   */
+  spawnJoin(join: ChildSpec, upstream: readonly string[]): string;
+  /** On a join task: its listed upstream tasks' outcomes, in list order. */
+  readonly upstream: readonly UpstreamOutcome[] | undefined;
 }
 
 export interface TaskHandler {
@@ -84,12 +102,16 @@ class Execution implements TaskExecution {
   readonly attempt: number;
   readonly input: unknown;
   readonly children: NewTaskRow[] = [];
+  readonly edges: NewEdgeRow[] = [];
+  /** Children by id, to attach the joins that list them. */
+  private byId: Map<string, { ownJoins: string[] }> | undefined;
 
   constructor(
     private readonly row: AssignedTaskRow,
     private readonly entry: Running,
     readonly nodeId: string,
     readonly log: Logger,
+    readonly upstream: readonly UpstreamOutcome[] | undefined,
   ) {
     this.taskId = row.id;
     this.workflowId = row.workflow_id;
@@ -104,10 +126,36 @@ class Execution implements TaskExecution {
   }
 
   spawn(child: ChildSpec): string {
-    const id = newId();
+    return this.add(child, null).id;
+  }
+
+  spawnJoin(join: ChildSpec, upstream: readonly string[]): string {
+    if (!Array.isArray(upstream) || upstream.length === 0) {
+      throw new InvalidArgumentError("upstream", "a join needs at least one upstream task");
+    }
+    const listed = new Set<string>();
+    for (const id of upstream) {
+      if (listed.has(id)) throw new InvalidArgumentError("upstream", `task ${id} is listed twice`);
+      if (!this.byId?.has(id)) {
+        throw new InvalidArgumentError(
+          "upstream",
+          `task ${id} was not scheduled by this attempt; a join inside a task lists the tasks it scheduled (join existing tasks from the client)`,
+        );
+      }
+      listed.add(id);
+    }
+    const row = this.add(join, upstream.length);
+    upstream.forEach((upstreamId, position) => {
+      this.byId?.get(upstreamId)?.ownJoins.push(row.id);
+      this.edges.push({ joinId: row.id, upstreamId, position, parentId: this.row.id });
+    });
+    return row.id;
+  }
+
+  private add(child: ChildSpec, joinPending: number | null): NewTaskRow & { ownJoins: string[] } {
     const row = this.row;
-    this.children.push({
-      id,
+    const created = {
+      id: newId(),
       workflowId: row.workflow_id,
       parentId: row.id,
       taskName: child.taskName,
@@ -117,9 +165,24 @@ class Execution implements TaskExecution {
       delayMs: child.delayMs ?? null,
       affinityGroup: child.affinityGroup === undefined ? row.affinity_group : child.affinityGroup,
       affinity: child.affinity === undefined ? row.affinity : child.affinity,
-    });
-    return id;
+      isFork: child.fork ?? false,
+      joinPending,
+      ownJoins: [] as string[],
+    };
+    this.children.push(created);
+    this.byId ??= new Map();
+    this.byId.set(created.id, created);
+    return created;
   }
+}
+
+function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
+  return {
+    taskId: u.id,
+    status: (u.state ?? "PURGED") as UpstreamOutcome["status"],
+    result: u.state === "COMPLETED" ? u.result : null,
+    error: (u.error as TaskErrorInfo | null) ?? null,
+  };
 }
 
 /**
@@ -266,7 +329,7 @@ export class Worker implements Service {
           const rows = await this.store.worker.fetch(this.pool, this.registry.nodeId, this.cursor, free);
           this.fetchOutage.success();
           full = rows.length === free;
-          for (const row of rows) this.launch(row);
+          await this.launchAll(rows);
         } catch (error) {
           this.fetchOutage.failure(error);
         }
@@ -306,27 +369,53 @@ export class Worker implements Service {
     }
     if (missed.length > 0 && !this.stopping) {
       const rows = await this.store.worker.fetchByIds(this.pool, nodeId, missed);
-      for (const row of rows) if (!this.running.has(row.id)) this.launch(row);
+      await this.launchAll(rows.filter((row) => !this.running.has(row.id)));
     }
   }
 
-  private launch(row: AssignedTaskRow): void {
+  /** Starts fetched attempts; joins first get their upstream outcomes (one query per batch). */
+  private async launchAll(rows: readonly AssignedTaskRow[]): Promise<void> {
+    let upstream: Map<string, UpstreamOutcome[]> | undefined;
+    const joinIds = rows.filter((r) => r.is_join).map((r) => r.id);
+    if (joinIds.length > 0) {
+      upstream = new Map();
+      for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
+        let list = upstream.get(u.join_task_id);
+        if (!list) {
+          list = [];
+          upstream.set(u.join_task_id, list);
+        }
+        list.push(toUpstreamOutcome(u));
+      }
+    }
+    for (const row of rows) this.launch(row, row.is_join ? (upstream?.get(row.id) ?? []) : undefined);
+  }
+
+  private launch(row: AssignedTaskRow, upstream: UpstreamOutcome[] | undefined): void {
     if (row.token > this.cursor) this.cursor = row.token;
     const entry = new Running(row.token);
     this.running.set(row.id, entry);
     this.started++;
-    void this.execute(row, entry);
+    void this.execute(row, entry, upstream);
   }
 
-  private async execute(row: AssignedTaskRow, entry: Running): Promise<void> {
+  private async execute(row: AssignedTaskRow, entry: Running, upstream: UpstreamOutcome[] | undefined): Promise<void> {
     const handler = this.handlers.get(row.task_name);
     let outcome: OutcomeRow;
     try {
       if (!handler) throw new UnknownTaskError(row.task_name, [...this.handlers.keys()]);
-      const execution = new Execution(row, entry, this.registry.nodeId, this.log);
+      const execution = new Execution(row, entry, this.registry.nodeId, this.log, upstream);
       const value = await handler.execute(execution);
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
-      outcome = { id: row.id, token: row.token, state: "COMPLETED", result, error: null, children: execution.children };
+      outcome = {
+        id: row.id,
+        token: row.token,
+        state: "COMPLETED",
+        result,
+        error: null,
+        children: execution.children,
+        edges: execution.edges,
+      };
     } catch (error) {
       outcome = {
         id: row.id,

@@ -15,6 +15,9 @@ export function taskColumns(rows: readonly NewTaskRow[]): unknown[] {
   const delays = new Array<number | null>(n);
   const groups = new Array<string | null>(n);
   const affinities = new Array<string | null>(n);
+  const ownJoins = new Array<string | null>(n);
+  const forks = new Array<boolean>(n);
+  const joinPending = new Array<number | null>(n);
   for (let i = 0; i < n; i++) {
     const r = rows[i] as NewTaskRow;
     ids[i] = r.id;
@@ -27,24 +30,57 @@ export function taskColumns(rows: readonly NewTaskRow[]): unknown[] {
     delays[i] = r.delayMs ?? null;
     groups[i] = r.affinityGroup;
     affinities[i] = r.affinity;
+    // Join ids are ULIDs: a comma-separated list needs no escaping.
+    ownJoins[i] = r.ownJoins && r.ownJoins.length > 0 ? r.ownJoins.join(",") : null;
+    forks[i] = r.isFork ?? false;
+    joinPending[i] = r.joinPending ?? null;
   }
-  return [ids, workflows, parents, names, inputs, priorities, runAfters, groups, affinities, delays];
+  return [
+    ids,
+    workflows,
+    parents,
+    names,
+    inputs,
+    priorities,
+    runAfters,
+    groups,
+    affinities,
+    delays,
+    ownJoins,
+    forks,
+    joinPending,
+  ];
 }
 
 /** `SELECT` list over the task column arrays starting at parameter `$first`. */
 export function unnestTasks(first: number): string {
   const p = (i: number) => `$${first + i}`;
   return `unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::jsonb[],
-                 ${p(5)}::int[], ${p(6)}::timestamptz[], ${p(7)}::text[], ${p(8)}::text[], ${p(9)}::float8[])
-          AS c(id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group, affinity, delay_ms)`;
+                 ${p(5)}::int[], ${p(6)}::timestamptz[], ${p(7)}::text[], ${p(8)}::text[], ${p(9)}::float8[],
+                 ${p(10)}::text[], ${p(11)}::bool[], ${p(12)}::int[])
+          AS c(id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group, affinity, delay_ms,
+               own_joins, is_fork, join_pending)`;
 }
 
-export const TASK_INSERT_COLUMNS =
-  "id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group, affinity";
+export const TASK_INSERT_COLUMNS = `id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group,
+  affinity, awaited_by, is_fork, join_pending, queue, park_reason`;
 
-/** Select list over `unnestTasks`: a relative delay is resolved on the database clock. */
-export const TASK_SELECT_LIST = `c.id, c.workflow_id, c.parent_id, c.task_name, c.input, c.priority,
-  coalesce(c.run_after, now() + c.delay_ms * interval '1 millisecond'), c.affinity_group, c.affinity`;
+/**
+ * Select list over \`unnestTasks\`. A relative delay is resolved on the database
+ * clock. \`inherited\` is an SQL expression of type text[] for the joins a task
+ * inherits from its parent (the parent's own \`awaited_by\`, read in the same
+ * statement that records the parent's outcome); forks inherit none. A join that
+ * still waits for something starts PARKED.
+ */
+export function taskSelectList(inherited = "NULL::text[]"): string {
+  return `c.id, c.workflow_id, c.parent_id, c.task_name, c.input, c.priority,
+    coalesce(c.run_after, now() + c.delay_ms * interval '1 millisecond'), c.affinity_group, c.affinity,
+    nullif(CASE WHEN c.is_fork THEN '{}'::text[] ELSE coalesce(${inherited}, '{}'::text[]) END
+           || coalesce(string_to_array(c.own_joins, ','), '{}'::text[]), '{}'::text[]),
+    c.is_fork, c.join_pending,
+    CASE WHEN c.join_pending > 0 THEN 'PARKED' ELSE 'NEW' END,
+    CASE WHEN c.join_pending > 0 THEN 'JOIN' END`;
+}
 
 /** Inserts tasks and their workflows: new workflows are created, existing ones must be RUNNING. */
 export class ScheduleStore {
@@ -65,7 +101,7 @@ export class ScheduleStore {
          WHERE w.id = ANY($4::text[])
       )
       INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
-      SELECT ${TASK_SELECT_LIST} FROM ${unnestTasks(6)}`;
+      SELECT ${taskSelectList()} FROM ${unnestTasks(6)}`;
   }
 
   /**

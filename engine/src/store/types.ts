@@ -11,6 +11,21 @@ export interface NewTaskRow {
   readonly delayMs?: number | null;
   readonly affinityGroup: string | null;
   readonly affinity: string | null;
+  /** Joins scheduled with this task (in the same attempt) that list it as upstream. */
+  readonly ownJoins?: readonly string[];
+  /** A fork is excluded from the joins of its parent. */
+  readonly isFork?: boolean;
+  /** On a join: how many of the tasks it lists are being inserted with it. */
+  readonly joinPending?: number | null;
+}
+
+/** A join dependency: `upstreamId` -> `joinId`, at `position` in the join's list. */
+export interface NewEdgeRow {
+  readonly joinId: string;
+  readonly upstreamId: string;
+  readonly position: number;
+  /** The task whose outcome writes the join (the edge is written only with it). */
+  readonly parentId: string;
 }
 
 /** A task as a worker receives it. */
@@ -25,6 +40,17 @@ export interface AssignedTaskRow {
   readonly priority: number;
   readonly affinity_group: string | null;
   readonly affinity: string | null;
+  readonly is_join: boolean;
+}
+
+/** One listed upstream of a join, as the join receives it. */
+export interface UpstreamRow {
+  readonly join_task_id: string;
+  readonly id: string;
+  /** Null when the upstream task was purged (older than the retention). */
+  readonly state: string | null;
+  readonly result: unknown;
+  readonly error: unknown;
 }
 
 export type FinalState = "COMPLETED" | "FAILED";
@@ -39,4 +65,6 @@ export interface OutcomeRow {
   /** JSON text of the error, or null. */
   readonly error: string | null;
   readonly children: readonly NewTaskRow[];
+  /** Edges of the joins among \`children\`. */
+  readonly edges?: readonly NewEdgeRow[];
 }

@@ -1,11 +1,11 @@
 import type { Queryable } from "../db/pg.js";
-import { TASK_INSERT_COLUMNS, TASK_SELECT_LIST, taskColumns, unnestTasks } from "./schedule.js";
-import type { AssignedTaskRow, NewTaskRow, OutcomeRow } from "./types.js";
+import { TASK_INSERT_COLUMNS, taskColumns, taskSelectList, unnestTasks } from "./schedule.js";
+import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
 
 // Tokens are bigint; they are read as float8 (exact below 2^53) so that JS gets a
 // number without a process-wide type parser that would change the application's pg.
-const ASSIGNED_COLUMNS =
-  "id, workflow_id, parent_id, task_name, input, attempt, token::float8 AS token, priority, affinity_group, affinity";
+const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt, token::float8 AS token, priority,
+  affinity_group, affinity, join_pending IS NOT NULL AS is_join`;
 
 export interface CompleteResult {
   /** How many outcomes were recorded. */
@@ -24,6 +24,7 @@ export class WorkerStore {
   private readonly completeSql: string;
   private readonly releaseSql: string;
   private readonly refusedSql: string;
+  private readonly upstreamSql: string;
 
   constructor(s: string, channel: string) {
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
@@ -45,6 +46,13 @@ export class WorkerStore {
     // and per-row values looked up in jsonb objects, so no statistics can turn a
     // batch into a quadratic nested loop (see PlannerStore.apply).
     // $1 ids; $2 jsonb { id: { t: token, s: state, r: result, e: error } }.
+    // Joins: a recorded task reports to every join in its \`awaited_by\` (-1);
+    // each inserted child inherits its parent's list (+1 to each of those joins;
+    // forks inherit nothing) plus the joins scheduled with it that list it; new
+    // joins ($16) start with the count of their listed children. A join whose
+    // count reaches zero moves from PARKED to READY in this same statement. A
+    // failure counts against its workflow only when no join awaits it (a join
+    // receives it and decides).
     this.completeSql = `
       WITH done AS (
         UPDATE ${s}.tasks t
@@ -55,15 +63,44 @@ export class WorkerStore {
                finished_at = now()
          WHERE t.id = ANY($1::text[]) AND t.queue = 'READY'
            AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
-        RETURNING t.id, t.workflow_id, t.state
+        RETURNING t.id, t.workflow_id, t.state, t.awaited_by
+      ), done_map AS MATERIALIZED (
+        SELECT coalesce(jsonb_object_agg(id, coalesce(to_jsonb(awaited_by), '[]'::jsonb)), '{}') AS m FROM done
       ), children AS (
         INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
-        SELECT ${TASK_SELECT_LIST} FROM ${unnestTasks(3)}
-         WHERE (SELECT coalesce(jsonb_object_agg(id, true), '{}') FROM done) ? c.parent_id
-        RETURNING workflow_id
+        SELECT ${taskSelectList(
+          "ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> c.parent_id))",
+        )} FROM ${unnestTasks(3)}
+         WHERE (SELECT m FROM done_map) ? c.parent_id
+        RETURNING workflow_id, awaited_by
+      ), edges AS (
+        INSERT INTO ${s}.task_edges (join_task_id, upstream_task_id, position)
+        SELECT e.join_id, e.upstream_id, e.position
+          FROM unnest($17::text[], $18::text[], $19::int[], $20::text[]) AS e(join_id, upstream_id, position, parent_id)
+         WHERE (SELECT m FROM done_map) ? e.parent_id
+        RETURNING 1
+      ), join_delta AS (
+        SELECT j, sum(d)::int AS d
+          FROM (SELECT unnest(awaited_by) AS j, -1 AS d FROM done WHERE awaited_by IS NOT NULL
+                UNION ALL
+                SELECT unnest(awaited_by), 1 FROM children WHERE awaited_by IS NOT NULL) x
+         WHERE NOT (j = ANY($16::text[]))
+         GROUP BY j HAVING sum(d) <> 0
+      ), join_map AS MATERIALIZED (
+        SELECT jsonb_object_agg(j, d) AS m FROM join_delta
+      ), joins AS (
+        UPDATE ${s}.tasks t
+           SET join_pending = t.join_pending + ((SELECT m FROM join_map) ->> t.id)::int,
+               queue = CASE WHEN t.join_pending + ((SELECT m FROM join_map) ->> t.id)::int = 0 THEN 'READY' ELSE t.queue END,
+               park_reason = CASE WHEN t.join_pending + ((SELECT m FROM join_map) ->> t.id)::int = 0 THEN NULL
+                                  ELSE t.park_reason END
+         WHERE t.id = ANY((SELECT array_agg(j ORDER BY j) FROM join_delta)::text[])
+           AND t.queue = 'PARKED' AND t.join_pending IS NOT NULL
+        RETURNING t.id
       ), delta AS (
         SELECT workflow_id, sum(pending)::int AS pending, sum(added)::int AS added, sum(failed)::int AS failed
-          FROM (SELECT workflow_id, -1 AS pending, 0 AS added, (state = 'FAILED')::int AS failed FROM done
+          FROM (SELECT workflow_id, -1 AS pending, 0 AS added,
+                       (state = 'FAILED' AND awaited_by IS NULL)::int AS failed FROM done
                 UNION ALL
                 SELECT workflow_id, 1, 1, 0 FROM children) x
          GROUP BY workflow_id
@@ -95,7 +132,15 @@ export class WorkerStore {
       SELECT (SELECT count(*)::int FROM done) AS recorded,
              (SELECT count(*)::int FROM finished) AS finished,
              (SELECT count(*)::int FROM notified) AS notified,
+             (SELECT count(*)::int FROM edges) AS edges,
+             (SELECT count(*)::int FROM joins) AS joins,
              pg_notify('${channel}', 'p')`;
+    // The listed upstream tasks of joins, in list order (primary-key lookups).
+    this.upstreamSql = `SELECT e.join_task_id, e.upstream_task_id AS id, u.state, u.result, u.error
+      FROM ${s}.task_edges e
+      LEFT JOIN LATERAL (SELECT state, result, error FROM ${s}.tasks u WHERE u.id = e.upstream_task_id) u ON true
+      WHERE e.join_task_id = ANY($1::text[])
+      ORDER BY e.join_task_id, e.position`;
     // Outcomes a batch did not record: their task is finished, released or
     // re-planned (token changed). Rare; only read after a short count.
     this.refusedSql = `SELECT o.id FROM unnest($1::text[], $2::bigint[]) AS o(id, token)
@@ -126,17 +171,28 @@ export class WorkerStore {
 
   async complete(q: Queryable, outcomes: readonly OutcomeRow[]): Promise<CompleteResult> {
     const children: NewTaskRow[] = [];
+    const edges: NewEdgeRow[] = [];
+    const newJoins: string[] = [];
     // The outcome map is assembled from JSON fragments that are already valid
     // JSON (results were serialised by the worker; ids are ULIDs).
     const parts: string[] = [];
     for (const o of outcomes) {
-      for (const c of o.children) children.push(c);
+      for (const c of o.children) {
+        children.push(c);
+        if (c.joinPending !== undefined && c.joinPending !== null) newJoins.push(c.id);
+      }
+      if (o.edges) for (const e of o.edges) edges.push(e);
       parts.push(`"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}}`);
     }
     const { rows } = await q.query<{ recorded: number; finished: number }>(this.completeSql, [
       outcomes.map((o) => o.id),
       `{${parts.join(",")}}`,
       ...taskColumns(children),
+      newJoins,
+      edges.map((e) => e.joinId),
+      edges.map((e) => e.upstreamId),
+      edges.map((e) => e.position),
+      edges.map((e) => e.parentId),
     ]);
     const row = rows[0] as { recorded: number; finished: number };
     let refused: string[] = [];
@@ -149,6 +205,12 @@ export class WorkerStore {
       refused = stale.map((r) => r.id);
     }
     return { recorded: row.recorded, refused, finishedWorkflows: row.finished };
+  }
+
+  /** The listed upstream outcomes of the given joins, in list order. */
+  async upstreams(q: Queryable, joinIds: readonly string[]): Promise<UpstreamRow[]> {
+    if (joinIds.length === 0) return [];
+    return (await q.query<UpstreamRow>(this.upstreamSql, [joinIds])).rows;
   }
 
   /** Returns assignments to the planner; `ids` null releases all of the node's tasks. */

@@ -1,0 +1,287 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { freshDatabase } from "../../test/support.js";
+import { createWeft, defineJoin, defineTask, type Weft } from "../src/index.js";
+
+/** Start and end of every execution in this process, by task id. */
+const timeline = new Map<string, { name: string; start: number; end: number }>();
+const track = async <T>(ctx: { taskId: string; taskName: string }, work: () => Promise<T> | T): Promise<T> => {
+  const start = performance.now();
+  try {
+    return await work();
+  } finally {
+    timeline.set(ctx.taskId, { name: ctx.taskName, start, end: performance.now() });
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// --- map-reduce
+const square = defineTask({
+  name: "mr.square",
+  input: z.object({ n: z.number().int(), fail: z.boolean().default(false) }),
+  output: z.object({ square: z.number() }),
+  run: ({ input }) => {
+    if (input.fail) throw new Error(`map ${input.n} failed`);
+    return { square: input.n * input.n };
+  },
+});
+const sum = defineJoin({
+  name: "mr.sum",
+  input: z.object({ failIfAnyFailed: z.boolean().default(false) }),
+  output: z.object({ total: z.number(), order: z.array(z.string()), failed: z.array(z.string()) }),
+  upstream: square,
+  run: (ctx) => {
+    const failed = ctx.upstream.filter((u) => u.status !== "COMPLETED").map((u) => u.error?.message ?? "");
+    if (ctx.input.failIfAnyFailed && failed.length > 0) throw new Error("a map failed");
+    let total = 0;
+    for (const u of ctx.upstream) if (u.status === "COMPLETED") total += u.result.square;
+    return { total, order: ctx.upstream.map((u) => u.taskId), failed };
+  },
+});
+const mapReduce = defineTask({
+  name: "mr.parent",
+  input: z.object({ n: z.number().int(), failAt: z.number().int().default(-1), failJoin: z.boolean().default(false) }),
+  output: z.object({ maps: z.array(z.string()), join: z.string() }),
+  run: (ctx) => {
+    const maps = Array.from({ length: ctx.input.n }, (_, i) =>
+      ctx.schedule(square, { n: i, fail: i === ctx.input.failAt }),
+    );
+    const join = ctx.scheduleJoin(sum, { failIfAnyFailed: ctx.input.failJoin }, maps);
+    return { maps: maps.map((m) => m.taskId), join: join.taskId };
+  },
+});
+
+// --- the DTF ParentTask DAG: parent -> 2 level-one children -> 4 level-two children
+// -> 2 level-two joins -> 2 children-from-join -> 1 level-one join
+const childFromJoin = defineTask({
+  name: "dag.childFromJoin",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) => track(ctx, () => sleep(30).then(() => null)),
+});
+const levelTwo = defineTask({
+  name: "dag.levelTwo",
+  input: z.object({ ms: z.number() }),
+  output: z.null(),
+  run: (ctx) => track(ctx, () => sleep(ctx.input.ms).then(() => null)),
+});
+const joinLevelTwo = defineJoin({
+  name: "dag.joinLevelTwo",
+  input: z.object({}),
+  output: z.number(),
+  upstream: levelTwo,
+  run: (ctx) =>
+    track(ctx, () => {
+      ctx.schedule(childFromJoin, {});
+      return ctx.upstream.length;
+    }),
+});
+const levelOne = defineTask({
+  name: "dag.levelOne",
+  input: z.object({ ms: z.number() }),
+  output: z.null(),
+  run: (ctx) =>
+    track(ctx, () => {
+      const a = ctx.schedule(levelTwo, { ms: ctx.input.ms });
+      const b = ctx.schedule(levelTwo, { ms: ctx.input.ms * 2 });
+      ctx.scheduleJoin(joinLevelTwo, {}, [a, b]);
+      return null;
+    }),
+});
+const joinLevelOne = defineJoin({
+  name: "dag.joinLevelOne",
+  input: z.object({}),
+  output: z.number(),
+  upstream: levelOne,
+  run: (ctx) => track(ctx, () => ctx.upstream.filter((u) => u.status === "COMPLETED").length),
+});
+const dagParent = defineTask({
+  name: "dag.parent",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) =>
+    track(ctx, () => {
+      const a = ctx.schedule(levelOne, { ms: 40 });
+      const b = ctx.schedule(levelOne, { ms: 80 });
+      ctx.scheduleJoin(joinLevelOne, {}, [a, b]);
+      return null;
+    }),
+});
+
+// --- forks and grandchildren
+const slow = defineTask({
+  name: "sub.slow",
+  input: z.object({ ms: z.number() }),
+  output: z.null(),
+  run: (ctx) => track(ctx, () => sleep(ctx.input.ms).then(() => null)),
+});
+const spawner = defineTask({
+  name: "sub.spawner",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) =>
+    track(ctx, () => {
+      ctx.schedule(slow, { ms: 400 }); // a grandchild of the parent: the join waits for it
+      ctx.fork(slow, { ms: 1_500 }); // a fork: the join does not wait for it
+      return null;
+    }),
+});
+const afterAllJoin = defineJoin({
+  name: "sub.join",
+  input: z.object({}),
+  output: z.null(),
+  upstream: spawner,
+  run: (ctx) => track(ctx, () => null),
+});
+const subParent = defineTask({
+  name: "sub.parent",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) => {
+    const s = ctx.schedule(spawner, {});
+    ctx.scheduleJoin(afterAllJoin, {}, [s]);
+    return null;
+  },
+});
+const badJoin = defineTask({
+  name: "bad.join",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) => {
+    ctx.schedule(square, { n: 1 });
+    ctx.scheduleJoin(sum, {}, ["01ARZ3NDEKTSV4RRFFQ69G5FAV"]);
+    return null;
+  },
+});
+
+describe("joins and map-reduce", () => {
+  let weft: Weft;
+  beforeAll(async () => {
+    weft = createWeft({
+      connectionString: await freshDatabase(),
+      tasks: [
+        square,
+        sum,
+        mapReduce,
+        childFromJoin,
+        levelTwo,
+        joinLevelTwo,
+        levelOne,
+        joinLevelOne,
+        dagParent,
+        slow,
+        spawner,
+        afterAllJoin,
+        subParent,
+        badJoin,
+      ],
+      node: { maxParallelTasksInNode: 50 },
+    });
+    await weft.start();
+  });
+  afterAll(() => weft.stop());
+
+  it("a reduce join receives every map's typed result, in the order given", async () => {
+    const ref = await weft.client.schedule(mapReduce, { n: 60 });
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 30_000 });
+    expect(wf.status).toBe("COMPLETED");
+    expect(wf.totalTasks).toBe(62);
+    const root = await weft.client.getTask(ref.taskId, mapReduce);
+    const join = await weft.client.getTask(root.result?.join ?? "", sum);
+    expect(join.result?.total).toBe(Array.from({ length: 60 }, (_, i) => i * i).reduce((a, b) => a + b, 0));
+    expect(join.result?.order).toEqual(root.result?.maps);
+    expect(join.parentId).toBe(ref.taskId);
+    // The join ran after the last map finished.
+    const maps = await Promise.all((root.result?.maps ?? []).map((id) => weft.client.getTask(id)));
+    const lastMap = Math.max(...maps.map((m) => m.finishedAt?.getTime() ?? 0));
+    expect(join.assignedAt?.getTime()).toBeGreaterThanOrEqual(lastMap);
+  });
+
+  it("a failed map is delivered to the join; a join that succeeds handles it", async () => {
+    const ref = await weft.client.schedule(mapReduce, { n: 5, failAt: 2 });
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 30_000 });
+    expect(wf.status).toBe("COMPLETED");
+    expect(wf.failedTasks).toBe(0);
+    const root = await weft.client.getTask(ref.taskId, mapReduce);
+    const join = await weft.client.getTask(root.result?.join ?? "", sum);
+    expect(join.result?.failed).toEqual(["map 2 failed"]);
+    expect(join.result?.total).toBe(0 + 1 + 9 + 16);
+  });
+
+  it("a join that fails on a failed map fails the workflow", async () => {
+    const ref = await weft.client.schedule(mapReduce, { n: 3, failAt: 0, failJoin: true });
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 30_000 });
+    expect(wf.status).toBe("FAILED");
+    expect(wf.failedTasks).toBe(1);
+  });
+
+  it("reproduces the DTF ParentTask DAG and runs it in the order of its edges", async () => {
+    timeline.clear();
+    const ref = await weft.client.schedule(dagParent, {});
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 30_000 });
+    expect(wf.status).toBe("COMPLETED");
+    const tasks = await weft.client.getWorkflowTasks(ref.workflowId);
+    const count = (name: string) => tasks.filter((t) => t.name === name).length;
+    expect([
+      count("dag.parent"),
+      count("dag.levelOne"),
+      count("dag.levelTwo"),
+      count("dag.joinLevelTwo"),
+      count("dag.childFromJoin"),
+      count("dag.joinLevelOne"),
+    ]).toEqual([1, 2, 4, 2, 2, 1]);
+    expect(tasks.every((t) => t.state === "COMPLETED")).toBe(true);
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    const t = (id: string) => timeline.get(id) ?? { name: "?", start: Number.NaN, end: Number.NaN };
+    // Each level-two join starts after both of its level-two children ended.
+    for (const j of tasks.filter((x) => x.name === "dag.joinLevelTwo")) {
+      const siblings = tasks.filter((x) => x.name === "dag.levelTwo" && x.parentId === j.parentId);
+      expect(siblings).toHaveLength(2);
+      for (const s of siblings) expect(t(j.id).start).toBeGreaterThanOrEqual(t(s.id).end);
+      expect(byId.get(j.parentId ?? "")?.name).toBe("dag.levelOne");
+    }
+    // The level-one join starts after everything else ended, children-from-join included.
+    const top = tasks.find((x) => x.name === "dag.joinLevelOne");
+    for (const other of tasks.filter((x) => x.id !== top?.id && x.name !== "dag.parent")) {
+      expect(t(top?.id ?? "").start).toBeGreaterThanOrEqual(t(other.id).end);
+    }
+    const joinResult = await weft.client.getTask(top?.id ?? "", joinLevelOne);
+    expect(joinResult.result).toBe(2);
+  });
+
+  it("a join waits for grandchildren but not for forks", async () => {
+    timeline.clear();
+    const ref = await weft.client.schedule(subParent, {});
+    const tasks = async () => weft.client.getWorkflowTasks(ref.workflowId);
+    let all = await tasks();
+    for (let i = 0; i < 100 && !all.some((x) => x.name === "sub.join" && x.state === "COMPLETED"); i++) {
+      await sleep(50);
+      all = await tasks();
+    }
+    const join = all.find((x) => x.name === "sub.join");
+    const slows = all.filter((x) => x.name === "sub.slow");
+    expect(slows).toHaveLength(2);
+    const grandchild = slows.find(
+      (s) => timeline.get(s.id) && (timeline.get(s.id)?.end ?? 0) - (timeline.get(s.id)?.start ?? 0) < 1_000,
+    );
+    expect(join?.state).toBe("COMPLETED");
+    expect(grandchild).toBeDefined();
+    expect(timeline.get(join?.id ?? "")?.start).toBeGreaterThanOrEqual(
+      timeline.get(grandchild?.id ?? "")?.end ?? Number.NaN,
+    );
+    // The fork is still running when the join has finished; the workflow waits for it.
+    const fork = slows.find((s) => s.id !== grandchild?.id);
+    expect(fork?.state).not.toBe("COMPLETED");
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 10_000 });
+    expect(wf.status).toBe("COMPLETED");
+  });
+
+  it("a join over a task this attempt did not schedule fails the parent and writes nothing", async () => {
+    const ref = await weft.client.schedule(badJoin, {});
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 10_000 });
+    expect(wf.status).toBe("FAILED");
+    const tasks = await weft.client.getWorkflowTasks(ref.workflowId);
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]?.error?.code).toBe("INVALID_ARGUMENT");
+  });
+});
