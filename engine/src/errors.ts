@@ -18,6 +18,7 @@ export type WeftErrorCode =
   | "WORKFLOW_NOT_FOUND"
   | "WORKFLOW_NOT_RUNNING"
   | "WORKFLOW_FAILED"
+  | "WORKFLOW_CANCELLED"
   | "WAIT_TIMEOUT"
   | "SCHEMA_TOO_NEW"
   | "NOT_STARTED"
@@ -155,6 +156,39 @@ export class WorkflowNotRunningError extends WeftError {
   ) {
     super("WORKFLOW_NOT_RUNNING", `Workflow ${workflowId} is ${status}; nothing can be scheduled into it`);
     this.name = "WorkflowNotRunningError";
+  }
+}
+
+/** A failed task that no join handled. */
+export interface UnhandledFailure {
+  readonly taskId: string;
+  readonly taskName: string;
+  readonly error: TaskErrorInfo | null;
+}
+
+export class WorkflowFailedError extends WeftError {
+  constructor(
+    readonly workflowId: string,
+    readonly failures: readonly UnhandledFailure[],
+  ) {
+    const first = failures[0];
+    super(
+      "WORKFLOW_FAILED",
+      `Workflow ${workflowId} failed: ${failures.length} unhandled task failure(s)${
+        first ? `; first: ${first.taskName} ${first.taskId}: ${first.error?.message ?? "unknown error"}` : ""
+      }`,
+    );
+    this.name = "WorkflowFailedError";
+  }
+}
+
+export class WorkflowCancelledError extends WeftError {
+  constructor(
+    readonly workflowId: string,
+    readonly reason: string | null,
+  ) {
+    super("WORKFLOW_CANCELLED", `Workflow ${workflowId} was cancelled${reason ? `: ${reason}` : ""}`);
+    this.name = "WorkflowCancelledError";
   }
 }
 

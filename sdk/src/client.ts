@@ -12,6 +12,8 @@ import {
   type TaskRecord,
   UnknownTaskError,
   WaitTimeoutError,
+  WorkflowCancelledError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   type WorkflowRecord,
   withSavepoint,
@@ -208,6 +210,51 @@ export class WeftClient {
     }
   }
 
+  /** A handle on one workflow: its status, a wait, and its result. */
+  workflow(workflowId: string): WorkflowHandle {
+    validateWorkflowId(workflowId);
+    return new WorkflowHandle(this, workflowId);
+  }
+
+  /**
+   * Waits for the workflow and returns its result: the result of its last
+   * top-level join, or of its root task when it has none. Throws
+   * WorkflowFailedError (with the unhandled failures) or WorkflowCancelledError.
+   * With the definition of the task that produces the result, the result is typed.
+   */
+  async workflowResult<T extends AnyDefinition>(
+    workflowId: string,
+    task?: T,
+    options: WaitOptions = {},
+  ): Promise<TaskOutput<T>> {
+    const status = await this.waitForWorkflow(workflowId, options);
+    const { pool, store } = this.engine;
+    if (status.status === "FAILED") {
+      const failures = await store.read.unhandledFailures(pool, workflowId);
+      throw new WorkflowFailedError(
+        workflowId,
+        failures.map((f) => ({
+          taskId: f.id,
+          taskName: f.task_name,
+          error: (f.error as TaskErrorInfo | null) ?? null,
+        })),
+      );
+    }
+    if (status.status === "CANCELLED") {
+      const row = await store.read.workflow(pool, workflowId);
+      throw new WorkflowCancelledError(workflowId, row?.cancel_reason ?? null);
+    }
+    const row = await store.read.resultTask(pool, workflowId);
+    if (!row) throw new WorkflowNotFoundError(workflowId);
+    if (task !== undefined && row.task_name !== task.name) {
+      throw new InvalidArgumentError(
+        "task",
+        `the result of workflow ${workflowId} comes from a "${row.task_name}", not a "${task.name}"`,
+      );
+    }
+    return row.result as TaskOutput<T>;
+  }
+
   /** The nodes currently registered. */
   async listNodes(): Promise<NodeInfo[]> {
     return this.engine.store.nodes.list(this.engine.pool);
@@ -239,6 +286,30 @@ export class WeftClient {
       });
     })();
     return this.listening;
+  }
+}
+
+/** One workflow, by id: `await client.workflow(id).result()`. */
+export class WorkflowHandle {
+  constructor(
+    private readonly client: WeftClient,
+    readonly id: string,
+  ) {}
+
+  status(): Promise<WorkflowStatus> {
+    return this.client.getWorkflow(this.id);
+  }
+
+  wait(options?: WaitOptions): Promise<WorkflowStatus> {
+    return this.client.waitForWorkflow(this.id, options);
+  }
+
+  result<T extends AnyDefinition>(task?: T, options?: WaitOptions): Promise<TaskOutput<T>> {
+    return this.client.workflowResult(this.id, task, options);
+  }
+
+  tasks(): Promise<TaskStatus[]> {
+    return this.client.getWorkflowTasks(this.id);
   }
 }
 

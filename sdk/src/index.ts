@@ -13,15 +13,18 @@ export {
   SchemaTooNewError,
   type TaskErrorInfo,
   TaskNotFoundError,
+  type UnhandledFailure,
   UnknownTaskError,
   type ValidationIssue,
   WaitTimeoutError,
   WeftError,
   type WeftErrorCode,
+  WorkflowCancelledError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowNotRunningError,
 } from "@weft/engine";
-export { WeftClient } from "./client.js";
+export { WeftClient, WorkflowHandle } from "./client.js";
 export {
   type AnyDefinition,
   type AnyJoinDefinition,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { freshDatabase } from "../../test/support.js";
-import { createWeft, defineJoin, defineTask, type Weft } from "../src/index.js";
+import { createWeft, defineJoin, defineTask, type Weft, WorkflowFailedError } from "../src/index.js";
 
 /** Start and end of every execution in this process, by task id. */
 const timeline = new Map<string, { name: string; start: number; end: number }>();
@@ -283,5 +283,26 @@ describe("joins and map-reduce", () => {
     const tasks = await weft.client.getWorkflowTasks(ref.workflowId);
     expect(tasks).toHaveLength(1);
     expect(tasks[0]?.error?.code).toBe("INVALID_ARGUMENT");
+  });
+
+  it("workflow(id).result() returns the final join's typed result, or throws a typed error", async () => {
+    const ok = await weft.client.schedule(mapReduce, { n: 4 });
+    const result = await weft.client.workflow(ok.workflowId).result(sum, { timeoutMs: 20_000 });
+    expect(result.total).toBe(0 + 1 + 4 + 9);
+    await expect(weft.client.workflow(ok.workflowId).result(square)).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+
+    const single = await weft.client.schedule(square, { n: 7 });
+    expect(await weft.client.workflow(single.workflowId).result(square)).toEqual({ square: 49 });
+
+    const failing = await weft.client.schedule(mapReduce, { n: 2, failAt: 1, failJoin: true });
+    const error = await weft.client
+      .workflow(failing.workflowId)
+      .result()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).failures.map((f) => f.taskName)).toEqual(["mr.sum"]);
+    expect((error as WorkflowFailedError).failures[0]?.error?.message).toBe("a map failed");
   });
 });

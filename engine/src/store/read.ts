@@ -43,6 +43,8 @@ export class ReadStore {
   private readonly workflowSql: string;
   private readonly workflowTasksSql: string;
   private readonly queueCountsSql: string;
+  private readonly resultTaskSql: string;
+  private readonly failuresSql: string;
 
   constructor(s: string) {
     this.taskSql = `SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE id = $1`;
@@ -52,6 +54,22 @@ export class ReadStore {
       UNION ALL
       SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE workflow_id = $1 AND id <> workflow_id
       ORDER BY id`;
+    // The task whose result is the workflow's: the last top-level join (one no
+    // other join awaits) to complete, else the root task.
+    this.resultTaskSql = `SELECT ${TASK_COLUMNS} FROM (
+        SELECT * FROM ${s}.tasks WHERE id = $1 AND workflow_id = $1
+        UNION ALL
+        SELECT * FROM ${s}.tasks
+         WHERE workflow_id = $1 AND id <> workflow_id AND join_pending IS NOT NULL AND awaited_by IS NULL
+      ) t
+      ORDER BY (join_pending IS NOT NULL) DESC, finished_at DESC NULLS LAST LIMIT 1`;
+    // Failures no join awaited: the ones that failed the workflow.
+    this.failuresSql = `SELECT id, task_name, error FROM (
+        SELECT * FROM ${s}.tasks WHERE id = $1 AND workflow_id = $1
+        UNION ALL
+        SELECT * FROM ${s}.tasks WHERE workflow_id = $1 AND id <> workflow_id
+      ) t
+      WHERE state = 'FAILED' AND awaited_by IS NULL ORDER BY finished_at LIMIT 100`;
     this.queueCountsSql = `SELECT queue, state, count(*)::int AS count FROM ${s}.tasks GROUP BY queue, state`;
   }
 
@@ -65,6 +83,17 @@ export class ReadStore {
 
   async workflowTasks(q: Queryable, id: string): Promise<TaskRecord[]> {
     return (await q.query<TaskRecord>(this.workflowTasksSql, [id])).rows;
+  }
+
+  async resultTask(q: Queryable, workflowId: string): Promise<TaskRecord | undefined> {
+    return (await q.query<TaskRecord>(this.resultTaskSql, [workflowId])).rows[0];
+  }
+
+  async unhandledFailures(
+    q: Queryable,
+    workflowId: string,
+  ): Promise<{ id: string; task_name: string; error: unknown }[]> {
+    return (await q.query<{ id: string; task_name: string; error: unknown }>(this.failuresSql, [workflowId])).rows;
   }
 
   async queueCounts(q: Queryable): Promise<{ queue: string; state: string; count: number }[]> {
