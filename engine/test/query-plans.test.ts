@@ -108,8 +108,9 @@ describe("hot-path queries stay index-driven on a large table", () => {
           JSON.stringify(
             Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }])),
           ),
-          // No children, new joins or edges: 13 child columns, 1 join list, 4 edge columns.
-          ...Array.from({ length: 18 }, () => []),
+          // No children, new joins or edges (13 child columns, 1 join list, 4 edge
+          // columns), and no workflow lock buckets.
+          ...Array.from({ length: 19 }, () => []),
         ],
       ],
     ],

@@ -26,7 +26,15 @@ describe("recording outcomes (fencing)", () => {
     const row = await assigned();
     const child = newTask({ workflowId: row.workflow_id, parentId: row.id });
     const res = await store.worker.complete(pool, [
-      { id: row.id, token: row.token, state: "COMPLETED", result: '{"v":1}', error: null, children: [child] },
+      {
+        id: row.id,
+        workflowId: row.workflow_id,
+        token: row.token,
+        state: "COMPLETED",
+        result: '{"v":1}',
+        error: null,
+        children: [child],
+      },
     ]);
     expect(res).toEqual({ recorded: 1, refused: [], finishedWorkflows: 0 });
     const wf = await store.read.workflow(pool, row.workflow_id);
@@ -34,7 +42,15 @@ describe("recording outcomes (fencing)", () => {
     // Sending the same batch again (a retry after a lost COMMIT) changes nothing,
     // and the outcome is not reported as refused: it was recorded the first time.
     const again = await store.worker.complete(pool, [
-      { id: row.id, token: row.token, state: "COMPLETED", result: '{"v":1}', error: null, children: [child] },
+      {
+        id: row.id,
+        workflowId: row.workflow_id,
+        token: row.token,
+        state: "COMPLETED",
+        result: '{"v":1}',
+        error: null,
+        children: [child],
+      },
     ]);
     expect(again).toEqual({ recorded: 0, refused: [], finishedWorkflows: 0 });
     expect((await store.read.workflowTasks(pool, row.workflow_id)).length).toBe(2);
@@ -49,12 +65,28 @@ describe("recording outcomes (fencing)", () => {
     expect(fresh?.token).toBeGreaterThan(row.token);
     const child = newTask({ workflowId: row.workflow_id, parentId: row.id });
     const stale = await store.worker.complete(pool, [
-      { id: row.id, token: row.token, state: "COMPLETED", result: '"stale"', error: null, children: [child] },
+      {
+        id: row.id,
+        workflowId: row.workflow_id,
+        token: row.token,
+        state: "COMPLETED",
+        result: '"stale"',
+        error: null,
+        children: [child],
+      },
     ]);
     expect(stale).toEqual({ recorded: 0, refused: [row.id], finishedWorkflows: 0 });
     expect(await store.read.task(pool, child.id)).toBeUndefined();
     const ok = await store.worker.complete(pool, [
-      { id: row.id, token: fresh?.token ?? 0, state: "COMPLETED", result: '"fresh"', error: null, children: [] },
+      {
+        id: row.id,
+        workflowId: row.workflow_id,
+        token: fresh?.token ?? 0,
+        state: "COMPLETED",
+        result: '"fresh"',
+        error: null,
+        children: [],
+      },
     ]);
     expect(ok).toEqual({ recorded: 1, refused: [], finishedWorkflows: 1 });
     expect((await store.read.workflow(pool, row.workflow_id))?.status).toBe("COMPLETED");
@@ -66,6 +98,7 @@ describe("recording outcomes (fencing)", () => {
     const res = await store.worker.complete(pool, [
       {
         id: row.id,
+        workflowId: row.workflow_id,
         token: row.token,
         state: "FAILED",
         result: null,
@@ -83,6 +116,7 @@ describe("recording outcomes (fencing)", () => {
       pool,
       rows.map((r, i) => ({
         id: r.id,
+        workflowId: r.workflow_id,
         token: r.token,
         state: i % 3 === 0 ? "FAILED" : "COMPLETED",
         result: i % 3 === 0 ? null : JSON.stringify({ i, text: 'quote " and \\ backslash' }),

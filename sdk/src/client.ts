@@ -210,6 +210,25 @@ export class WeftClient {
     }
   }
 
+  /**
+   * Cancels a workflow: every task of it that has not finished becomes
+   * CANCELLED, wherever it is (NEW, READY, PARKED, running); nodes running one
+   * are notified at once and its \`ctx.signal\` aborts; its late outcome, and
+   * anything it scheduled, is refused. Nothing can be scheduled into the
+   * workflow afterwards. Returns false when the workflow had already finished.
+   */
+  async cancelWorkflow(workflowId: string, reason?: string): Promise<boolean> {
+    validateWorkflowId(workflowId);
+    if (reason !== undefined && (typeof reason !== "string" || reason.length > 2_000)) {
+      throw new InvalidArgumentError("reason", "expected a string of at most 2000 characters");
+    }
+    const result = await withTransaction(this.engine.pool, (tx) =>
+      this.engine.store.cancel.cancelWorkflow(tx, workflowId, reason ?? null),
+    );
+    if (!result) throw new WorkflowNotFoundError(workflowId);
+    return result.cancelled;
+  }
+
   /** A handle on one workflow: its status, a wait, and its result. */
   workflow(workflowId: string): WorkflowHandle {
     validateWorkflowId(workflowId);
@@ -310,6 +329,10 @@ export class WorkflowHandle {
 
   tasks(): Promise<TaskStatus[]> {
     return this.client.getWorkflowTasks(this.id);
+  }
+
+  cancel(reason?: string): Promise<boolean> {
+    return this.client.cancelWorkflow(this.id, reason);
   }
 }
 

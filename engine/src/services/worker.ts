@@ -250,6 +250,11 @@ export class Worker implements Service {
       this.listener.on("nodes", (ids) => {
         if (ids.includes(this.registry.nodeId)) this.fetchWakeup.wake();
       }),
+      this.listener.on("reconcile", (ids) => {
+        if (ids.includes(this.registry.nodeId)) this.reconcileWakeup.wake();
+      }),
+      // A notification may have been lost while disconnected (a cancellation among
+      // them): re-read everything.
       this.listener.onReconnect(() => {
         this.fetchWakeup.wake();
         this.reconcileWakeup.wake();
@@ -409,6 +414,7 @@ export class Worker implements Service {
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
       outcome = {
         id: row.id,
+        workflowId: row.workflow_id,
         token: row.token,
         state: "COMPLETED",
         result,
@@ -419,6 +425,7 @@ export class Worker implements Service {
     } catch (error) {
       outcome = {
         id: row.id,
+        workflowId: row.workflow_id,
         token: row.token,
         state: "FAILED",
         result: null,

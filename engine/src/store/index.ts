@@ -1,4 +1,5 @@
 import { quoteSchema } from "../db/identifiers.js";
+import { CancelStore } from "./cancel.js";
 import { CleanerStore } from "./cleaner.js";
 import { NodeStore } from "./nodes.js";
 import { PlannerStore } from "./planner.js";
@@ -17,6 +18,7 @@ export class Store {
   readonly nodes: NodeStore;
   readonly cleaner: CleanerStore;
   readonly read: ReadStore;
+  readonly cancel: CancelStore;
 
   constructor(schema: string) {
     const s = quoteSchema(schema);
@@ -28,5 +30,6 @@ export class Store {
     this.nodes = new NodeStore(s, this.channel);
     this.cleaner = new CleanerStore(s);
     this.read = new ReadStore(s);
+    this.cancel = new CancelStore(s, this.channel);
   }
 }

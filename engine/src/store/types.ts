@@ -58,6 +58,7 @@ export type FinalState = "COMPLETED" | "FAILED";
 /** The outcome of one attempt, with the children it scheduled. */
 export interface OutcomeRow {
   readonly id: string;
+  readonly workflowId: string;
   readonly token: number;
   readonly state: FinalState;
   /** JSON text of the result, or null. */

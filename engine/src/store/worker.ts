@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/pg.js";
+import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
 import { TASK_INSERT_COLUMNS, taskColumns, taskSelectList, unnestTasks } from "./schedule.js";
 import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
 
@@ -63,6 +64,10 @@ export class WorkerStore {
                finished_at = now()
          WHERE t.id = ANY($1::text[]) AND t.queue = 'READY'
            AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
+           -- Hold the workflows' buckets shared (sorted, in $21) before any row
+           -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
+           AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
+                                        FROM unnest($21::int[]) b) l) >= 0
         RETURNING t.id, t.workflow_id, t.state, t.awaited_by
       ), done_map AS MATERIALIZED (
         SELECT coalesce(jsonb_object_agg(id, coalesce(to_jsonb(awaited_by), '[]'::jsonb)), '{}') AS m FROM done
@@ -193,6 +198,7 @@ export class WorkerStore {
       edges.map((e) => e.upstreamId),
       edges.map((e) => e.position),
       edges.map((e) => e.parentId),
+      [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
     ]);
     const row = rows[0] as { recorded: number; finished: number };
     let refused: string[] = [];
