@@ -23,6 +23,7 @@ import {
 import { resolvePlacement, validateWorkflowId } from "./options.js";
 import {
   type AnyDefinition,
+  type AnyJoinDefinition,
   type AnyTaskDefinition,
   isJoinDefinition,
   type TaskInput,
@@ -136,6 +137,69 @@ export class WeftClient {
       this.engine.nudge.nudge();
     }
     return rows.map((r) => ({ taskId: r.id, workflowId: r.workflowId }));
+  }
+
+  /**
+   * Schedules a join over existing tasks of one workflow (finished or not): it
+   * runs once they and everything they spawned (forks excepted) have finished,
+   * and receives their outcomes in the order given. Throws TaskNotFoundError for
+   * an unknown id, InvalidArgumentError for ids of several workflows, and
+   * WorkflowNotRunningError when the workflow has finished; nothing is written then.
+   */
+  async scheduleJoin<J extends AnyJoinDefinition>(
+    join: J,
+    input: TaskInput<J>,
+    upstream: readonly (TaskRef | string)[],
+    options?: Omit<ScheduleOptions, "workflowId">,
+  ): Promise<TaskRef> {
+    if (!isJoinDefinition(join)) throw new InvalidArgumentError("join", "expected a join definition from defineJoin()");
+    if (!Array.isArray(upstream) || upstream.length === 0) {
+      throw new InvalidArgumentError("upstream", "expected a non-empty array of task ids or refs");
+    }
+    const ids = upstream.map((u, i) => validateWorkflowId(typeof u === "string" ? u : u?.taskId, `upstream[${i}]`));
+    if (new Set(ids).size !== ids.length) throw new InvalidArgumentError("upstream", "a task is listed twice");
+    const placement = resolvePlacement(options);
+    const parsed = join.input.safeParse(input);
+    if (!parsed.success) throw new InputValidationError(join.name, toIssues(parsed.error));
+    const encoded = encodePayload(join.name, "input", parsed.data, this.engine.config.maxPayloadBytes);
+    const tx = options?.tx;
+    if (tx !== undefined && typeof tx?.query !== "function") {
+      throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");
+    }
+    const id = newId();
+    const { store } = this.engine;
+    const work = async (q: Queryable) => {
+      const { workflowId, pending } = await store.joins.prepare(q, id, ids);
+      await store.schedule.insert(
+        q,
+        [
+          {
+            id,
+            workflowId,
+            parentId: null,
+            taskName: join.name,
+            input: encoded,
+            priority: placement.priority,
+            runAfter: placement.runAfter,
+            delayMs: placement.delayMs,
+            affinityGroup: placement.affinityGroup ?? null,
+            affinity: placement.affinity ?? null,
+            joinPending: pending,
+          },
+        ],
+        new Set(),
+      );
+      await store.schedule.insertEdges(
+        q,
+        ids.map((upstreamId, position) => ({ joinId: id, upstreamId, position, parentId: id })),
+      );
+      return workflowId;
+    };
+    const workflowId = tx
+      ? await withSavepoint(tx, () => work(tx))
+      : await withTransaction(this.engine.pool, (c) => work(c));
+    this.engine.nudge.nudge();
+    return { taskId: id, workflowId };
   }
 
   /** A task's state; with its definition, the result is typed. Throws TaskNotFoundError. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { freshDatabase } from "../../test/support.js";
+import { eventually, freshDatabase } from "../../test/support.js";
 import { createWeft, defineJoin, defineTask, type Weft, WorkflowFailedError } from "../src/index.js";
 
 /** Start and end of every execution in this process, by task id. */
@@ -154,6 +154,30 @@ const badJoin = defineTask({
   },
 });
 
+// --- a task upstream of several joins (BullMQ flows allow one parent only)
+const twoJoins = defineTask({
+  name: "multi.parent",
+  input: z.object({}),
+  output: z.object({ a: z.string(), b: z.string() }),
+  run: (ctx) => {
+    const x = ctx.schedule(square, { n: 2 });
+    const y = ctx.schedule(square, { n: 3 });
+    const a = ctx.scheduleJoin(sum, {}, [x, y]);
+    const b = ctx.scheduleJoin(sum, {}, [y]);
+    return { a: a.taskId, b: b.taskId };
+  },
+});
+/** Spawns a slow child, so a join scheduled from the client must wait for it. */
+const withSlowChild = defineTask({
+  name: "client.withSlowChild",
+  input: z.object({}),
+  output: z.object({ square: z.number() }),
+  run: (ctx) => {
+    ctx.schedule(slow, { ms: 600 });
+    return { square: 1 };
+  },
+});
+
 describe("joins and map-reduce", () => {
   let weft: Weft;
   beforeAll(async () => {
@@ -174,6 +198,8 @@ describe("joins and map-reduce", () => {
         afterAllJoin,
         subParent,
         badJoin,
+        twoJoins,
+        withSlowChild,
       ],
       node: { maxParallelTasksInNode: 50 },
     });
@@ -304,5 +330,59 @@ describe("joins and map-reduce", () => {
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect((error as WorkflowFailedError).failures.map((f) => f.taskName)).toEqual(["mr.sum"]);
     expect((error as WorkflowFailedError).failures[0]?.error?.message).toBe("a map failed");
+  });
+
+  it("a task may be upstream of several joins", async () => {
+    const ref = await weft.client.schedule(twoJoins, {});
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 20_000 });
+    expect(wf.status).toBe("COMPLETED");
+    const root = await weft.client.getTask(ref.taskId, twoJoins);
+    expect((await weft.client.getTask(root.result?.a ?? "", sum)).result?.total).toBe(4 + 9);
+    expect((await weft.client.getTask(root.result?.b ?? "", sum)).result?.total).toBe(9);
+  });
+
+  it("the client joins existing tasks: finished ones at once, running ones and their subtrees when they end", async () => {
+    const done1 = await weft.client.schedule(square, { n: 5 });
+    await weft.client.waitForWorkflow(done1.workflowId);
+    // A join on a finished task of a finished workflow is refused: the workflow cannot grow.
+    await expect(weft.client.scheduleJoin(sum, {}, [done1])).rejects.toMatchObject({ code: "WORKFLOW_NOT_RUNNING" });
+
+    // Within a running workflow: one finished task, one with a running subtree.
+    const anchor = await weft.client.schedule(slow, { ms: 1_500 });
+    const finished = await weft.client.schedule(square, { n: 4 }, { workflowId: anchor.workflowId });
+    await eventually(async () =>
+      (await weft.client.getTask(finished.taskId)).state === "COMPLETED" ? true : undefined,
+    );
+    const parent = await weft.client.schedule(withSlowChild, {}, { workflowId: anchor.workflowId });
+    await eventually(async () => ((await weft.client.getTask(parent.taskId)).state === "COMPLETED" ? true : undefined));
+    const join = await weft.client.scheduleJoin(sum, {}, [finished, parent]);
+    expect(join.workflowId).toBe(anchor.workflowId);
+    const waiting = await weft.client.getTask(join.taskId);
+    expect(waiting.queue).toBe("PARKED");
+    const children = (await weft.client.getWorkflowTasks(anchor.workflowId)).filter(
+      (t) => t.parentId === parent.taskId,
+    );
+    expect(children).toHaveLength(1);
+    const result = await eventually(async () => {
+      const j = await weft.client.getTask(join.taskId, sum);
+      return j.state === "COMPLETED" ? j : undefined;
+    }, 10_000);
+    expect(result.result?.order).toEqual([finished.taskId, parent.taskId]);
+    expect(result.assignedAt?.getTime()).toBeGreaterThanOrEqual(
+      (await weft.client.getTask(children[0]?.id ?? "")).finishedAt?.getTime() ?? Number.POSITIVE_INFINITY,
+    );
+  });
+
+  it("a client join on unknown ids or on tasks of two workflows is refused and writes nothing", async () => {
+    const a = await weft.client.schedule(slow, { ms: 500 });
+    const b = await weft.client.schedule(slow, { ms: 500 });
+    const before = (await weft.client.getWorkflowTasks(a.workflowId)).length;
+    await expect(weft.client.scheduleJoin(sum, {}, [a, "01ARZ3NDEKTSV4RRFFQ69G5FAV"])).rejects.toMatchObject({
+      code: "TASK_NOT_FOUND",
+    });
+    await expect(weft.client.scheduleJoin(sum, {}, [a, b])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(weft.client.scheduleJoin(sum, {}, [a, a])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect((await weft.client.getWorkflowTasks(a.workflowId)).length).toBe(before);
+    expect((await weft.client.getTask(a.taskId)).state).not.toBe("CANCELLED");
   });
 });

@@ -1,6 +1,7 @@
 import { quoteSchema } from "../db/identifiers.js";
 import { CancelStore } from "./cancel.js";
 import { CleanerStore } from "./cleaner.js";
+import { JoinStore } from "./joins.js";
 import { NodeStore } from "./nodes.js";
 import { PlannerStore } from "./planner.js";
 import { ReadStore } from "./read.js";
@@ -19,6 +20,7 @@ export class Store {
   readonly cleaner: CleanerStore;
   readonly read: ReadStore;
   readonly cancel: CancelStore;
+  readonly joins: JoinStore;
 
   constructor(schema: string) {
     const s = quoteSchema(schema);
@@ -31,5 +33,6 @@ export class Store {
     this.cleaner = new CleanerStore(s);
     this.read = new ReadStore(s);
     this.cancel = new CancelStore(s, this.channel);
+    this.joins = new JoinStore(s);
   }
 }

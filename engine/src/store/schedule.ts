@@ -1,6 +1,6 @@
 import type { Queryable } from "../db/pg.js";
 import { WorkflowNotFoundError, WorkflowNotRunningError } from "../errors.js";
-import type { NewTaskRow } from "./types.js";
+import type { NewEdgeRow, NewTaskRow } from "./types.js";
 
 /** Column arrays for `unnest`-based batch inserts of tasks. */
 export function taskColumns(rows: readonly NewTaskRow[]): unknown[] {
@@ -86,8 +86,11 @@ export function taskSelectList(inherited = "NULL::text[]"): string {
 export class ScheduleStore {
   private readonly insertSql: string;
   private readonly lockWorkflowsSql: string;
+  private readonly edgesSql: string;
 
   constructor(s: string) {
+    this.edgesSql = `INSERT INTO ${s}.task_edges (join_task_id, upstream_task_id, position)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::int[])`;
     this.lockWorkflowsSql = `SELECT id, status FROM ${s}.workflows WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE`;
     this.insertSql = `
       WITH new_wf AS (
@@ -110,6 +113,16 @@ export class ScheduleStore {
    * Must run inside a transaction when existing workflows are involved (the lock
    * taken by the check is held until the insert).
    */
+  /** Join edges for joins inserted by \`insert\` in the same transaction. */
+  async insertEdges(q: Queryable, edges: readonly NewEdgeRow[]): Promise<void> {
+    if (edges.length === 0) return;
+    await q.query(this.edgesSql, [
+      edges.map((e) => e.joinId),
+      edges.map((e) => e.upstreamId),
+      edges.map((e) => e.position),
+    ]);
+  }
+
   async insert(q: Queryable, tasks: readonly NewTaskRow[], newWorkflows: ReadonlySet<string>): Promise<void> {
     const newCounts = new Map<string, { root: string; n: number }>();
     const oldCounts = new Map<string, number>();
