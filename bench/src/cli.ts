@@ -3,9 +3,10 @@ import { SYSTEMS } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 
 export interface BenchOptions {
-  readonly workload: string;
-  /** One or more task counts; each is measured for every system. */
-  readonly tasks: readonly number[];
+  /** One or more workloads, run one after another (their runs alternate, as the systems' do). */
+  readonly workloads: readonly string[];
+  /** One or more task counts, each measured for every system; undefined: each workload's `defaultTasks`. */
+  readonly tasks: readonly number[] | undefined;
   readonly runs: number;
   readonly systems: readonly string[];
   readonly nodes: number;
@@ -25,6 +26,17 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/** " (pg-boss: fanout)": the workloads each system has no part for. */
+function unsupported(): string {
+  const parts = Object.values(SYSTEMS).flatMap((system) => {
+    const names = Object.values(WORKLOADS)
+      .filter((w) => !system.supports(w))
+      .map((w) => w.name);
+    return names.length > 0 ? [`${system.name}: ${names.join(", ")}`] : [];
+  });
+  return parts.length > 0 ? ` (${parts.join("; ")})` : "";
+}
+
 export const USAGE = `Usage: pnpm bench [options]
        node --import tsx bench/src/main.ts [options]
 
@@ -32,8 +44,14 @@ Runs the same workload through each system on one PostgreSQL server (DATABASE_UR
 or an embedded PostgreSQL started for the run) and reports the median of the runs.
 
 Options:
-  --workload NAME        workload to run: ${Object.keys(WORKLOADS).join(", ")} (default: independent)
-  --tasks N[,N...]       tasks per run; several counts compare scaling (default: 20000)
+  --workload LIST        comma-separated workloads: ${Object.keys(WORKLOADS).join(", ")}
+                         (default: independent); run one after another, their runs
+                         alternating like the systems'; a system is skipped for a
+                         workload it has no part for${unsupported()}
+  --tasks N[,N...]       tasks per run; several counts compare scaling (default per
+                         workload: ${Object.values(WORKLOADS)
+                           .map((w) => `${w.name} ${w.defaultTasks}`)
+                           .join(", ")})
   --runs N               runs per system, the median is reported (default: 3)
   --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: all)
   --nodes N              worker node processes per system (default: 1)
@@ -45,7 +63,7 @@ Options:
   --timeout SECONDS      give up on a run after this long (default: 600)
   --no-analyze           skip the (untimed) ANALYZE after enqueueing: measures a
                          burst into tables the planner has no statistics for
-  --json                 print one JSON object per line, one per system and task count
+  --json                 print one JSON object per line, one per system, workload and task count
   -h, --help             show this help`;
 
 function int(name: string, raw: string, min: number, max: number): number {
@@ -80,9 +98,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const v = parsed.values;
   const systems = [...new Set(list("systems", v.systems ?? Object.keys(SYSTEMS).join(",")))];
   for (const s of systems) oneOf("systems", s, Object.keys(SYSTEMS));
-  const tasks = [...new Set(list("tasks", v.tasks ?? "20000").map((t) => int("tasks", t, 1, 10_000_000)))];
+  const workloads = [...new Set(list("workload", v.workload ?? "independent"))];
+  for (const w of workloads) oneOf("workload", w, Object.keys(WORKLOADS));
+  const tasks =
+    v.tasks === undefined ? undefined : [...new Set(list("tasks", v.tasks).map((t) => int("tasks", t, 1, 10_000_000)))];
   return {
-    workload: oneOf("workload", v.workload ?? "independent", Object.keys(WORKLOADS)),
+    workloads,
     tasks,
     runs: int("runs", v.runs ?? "3", 1, 100),
     systems,

@@ -3,10 +3,10 @@
 import { startDatabase, type TestDatabase } from "@weft/engine/testing";
 import pg from "pg";
 import { type BenchOptions, parseOptions, USAGE, UsageError } from "./cli.js";
-import { formatTable, type SystemSummary, scalingNotes, summarize } from "./report.js";
+import { fanoutNotes, formatTable, type SystemSummary, scalingNotes, summarize } from "./report.js";
 import { killAllNodes, type RunResult, runOnce } from "./runner.js";
-import { getSystem } from "./systems/index.js";
-import { getWorkload } from "./workloads/index.js";
+import { type BenchSystem, getSystem } from "./systems/index.js";
+import { getWorkload, type Workload } from "./workloads/index.js";
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -44,26 +44,54 @@ async function serverVersion(url: string): Promise<string> {
   }
 }
 
-async function bench(options: BenchOptions): Promise<SystemSummary[]> {
-  const workload = getWorkload(options.workload);
+/** What to run for one workload: the systems that have a part for it. */
+interface Plan {
+  readonly workload: Workload;
+  readonly systems: readonly BenchSystem[];
+  readonly tasks: readonly number[];
+}
+
+/** One plan per workload; a system without a part for a workload is skipped for it, with a note. */
+function plan(options: BenchOptions): Plan[] {
   const systems = options.systems.map(getSystem);
+  return options.workloads.map((name) => {
+    const workload = getWorkload(name);
+    const own = systems.filter((system) => {
+      if (system.supports(workload)) return true;
+      log(`${system.name}: skipped for workload ${workload.name} (the workload has no ${system.name} part)`);
+      return false;
+    });
+    return { workload, systems: own, tasks: options.tasks ?? [workload.defaultTasks] };
+  });
+}
+
+async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<SystemSummary[]> {
   server = await startDatabase();
   const postgres = `${await serverVersion(server.url)}${server.embedded ? " (embedded)" : ""}`;
-  log(`PostgreSQL ${postgres}; workload ${workload.name}; ${options.runs} run(s) per system`);
+  log(
+    `PostgreSQL ${postgres}; workload${plans.length > 1 ? "s" : ""} ${plans.map((p) => p.workload.name).join(", ")}; ` +
+      `${options.runs} run(s) per system`,
+  );
+  const settings = {
+    capacity: options.capacity,
+    plannerBatchSize: options.plannerBatchSize,
+    pgBossWorkers: options.pgBossWorkers,
+    pgBossBatchSize: options.pgBossBatchSize,
+  };
 
   const summaries: SystemSummary[] = [];
   let index = 0;
-  for (const tasks of options.tasks) {
-    const settings = {
-      capacity: options.capacity,
-      plannerBatchSize: options.plannerBatchSize,
-      pgBossWorkers: options.pgBossWorkers,
-      pgBossBatchSize: options.pgBossBatchSize,
-    };
-    const results = new Map<string, RunResult[]>(systems.map((s) => [s.name, []]));
-    // Runs alternate between systems so that drift on the machine hits both alike.
+  // Task counts in the order given; each workload runs at those of its plan.
+  const counts = [...new Set(plans.flatMap((p) => p.tasks))];
+  for (const tasks of counts) {
+    const cells = plans
+      .filter((p) => p.tasks.includes(tasks))
+      .flatMap(({ workload, systems }) => systems.map((system) => ({ workload, system, results: [] as RunResult[] })));
+    // Each round runs every workload and system once, so that drift on the
+    // machine hits all of them alike (Weft independent, pg-boss independent,
+    // Weft fanout, then the second round, …).
     for (let run = 1; run <= options.runs; run++) {
-      for (const system of systems) {
+      for (const { workload, system, results } of cells) {
         const result = await runOnce({
           serverUrl: server.url,
           system,
@@ -77,7 +105,7 @@ async function bench(options: BenchOptions): Promise<SystemSummary[]> {
           run,
           index: index++,
         });
-        results.get(system.name)?.push(result);
+        results.push(result);
         log(
           `${system.name} ${workload.name} ${tasks} run ${run}/${options.runs}: ${result.seconds.toFixed(2)} s, ` +
             `${Math.round(result.tasksPerSec)} tasks/s, enqueue ${result.enqueueSeconds.toFixed(2)} s, ` +
@@ -85,7 +113,7 @@ async function bench(options: BenchOptions): Promise<SystemSummary[]> {
         );
       }
     }
-    for (const system of systems) {
+    for (const { workload, system, results } of cells) {
       summaries.push(
         summarize(
           {
@@ -99,7 +127,7 @@ async function bench(options: BenchOptions): Promise<SystemSummary[]> {
             analyzed: options.analyze,
             postgres,
           },
-          results.get(system.name) ?? [],
+          results,
         ),
       );
     }
@@ -120,15 +148,21 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const plans = plan(options);
+  if (plans.every((p) => p.systems.length === 0)) {
+    log(`bench: none of the systems ${options.systems.join(", ")} runs workload ${options.workloads.join(", ")}`);
+    return 2;
+  }
   try {
-    const summaries = await bench(options);
+    const summaries = await bench(options, plans);
+    const notes = [...scalingNotes(summaries), ...fanoutNotes(summaries)];
     if (options.json) {
       for (const s of summaries) console.log(JSON.stringify(s));
+      for (const note of notes) log(note);
     } else {
       console.log(formatTable(summaries));
-      for (const note of scalingNotes(summaries)) console.log(note);
+      for (const note of notes) console.log(note);
     }
-    if (options.json) for (const note of scalingNotes(summaries)) log(note);
     return 0;
   } catch (err) {
     if (interrupted) return 1;

@@ -88,7 +88,39 @@ export function ratio(summaries: readonly SystemSummary[], s: SystemSummary): nu
   return boss && weft ? weft.tasksPerSec / boss.tasksPerSec : undefined;
 }
 
+/** The workload compared with `independent` in the same invocation, and the share of its throughput it must reach. */
+export const FANOUT = "fanout";
+export const FANOUT_MIN_SHARE = 0.7;
+
+/**
+ * A fanout summary's median throughput over the same system's `independent`
+ * throughput at the same task count, from the same invocation.
+ */
+export function independentShare(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
+  if (s.workload !== FANOUT) return undefined;
+  const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
+  return base ? s.tasksPerSec / base.tasksPerSec : undefined;
+}
+
+/** One line per system and task count that ran both fanout and independent; flags a share below the floor. */
+export function fanoutNotes(summaries: readonly SystemSummary[], minShare = FANOUT_MIN_SHARE): string[] {
+  const notes: string[] = [];
+  for (const s of summaries) {
+    const share = independentShare(summaries, s);
+    if (share === undefined) continue;
+    const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
+    notes.push(
+      `${s.system}: fanout ${s.tasks} (${s.finishedTasks} tasks) ran at ${(share * 100).toFixed(0)}% of the ` +
+        `independent throughput (${s.tasksPerSec} vs ${base?.tasksPerSec} tasks/s; floor ${(minShare * 100).toFixed(0)}%)` +
+        (share < minShare ? ` — NOTE: below ${(minShare * 100).toFixed(0)}%` : ""),
+    );
+  }
+  return notes;
+}
+
 export function formatTable(summaries: readonly SystemSummary[]): string {
+  // The fanout column only when some fanout ran next to independent.
+  const withShare = summaries.some((s) => independentShare(summaries, s) !== undefined);
   const table = new Table({
     head: [
       "system",
@@ -100,12 +132,26 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       "enqueue s",
       "peak RSS MiB / node",
       "Weft / pg-boss",
+      ...(withShare ? ["fanout / independent"] : []),
     ],
-    colAligns: ["left", "left", "right", "right", "right", "right", "right", "right", "right"],
+    colAligns: [
+      "left",
+      "left",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right",
+      ...(withShare ? (["right"] as const) : []),
+    ],
     style: { head: [], border: [] },
   });
   for (const s of summaries) {
     const r = s.system === "weft" ? ratio(summaries, s) : undefined;
+    const share = independentShare(summaries, s);
+    const floor = (FANOUT_MIN_SHARE * 100).toFixed(0);
     table.push([
       `${s.system} (${s.version})`,
       s.workload,
@@ -116,24 +162,33 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       s.enqueueSeconds.toFixed(2),
       s.peakRssMb.map((v) => v.toFixed(0)).join(", "),
       r === undefined ? "" : `${r.toFixed(2)}x`,
+      ...(withShare
+        ? [share === undefined ? "" : `${(share * 100).toFixed(0)}%${share < FANOUT_MIN_SHARE ? ` (< ${floor}%)` : ""}`]
+        : []),
     ]);
   }
   return table.toString();
 }
 
-/** Notes on how throughput and memory change from the smallest to the largest task count. */
+/** Notes on how throughput and memory change from the smallest to the largest task count, per system and workload. */
 export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8): string[] {
   const notes: string[] = [];
-  const systems = [...new Set(summaries.map((s) => s.system))];
-  for (const system of systems) {
-    const own = summaries.filter((s) => s.system === system).sort((a, b) => a.tasks - b.tasks);
+  const several = new Set(summaries.map((s) => s.workload)).size > 1;
+  const groups = new Map<string, SystemSummary[]>();
+  for (const s of summaries) {
+    const key = `${s.system}\u0000${s.workload}`;
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  for (const group of groups.values()) {
+    const own = [...group].sort((a, b) => a.tasks - b.tasks);
     const small = own[0];
     const large = own[own.length - 1];
     if (!small || !large || small === large) continue;
     const share = large.tasksPerSec / small.tasksPerSec;
     const rss = (s: SystemSummary) => Math.max(...s.peakRssMb).toFixed(0);
     notes.push(
-      `${system}: ${large.tasks} tasks ran at ${(share * 100).toFixed(0)}% of the throughput of ${small.tasks} ` +
+      `${large.system}${several ? ` ${large.workload}` : ""}: ${large.tasks} tasks ran at ` +
+        `${(share * 100).toFixed(0)}% of the throughput of ${small.tasks} ` +
         `(${large.tasksPerSec} vs ${small.tasksPerSec} tasks/s); peak RSS ${rss(large)} vs ${rss(small)} MiB` +
         (share < minShare ? ` — NOTE: below ${(minShare * 100).toFixed(0)}%` : ""),
     );

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import PgBoss from "pg-boss";
+import type { PgBossWorkload, Workload } from "../workloads/index.js";
 import { sqlMonitor } from "./monitor.js";
 import type { BenchSystem } from "./types.js";
 
@@ -24,6 +25,12 @@ function newBoss(url: string, options: PgBoss.ConstructorOptions = {}): PgBoss {
   return boss;
 }
 
+/** The workload's pg-boss part; the bench does not run pg-boss for a workload without one. */
+function part(workload: Workload): PgBossWorkload {
+  if (!workload.pgBoss) throw new Error(`pg-boss: workload "${workload.name}" has no pg-boss part`);
+  return workload.pgBoss;
+}
+
 /**
  * pg-boss, tuned for throughput: each node process runs `pgBossWorkers`
  * concurrent loops of `fetch(batch)` → handler → `complete(ids)`, with no
@@ -34,14 +41,16 @@ export const pgBoss: BenchSystem = {
   name: "pg-boss",
   version: () => packageVersion(),
   describe: (s) => ({ fetchLoops: s.pgBossWorkers, batchSize: s.pgBossBatchSize }),
+  supports: (workload) => workload.pgBoss !== undefined,
 
   async enqueue(url, workload, tasks, batchSize) {
+    const own = part(workload);
     const boss = newBoss(url, { supervise: false, schedule: false });
     await boss.start(); // installs the schema: not part of the timing
     try {
-      for (const queue of workload.pgBoss.queues) await boss.createQueue(queue);
+      for (const queue of own.queues) await boss.createQueue(queue);
       const t0 = performance.now();
-      await workload.pgBoss.enqueue(boss, tasks, batchSize);
+      await own.enqueue(boss, tasks, batchSize);
       return (performance.now() - t0) / 1000;
     } finally {
       await boss.stop({ graceful: false, wait: true });
@@ -56,12 +65,13 @@ export const pgBoss: BenchSystem = {
     ),
 
   async createNode(url, workload, settings, onDone) {
+    const own = part(workload);
     const boss = newBoss(url, { schedule: false });
     const batchSize = settings.pgBossBatchSize;
     let stopping = false;
     const loops: Promise<void>[] = [];
     const loop = async (queue: string) => {
-      const handler = workload.pgBoss.handlers[queue];
+      const handler = own.handlers[queue];
       if (!handler) throw new Error(`pg-boss: no handler for queue "${queue}"`);
       while (!stopping) {
         const jobs = await boss.fetch<object>(queue, { batchSize });
@@ -83,7 +93,7 @@ export const pgBoss: BenchSystem = {
     return {
       async start() {
         await boss.start();
-        for (const queue of workload.pgBoss.queues) {
+        for (const queue of own.queues) {
           for (let w = 0; w < settings.pgBossWorkers; w++) loops.push(loop(queue));
         }
       },

@@ -34,6 +34,8 @@ export interface BenchSystem {
   version(): string;
   /** The settings that apply to this system, for the report. */
   describe(settings: NodeSettings): Readonly<Record<string, number>>;
+  /** Whether the workload has a part for this system; the bench skips the system for it otherwise. */
+  supports(workload: Workload): boolean;
   /**
    * Installs the system's schema in the (fresh) database at `url`, untimed,
    * then writes the workload's initial tasks in batches. Returns the seconds

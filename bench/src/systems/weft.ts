@@ -22,6 +22,7 @@ export const weft: BenchSystem = {
   name: "weft",
   version: () => `commit ${gitCommit()}`,
   describe: (s) => ({ maxParallelTasksInNode: s.capacity, plannerBatchSize: s.plannerBatchSize }),
+  supports: () => true,
 
   async enqueue(url, workload, tasks, batchSize) {
     const client = createClient({ connectionString: url, schema: SCHEMA, tasks: workload.weft.tasks(() => undefined) });

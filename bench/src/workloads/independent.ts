@@ -1,6 +1,6 @@
 import { defineTask } from "@weft/sdk";
 import { z } from "zod";
-import type { Workload } from "./types.js";
+import type { OnDone, Workload } from "./types.js";
 
 const QUEUE = "noop";
 const input = z.object({ i: z.number().int() });
@@ -12,26 +12,28 @@ function* batches(tasks: number, batchSize: number): Generator<{ i: number }[]> 
   }
 }
 
+function noop(onDone: OnDone) {
+  return defineTask({
+    name: QUEUE,
+    input,
+    output: z.null(),
+    run: () => {
+      onDone(1);
+      return null;
+    },
+  });
+}
+
 /** N independent no-op tasks: each is its own workflow (Weft) or job (pg-boss). Measures pure queue overhead. */
 export const independent: Workload = {
   name: "independent",
   description: "N independent no-op tasks, each its own workflow",
+  defaultTasks: 20_000,
   expectedTasks: (tasks) => tasks,
   weft: {
-    tasks: (onDone) => [
-      defineTask({
-        name: QUEUE,
-        input,
-        output: z.null(),
-        run: () => {
-          onDone(1);
-          return null;
-        },
-      }),
-    ],
+    tasks: (onDone) => [noop(onDone)],
     async enqueue(client, tasks, batchSize) {
-      const [task] = this.tasks(() => undefined);
-      if (!task) throw new Error("independent: no task definition");
+      const task = noop(() => undefined);
       for (const batch of batches(tasks, batchSize)) await client.scheduleMany(task, batch);
     },
   },

@@ -1,3 +1,4 @@
+import { fanout } from "./fanout.js";
 import { independent } from "./independent.js";
 import type { Workload } from "./types.js";
 
@@ -6,6 +7,7 @@ export type { OnDone, PgBossHandler, PgBossWorkload, WeftWorkload, Workload } fr
 /** Every workload by name; add new ones here. */
 export const WORKLOADS: Readonly<Record<string, Workload>> = {
   [independent.name]: independent,
+  [fanout.name]: fanout,
 };
 
 export function getWorkload(name: string): Workload {

@@ -1,4 +1,4 @@
-import type { AnyTaskDefinition, WeftClient } from "@weft/sdk";
+import type { AnyDefinition, WeftClient } from "@weft/sdk";
 import type PgBoss from "pg-boss";
 
 /** Called by a node each time `count` more tasks have finished (for progress only; completion is read from the database). */
@@ -6,8 +6,8 @@ export type OnDone = (count: number) => void;
 
 /** How a workload runs on Weft. */
 export interface WeftWorkload {
-  /** The task definitions a node registers; their `run` functions call `onDone`. */
-  tasks(onDone: OnDone): AnyTaskDefinition[];
+  /** The task (and join) definitions a node registers; their `run` functions call `onDone`. */
+  tasks(onDone: OnDone): AnyDefinition[];
   /** Writes the initial tasks, `batchSize` per statement. */
   enqueue(client: WeftClient, tasks: number, batchSize: number): Promise<void>;
 }
@@ -28,12 +28,16 @@ export interface PgBossWorkload {
 /**
  * A benchmark workload: the same logical work expressed for each system.
  * `--tasks N` is the number of initial tasks; `expectedTasks(N)` is how many
- * tasks finish in total (more than N when tasks spawn others).
+ * tasks finish in total (more than N when tasks spawn others). A system the
+ * workload has no part for (pg-boss has no joins or DAGs) is skipped for it.
  */
 export interface Workload {
   readonly name: string;
   readonly description: string;
+  /** `--tasks` when it is not given. */
+  readonly defaultTasks: number;
   expectedTasks(tasks: number): number;
   readonly weft: WeftWorkload;
-  readonly pgBoss: PgBossWorkload;
+  /** Absent when pg-boss cannot express the workload. */
+  readonly pgBoss?: PgBossWorkload;
 }
