@@ -109,8 +109,8 @@ describe("hot-path queries stay index-driven on a large table", () => {
             Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }])),
           ),
           // No children, new joins or edges (13 child columns, 1 join list, 4 edge
-          // columns), and no workflow lock buckets.
-          ...Array.from({ length: 19 }, () => []),
+          // columns), no workflow lock buckets and no messages (3 columns).
+          ...Array.from({ length: 22 }, () => []),
         ],
       ],
     ],

@@ -35,6 +35,7 @@ export {
   type JoinContext,
   type JoinDefinition,
   type JoinDefinitionSpec,
+  type JoinMessageInput,
   type TaskContext,
   type TaskDefinition,
   type TaskDefinitionSpec,

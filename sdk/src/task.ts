@@ -45,6 +45,12 @@ export interface TaskContext<Input> {
     upstream: readonly (TaskRef | string)[],
     options?: ChildScheduleOptions,
   ): TaskRef;
+  /**
+   * Sends a message to the joins of type \`join\` that wait for this task (or for
+   * one of its ancestors), validated by the join's \`messages\` schema. Written
+   * with this task's outcome: a failed attempt sends nothing.
+   */
+  sendToJoin<J extends AnyJoinDefinition>(join: J, message: JoinMessageInput<J>): void;
 }
 
 export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId" | "tx"> {
@@ -63,9 +69,11 @@ export type UpstreamOutcome<Result> =
       readonly error: TaskErrorInfo | null;
     };
 
-/** What a join's \`run\` receives: a task context plus its upstream outcomes. */
-export interface JoinContext<Input, UpstreamResult> extends TaskContext<Input> {
+/** What a join's \`run\` receives: a task context plus its upstream outcomes and messages. */
+export interface JoinContext<Input, UpstreamResult, Message = never> extends TaskContext<Input> {
   readonly upstream: readonly UpstreamOutcome<UpstreamResult>[];
+  /** Messages sent to this join by its subtree (\`ctx.sendToJoin\`), oldest first. */
+  readonly messages: readonly Message[];
 }
 
 export interface TaskDefinitionSpec<I extends z.ZodType, O extends z.ZodType> {
@@ -88,13 +96,20 @@ export interface TaskDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
 // biome-ignore lint/suspicious/noExplicitAny: variance: a definition of any schemas is assignable here.
 export type AnyTaskDefinition = TaskDefinition<any, any>;
 
-export interface JoinDefinitionSpec<I extends z.ZodType, O extends z.ZodType, U extends AnyTaskDefinition> {
+export interface JoinDefinitionSpec<
+  I extends z.ZodType,
+  O extends z.ZodType,
+  U extends AnyTaskDefinition,
+  M extends z.ZodType = z.ZodNever,
+> {
   readonly name: string;
   readonly input: I;
   readonly output: O;
   /** The task definitions whose outcomes this join receives (types its \`upstream\`). */
   readonly upstream: U | readonly U[];
-  readonly run: (ctx: JoinContext<z.output<I>, TaskOutput<U>>) => Promise<z.input<O>> | z.input<O>;
+  /** The schema of messages its subtree may send it with \`ctx.sendToJoin\`. */
+  readonly messages?: M;
+  readonly run: (ctx: JoinContext<z.output<I>, TaskOutput<U>, z.output<M>>) => Promise<z.input<O>> | z.input<O>;
 }
 
 declare const joinBrand: unique symbol;
@@ -103,13 +118,17 @@ export interface JoinDefinition<
   I extends z.ZodType = z.ZodType,
   O extends z.ZodType = z.ZodType,
   U extends AnyTaskDefinition = AnyTaskDefinition,
-> extends Omit<JoinDefinitionSpec<I, O, U>, "upstream"> {
+  M extends z.ZodType = z.ZodNever,
+> extends Omit<JoinDefinitionSpec<I, O, U, M>, "upstream"> {
   readonly upstream: readonly U[];
   readonly [joinBrand]: true;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: variance, as for AnyTaskDefinition.
-export type AnyJoinDefinition = JoinDefinition<any, any, any>;
+export type AnyJoinDefinition = JoinDefinition<any, any, any, any>;
+/** What a task passes to \`sendToJoin\` for join \`J\`. */
+export type JoinMessageInput<J extends AnyJoinDefinition> =
+  J extends JoinDefinition<z.ZodType, z.ZodType, AnyTaskDefinition, infer M> ? z.input<M> : never;
 /** Any definition a node can run: a task or a join. */
 export type AnyDefinition = AnyTaskDefinition | AnyJoinDefinition;
 /** What a caller passes when scheduling `T` (before zod defaults and transforms). */
@@ -141,16 +160,22 @@ export function defineTask<I extends z.ZodType, O extends z.ZodType>(
  * everything they spawn) have finished, and receives their outcomes, typed by
  * \`upstream\`.
  */
-export function defineJoin<I extends z.ZodType, O extends z.ZodType, U extends AnyTaskDefinition>(
-  spec: JoinDefinitionSpec<I, O, U>,
-): JoinDefinition<I, O, U> {
+export function defineJoin<
+  I extends z.ZodType,
+  O extends z.ZodType,
+  U extends AnyTaskDefinition,
+  M extends z.ZodType = z.ZodNever,
+>(spec: JoinDefinitionSpec<I, O, U, M>): JoinDefinition<I, O, U, M> {
   if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("defineJoin", "expected an object");
   const upstream = (Array.isArray(spec.upstream) ? spec.upstream : [spec.upstream]) as readonly U[];
   if (upstream.length === 0 || upstream.some((u) => typeof u?.name !== "string" || !isZodSchema(u.output))) {
     throw new InvalidArgumentError(`${spec.name}.upstream`, "expected one or more task definitions");
   }
+  if (spec.messages !== undefined && !isZodSchema(spec.messages)) {
+    throw new InvalidArgumentError(`${spec.name}.messages`, "expected a zod schema");
+  }
   defineTask({ ...spec, run: () => undefined } as never);
-  return Object.freeze({ ...spec, upstream }) as unknown as JoinDefinition<I, O, U>;
+  return Object.freeze({ ...spec, upstream }) as unknown as JoinDefinition<I, O, U, M>;
 }
 
 /** Whether a definition is a join (it has an \`upstream\` list). */

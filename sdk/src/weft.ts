@@ -22,6 +22,7 @@ import type {
   AnyTaskDefinition,
   ChildScheduleOptions,
   JoinContext,
+  JoinMessageInput,
   TaskContext,
   TaskInput,
   UpstreamOutcome,
@@ -184,6 +185,15 @@ class Context implements TaskContext<unknown> {
     return { taskId, workflowId: this.exec.workflowId };
   }
 
+  sendToJoin<J extends AnyJoinDefinition>(join: J, message: JoinMessageInput<J>): void {
+    if (!isJoinDefinition(join)) throw new InvalidArgumentError("join", "expected a join definition from defineJoin()");
+    const schema = join.messages;
+    if (schema === undefined) throw new InvalidArgumentError("join", `join "${join.name}" declares no messages schema`);
+    const parsed = schema.safeParse(message);
+    if (!parsed.success) throw new InputValidationError(`${join.name} (message)`, toIssues(parsed.error));
+    this.exec.sendToJoin(join.name, encodePayload(join.name, "input", parsed.data, this.limit()));
+  }
+
   private childSpec(child: AnyDefinition, input: unknown, options: ChildScheduleOptions | undefined): ChildSpec {
     if (typeof child?.name !== "string" || typeof child.input?.safeParse !== "function") {
       throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
@@ -206,9 +216,12 @@ class Context implements TaskContext<unknown> {
 }
 
 /** A join's context: its upstream outcomes come with the attempt. */
-class JoinTaskContext extends Context implements JoinContext<unknown, unknown> {
+class JoinTaskContext extends Context implements JoinContext<unknown, unknown, unknown> {
   get upstream(): readonly UpstreamOutcome<unknown>[] {
     return (this.execution.upstream ?? []) as readonly UpstreamOutcome<unknown>[];
+  }
+  get messages(): readonly unknown[] {
+    return this.execution.messages ?? [];
   }
 }
 

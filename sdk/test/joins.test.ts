@@ -178,6 +178,46 @@ const withSlowChild = defineTask({
   },
 });
 
+// --- messages from a join's subtree to the join
+const noisyChild = defineTask({
+  name: "msg.child",
+  input: z.object({ from: z.string() }),
+  output: z.null(),
+  run: (ctx) => {
+    ctx.sendToJoin(tally, { note: `child of ${ctx.input.from}` });
+    return null;
+  },
+});
+const noisy = defineTask({
+  name: "msg.noisy",
+  input: z.object({ name: z.string(), fail: z.boolean() }),
+  output: z.null(),
+  run: (ctx) => {
+    ctx.sendToJoin(tally, { note: ctx.input.name });
+    ctx.schedule(noisyChild, { from: ctx.input.name });
+    if (ctx.input.fail) throw new Error("fails after sending");
+    return null;
+  },
+});
+const tally = defineJoin({
+  name: "msg.tally",
+  input: z.object({}),
+  output: z.array(z.string()),
+  upstream: noisy,
+  messages: z.object({ note: z.string() }),
+  run: (ctx) => ctx.messages.map((m) => m.note).sort(),
+});
+const noisyParent = defineTask({
+  name: "msg.parent",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) => {
+    const refs = ["a", "b", "c"].map((name) => ctx.schedule(noisy, { name, fail: name === "c" }));
+    ctx.scheduleJoin(tally, {}, refs);
+    return null;
+  },
+});
+
 describe("joins and map-reduce", () => {
   let weft: Weft;
   beforeAll(async () => {
@@ -200,6 +240,10 @@ describe("joins and map-reduce", () => {
         badJoin,
         twoJoins,
         withSlowChild,
+        tally,
+        noisyChild,
+        noisy,
+        noisyParent,
       ],
       node: { maxParallelTasksInNode: 50 },
     });
@@ -384,5 +428,14 @@ describe("joins and map-reduce", () => {
     await expect(weft.client.scheduleJoin(sum, {}, [a, a])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     expect((await weft.client.getWorkflowTasks(a.workflowId)).length).toBe(before);
     expect((await weft.client.getTask(a.taskId)).state).not.toBe("CANCELLED");
+  });
+
+  it("tasks of a join's subtree send it typed messages, written with their outcome", async () => {
+    const ref = await weft.client.schedule(noisyParent, {});
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 20_000 });
+    expect(wf.status).toBe("COMPLETED");
+    const join = (await weft.client.getWorkflowTasks(ref.workflowId)).find((t) => t.name === "msg.tally");
+    // "c" failed after sending: neither its message nor its child exists.
+    expect((await weft.client.getTask(join?.id ?? "", tally)).result).toEqual(["a", "b", "child of a", "child of b"]);
   });
 });

@@ -55,6 +55,10 @@ export interface TaskExecution {
   spawnJoin(join: ChildSpec, upstream: readonly string[]): string;
   /** On a join task: its listed upstream tasks' outcomes, in list order. */
   readonly upstream: readonly UpstreamOutcome[] | undefined;
+  /** On a join task: messages its subtree sent it, oldest first. */
+  readonly messages: readonly unknown[] | undefined;
+  /** Sends \`message\` (JSON text) to the joins named \`joinName\` that await this task; written with its outcome. */
+  sendToJoin(joinName: string, message: string): void;
 }
 
 export interface TaskHandler {
@@ -103,6 +107,7 @@ class Execution implements TaskExecution {
   readonly input: unknown;
   readonly children: NewTaskRow[] = [];
   readonly edges: NewEdgeRow[] = [];
+  readonly outbox: { joinName: string; message: string }[] = [];
   /** Children by id, to attach the joins that list them. */
   private byId: Map<string, { ownJoins: string[] }> | undefined;
 
@@ -112,6 +117,7 @@ class Execution implements TaskExecution {
     readonly nodeId: string,
     readonly log: Logger,
     readonly upstream: readonly UpstreamOutcome[] | undefined,
+    readonly messages: readonly unknown[] | undefined,
   ) {
     this.taskId = row.id;
     this.workflowId = row.workflow_id;
@@ -127,6 +133,10 @@ class Execution implements TaskExecution {
 
   spawn(child: ChildSpec): string {
     return this.add(child, null).id;
+  }
+
+  sendToJoin(joinName: string, message: string): void {
+    this.outbox.push({ joinName, message });
   }
 
   spawnJoin(join: ChildSpec, upstream: readonly string[]): string {
@@ -381,9 +391,19 @@ export class Worker implements Service {
   /** Starts fetched attempts; joins first get their upstream outcomes (one query per batch). */
   private async launchAll(rows: readonly AssignedTaskRow[]): Promise<void> {
     let upstream: Map<string, UpstreamOutcome[]> | undefined;
+    let messages: Map<string, unknown[]> | undefined;
     const joinIds = rows.filter((r) => r.is_join).map((r) => r.id);
     if (joinIds.length > 0) {
       upstream = new Map();
+      messages = new Map();
+      for (const m of await this.store.worker.joinMessages(this.pool, joinIds)) {
+        let list = messages.get(m.join_task_id);
+        if (!list) {
+          list = [];
+          messages.set(m.join_task_id, list);
+        }
+        list.push(m.message);
+      }
       for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
         let list = upstream.get(u.join_task_id);
         if (!list) {
@@ -393,23 +413,31 @@ export class Worker implements Service {
         list.push(toUpstreamOutcome(u));
       }
     }
-    for (const row of rows) this.launch(row, row.is_join ? (upstream?.get(row.id) ?? []) : undefined);
+    for (const row of rows) {
+      if (row.is_join) this.launch(row, upstream?.get(row.id) ?? [], messages?.get(row.id) ?? []);
+      else this.launch(row, undefined, undefined);
+    }
   }
 
-  private launch(row: AssignedTaskRow, upstream: UpstreamOutcome[] | undefined): void {
+  private launch(row: AssignedTaskRow, upstream: UpstreamOutcome[] | undefined, messages: unknown[] | undefined): void {
     if (row.token > this.cursor) this.cursor = row.token;
     const entry = new Running(row.token);
     this.running.set(row.id, entry);
     this.started++;
-    void this.execute(row, entry, upstream);
+    void this.execute(row, entry, upstream, messages);
   }
 
-  private async execute(row: AssignedTaskRow, entry: Running, upstream: UpstreamOutcome[] | undefined): Promise<void> {
+  private async execute(
+    row: AssignedTaskRow,
+    entry: Running,
+    upstream: UpstreamOutcome[] | undefined,
+    messages: unknown[] | undefined,
+  ): Promise<void> {
     const handler = this.handlers.get(row.task_name);
     let outcome: OutcomeRow;
     try {
       if (!handler) throw new UnknownTaskError(row.task_name, [...this.handlers.keys()]);
-      const execution = new Execution(row, entry, this.registry.nodeId, this.log, upstream);
+      const execution = new Execution(row, entry, this.registry.nodeId, this.log, upstream, messages);
       const value = await handler.execute(execution);
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
       outcome = {
@@ -421,6 +449,7 @@ export class Worker implements Service {
         error: null,
         children: execution.children,
         edges: execution.edges,
+        messages: execution.outbox,
       };
     } catch (error) {
       outcome = {

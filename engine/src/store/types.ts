@@ -68,4 +68,6 @@ export interface OutcomeRow {
   readonly children: readonly NewTaskRow[];
   /** Edges of the joins among \`children\`. */
   readonly edges?: readonly NewEdgeRow[];
+  /** Messages to the joins awaiting this task, by join task name; \`message\` is JSON text. */
+  readonly messages?: readonly { readonly joinName: string; readonly message: string }[];
 }

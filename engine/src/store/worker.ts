@@ -26,6 +26,7 @@ export class WorkerStore {
   private readonly releaseSql: string;
   private readonly refusedSql: string;
   private readonly upstreamSql: string;
+  private readonly messagesSql: string;
 
   constructor(s: string, channel: string) {
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
@@ -84,6 +85,17 @@ export class WorkerStore {
           FROM unnest($17::text[], $18::text[], $19::int[], $20::text[]) AS e(join_id, upstream_id, position, parent_id)
          WHERE (SELECT m FROM done_map) ? e.parent_id
         RETURNING 1
+      ), messages AS (
+        -- A message goes to every join awaiting its sender (as of this statement)
+        -- that has the task name it was addressed to.
+        INSERT INTO ${s}.join_messages (join_task_id, from_task_id, message)
+        SELECT j.id, msg.from_id, msg.message
+          FROM unnest($22::text[], $23::text[], $24::jsonb[]) AS msg(from_id, join_name, message)
+          CROSS JOIN LATERAL (
+            SELECT t.id FROM ${s}.tasks t
+             WHERE t.id = ANY(ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> msg.from_id)))
+               AND t.task_name = msg.join_name AND t.queue = 'PARKED') j
+        RETURNING 1
       ), join_delta AS (
         SELECT j, sum(d)::int AS d
           FROM (SELECT unnest(awaited_by) AS j, -1 AS d FROM done WHERE awaited_by IS NOT NULL
@@ -139,7 +151,10 @@ export class WorkerStore {
              (SELECT count(*)::int FROM notified) AS notified,
              (SELECT count(*)::int FROM edges) AS edges,
              (SELECT count(*)::int FROM joins) AS joins,
+             (SELECT count(*)::int FROM messages) AS messages,
              pg_notify('${channel}', 'p')`;
+    this.messagesSql = `SELECT join_task_id, message FROM ${s}.join_messages
+      WHERE join_task_id = ANY($1::text[]) ORDER BY join_task_id, seq`;
     // The listed upstream tasks of joins, in list order (primary-key lookups).
     this.upstreamSql = `SELECT e.join_task_id, e.upstream_task_id AS id, u.state, u.result, u.error
       FROM ${s}.task_edges e
@@ -178,6 +193,7 @@ export class WorkerStore {
     const children: NewTaskRow[] = [];
     const edges: NewEdgeRow[] = [];
     const newJoins: string[] = [];
+    const messages: { from: string; joinName: string; message: string }[] = [];
     // The outcome map is assembled from JSON fragments that are already valid
     // JSON (results were serialised by the worker; ids are ULIDs).
     const parts: string[] = [];
@@ -187,6 +203,7 @@ export class WorkerStore {
         if (c.joinPending !== undefined && c.joinPending !== null) newJoins.push(c.id);
       }
       if (o.edges) for (const e of o.edges) edges.push(e);
+      if (o.messages) for (const m of o.messages) messages.push({ from: o.id, ...m });
       parts.push(`"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}}`);
     }
     const { rows } = await q.query<{ recorded: number; finished: number }>(this.completeSql, [
@@ -199,6 +216,9 @@ export class WorkerStore {
       edges.map((e) => e.position),
       edges.map((e) => e.parentId),
       [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
+      messages.map((m) => m.from),
+      messages.map((m) => m.joinName),
+      messages.map((m) => m.message),
     ]);
     const row = rows[0] as { recorded: number; finished: number };
     let refused: string[] = [];
@@ -217,6 +237,12 @@ export class WorkerStore {
   async upstreams(q: Queryable, joinIds: readonly string[]): Promise<UpstreamRow[]> {
     if (joinIds.length === 0) return [];
     return (await q.query<UpstreamRow>(this.upstreamSql, [joinIds])).rows;
+  }
+
+  /** Messages sent to the given joins, oldest first. */
+  async joinMessages(q: Queryable, joinIds: readonly string[]): Promise<{ join_task_id: string; message: unknown }[]> {
+    if (joinIds.length === 0) return [];
+    return (await q.query<{ join_task_id: string; message: unknown }>(this.messagesSql, [joinIds])).rows;
   }
 
   /** Returns assignments to the planner; `ids` null releases all of the node's tasks. */
