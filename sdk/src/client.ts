@@ -20,6 +20,7 @@ import {
   withTransaction,
 } from "@weft/engine";
 
+import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
 import { resolvePlacement, validateWorkflowId } from "./options.js";
 import {
   type AnyDefinition,
@@ -293,6 +294,19 @@ export class WeftClient {
     return result.cancelled;
   }
 
+  /** The workflow's DAG: tasks as nodes, spawn and join edges, validated (acyclic, endpoints present), with layout levels. */
+  async getWorkflowGraph(workflowId: string): Promise<WorkflowGraph> {
+    validateWorkflowId(workflowId);
+    const { pool, store } = this.engine;
+    const [tasks, edges] = await Promise.all([
+      store.read.workflowTasks(pool, workflowId),
+      store.read.graphEdges(pool, workflowId),
+    ]);
+    if (tasks.length === 0 && !(await store.read.workflow(pool, workflowId)))
+      throw new WorkflowNotFoundError(workflowId);
+    return buildWorkflowGraph(workflowId, tasks, edges);
+  }
+
   /** A handle on one workflow: its status, a wait, and its result. */
   workflow(workflowId: string): WorkflowHandle {
     validateWorkflowId(workflowId);
@@ -393,6 +407,10 @@ export class WorkflowHandle {
 
   tasks(): Promise<TaskStatus[]> {
     return this.client.getWorkflowTasks(this.id);
+  }
+
+  graph(): Promise<WorkflowGraph> {
+    return this.client.getWorkflowGraph(this.id);
   }
 
   cancel(reason?: string): Promise<boolean> {

@@ -25,6 +25,7 @@ export {
   WorkflowNotRunningError,
 } from "@weft/engine";
 export { WeftClient, WorkflowHandle } from "./client.js";
+export { type WorkflowGraph, type WorkflowGraphEdge, WorkflowGraphError, type WorkflowGraphNode } from "./graph.js";
 export {
   type AnyDefinition,
   type AnyJoinDefinition,

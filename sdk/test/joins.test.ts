@@ -317,6 +317,16 @@ describe("joins and map-reduce", () => {
     }
     const joinResult = await weft.client.getTask(top?.id ?? "", joinLevelOne);
     expect(joinResult.result).toBe(2);
+
+    // The DAG as nodes and edges, validated and layered.
+    const graph = await weft.client.workflow(ref.workflowId).graph();
+    expect(graph.nodes).toHaveLength(12);
+    expect(graph.edges.filter((e) => e.kind === "spawn")).toHaveLength(11);
+    expect(graph.edges.filter((e) => e.kind === "join")).toHaveLength(2 + 2 + 2);
+    expect(graph.nodes.filter((n) => n.kind === "join")).toHaveLength(3);
+    const level = new Map(graph.nodes.map((n) => [n.id, n.level]));
+    for (const e of graph.edges) expect(level.get(e.to)).toBeGreaterThan(level.get(e.from) ?? Number.POSITIVE_INFINITY);
+    expect(graph.levels[0]).toEqual([ref.taskId]);
   });
 
   it("a join waits for grandchildren but not for forks", async () => {

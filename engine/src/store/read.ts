@@ -20,6 +20,8 @@ export interface TaskRecord {
   readonly created_at: Date;
   readonly assigned_at: Date | null;
   readonly finished_at: Date | null;
+  readonly join_pending: number | null;
+  readonly is_fork: boolean;
 }
 
 export interface WorkflowRecord {
@@ -35,7 +37,8 @@ export interface WorkflowRecord {
 }
 
 const TASK_COLUMNS = `id, workflow_id, parent_id, task_name, queue, state, park_reason, input, result, error,
-  attempt, priority, run_after, affinity_group, affinity, assigned_node, created_at, assigned_at, finished_at`;
+  attempt, priority, run_after, affinity_group, affinity, assigned_node, created_at, assigned_at, finished_at,
+  join_pending, is_fork`;
 
 /** Reads for the client and for operators. */
 export class ReadStore {
@@ -44,6 +47,7 @@ export class ReadStore {
   private readonly workflowTasksSql: string;
   private readonly queueCountsSql: string;
   private readonly resultTaskSql: string;
+  private readonly graphEdgesSql: string;
   private readonly failuresSql: string;
 
   constructor(s: string) {
@@ -54,6 +58,10 @@ export class ReadStore {
       UNION ALL
       SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE workflow_id = $1 AND id <> workflow_id
       ORDER BY id`;
+    this.graphEdgesSql = `SELECT e.join_task_id, e.upstream_task_id, e.position FROM ${s}.task_edges e
+      WHERE e.join_task_id = ANY(ARRAY(
+        SELECT id FROM ${s}.tasks WHERE workflow_id = $1 AND id <> workflow_id AND join_pending IS NOT NULL))
+      ORDER BY e.join_task_id, e.position`;
     // The task whose result is the workflow's: the last top-level join (one no
     // other join awaits) to complete, else the root task.
     this.resultTaskSql = `SELECT ${TASK_COLUMNS} FROM (
@@ -83,6 +91,18 @@ export class ReadStore {
 
   async workflowTasks(q: Queryable, id: string): Promise<TaskRecord[]> {
     return (await q.query<TaskRecord>(this.workflowTasksSql, [id])).rows;
+  }
+
+  /** Join edges of a workflow (upstream -> join). */
+  async graphEdges(
+    q: Queryable,
+    workflowId: string,
+  ): Promise<{ join_task_id: string; upstream_task_id: string; position: number }[]> {
+    return (
+      await q.query<{ join_task_id: string; upstream_task_id: string; position: number }>(this.graphEdgesSql, [
+        workflowId,
+      ])
+    ).rows;
   }
 
   async resultTask(q: Queryable, workflowId: string): Promise<TaskRecord | undefined> {
