@@ -307,6 +307,19 @@ export class WeftClient {
     return buildWorkflowGraph(workflowId, tasks, edges);
   }
 
+  /**
+   * Cancels one task with its descendants and the joins that depend on it (and
+   * theirs): the unfinished ones become CANCELLED, running ones are aborted, and
+   * their late outcomes are refused. Returns how many tasks were cancelled (0
+   * when all had finished). Throws TaskNotFoundError.
+   */
+  async cancelTask(taskId: string): Promise<number> {
+    validateWorkflowId(taskId, "taskId");
+    const result = await withTransaction(this.engine.pool, (tx) => this.engine.store.cancel.cancelTask(tx, taskId));
+    if (!result) throw new TaskNotFoundError(taskId);
+    return result.tasks;
+  }
+
   /** A handle on one workflow: its status, a wait, and its result. */
   workflow(workflowId: string): WorkflowHandle {
     validateWorkflowId(workflowId);

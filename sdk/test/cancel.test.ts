@@ -113,4 +113,30 @@ describe("cancelling a workflow", () => {
       code: "WORKFLOW_NOT_FOUND",
     });
   });
+
+  it("cancelTask cancels the task, its descendants and the joins that depend on it; the rest goes on", async () => {
+    const ref = await weft.client.schedule(root, {});
+    const tasks = () => weft.client.getWorkflowTasks(ref.workflowId);
+    await eventually(async () =>
+      (await tasks()).filter((t) => t.state === "RUNNING").length === 3 ? true : undefined,
+    );
+    const all = await tasks();
+    const sleepers = all.filter((t) => t.name === "c.sleeper" && t.state === "RUNNING");
+    const target = sleepers[0];
+    expect(await weft.client.cancelTask(target?.id ?? "")).toBe(2); // the sleeper and the join over it
+    const after = await tasks();
+    const byId = new Map(after.map((t) => [t.id, t]));
+    expect(byId.get(target?.id ?? "")?.state).toBe("CANCELLED");
+    expect(after.find((t) => t.name === "c.gather")?.state).toBe("CANCELLED");
+    expect(byId.get(sleepers[1]?.id ?? "")?.state).toBe("RUNNING");
+    expect((await weft.client.getWorkflow(ref.workflowId)).status).toBe("RUNNING");
+    await eventually(async () => (aborted.has(target?.id ?? "") ? true : undefined), 5_000);
+    // Cancelling the root takes everything left, and ends the workflow CANCELLED.
+    await weft.client.cancelTask(ref.taskId);
+    expect((await weft.client.getWorkflow(ref.workflowId)).status).toBe("CANCELLED");
+    expect((await tasks()).every((t) => t.queue === "DELETED")).toBe(true);
+    await expect(weft.client.cancelTask("01ARZ3NDEKTSV4RRFFQ69G5FAV")).rejects.toMatchObject({
+      code: "TASK_NOT_FOUND",
+    });
+  });
 });

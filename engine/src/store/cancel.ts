@@ -32,6 +32,8 @@ export class CancelStore {
   private readonly workflowSql: string;
   private readonly tasksSql: string;
   private readonly statusSql: string;
+  private readonly taskSql: string;
+  private readonly subtreeSql: string;
 
   constructor(s: string, channel: string) {
     this.lockSql = `SELECT pg_advisory_xact_lock(${WORKFLOW_LOCK_CLASS}, $1)`;
@@ -56,6 +58,53 @@ export class CancelStore {
              pg_notify('${channel}', 'w:' || $1)
         FROM cancelled`;
     this.statusSql = `SELECT status FROM ${s}.workflows WHERE id = $1`;
+    this.taskSql = `SELECT workflow_id FROM ${s}.tasks WHERE id = $1`;
+    // The task, its descendants (forks included), and the joins that wait for any
+    // of them with their own descendants, closed transitively; the unfinished
+    // ones are cancelled. No join outside the set waits for a task in it, so no
+    // join counter needs adjusting. The workflow loses them from its pending
+    // count; if that ends it, it is CANCELLED when the closure holds its root
+    // (cancelling the root's subtree is cancelling the workflow), otherwise
+    // COMPLETED or FAILED by its unhandled failures.
+    this.subtreeSql = `
+      WITH RECURSIVE closure(id) AS (
+        SELECT $1::text COLLATE "C"
+        UNION
+        SELECT x.id FROM closure c CROSS JOIN LATERAL (
+          SELECT t.id FROM ${s}.tasks t WHERE t.workflow_id = $2 AND t.id <> t.workflow_id AND t.parent_id = c.id
+          UNION ALL
+          SELECT unnest(t.awaited_by) COLLATE "C" FROM ${s}.tasks t WHERE t.id = c.id
+        ) x
+      ), cancelled AS (
+        UPDATE ${s}.tasks t
+           SET queue = 'DELETED', state = 'CANCELLED', park_reason = NULL, finished_at = now()
+         WHERE t.id = ANY(ARRAY(SELECT id FROM closure)) AND t.queue <> 'DELETED'
+        RETURNING t.id, t.assigned_node
+      ), wf AS (
+        UPDATE ${s}.workflows w
+           SET pending_tasks = w.pending_tasks - (SELECT count(*) FROM cancelled),
+               status = CASE WHEN w.pending_tasks - (SELECT count(*) FROM cancelled) > 0 THEN w.status
+                             WHEN EXISTS (SELECT 1 FROM closure WHERE id = w.id) THEN 'CANCELLED'
+                             WHEN w.failed_tasks > 0 THEN 'FAILED' ELSE 'COMPLETED' END,
+               finished_at = CASE WHEN w.pending_tasks - (SELECT count(*) FROM cancelled) > 0 THEN NULL ELSE now() END
+         WHERE w.id = $2 AND w.status = 'RUNNING' AND (SELECT count(*) FROM cancelled) > 0
+        RETURNING w.status
+      )
+      SELECT (SELECT count(*)::int FROM cancelled) AS tasks,
+             (SELECT status FROM wf) AS status,
+             (SELECT pg_notify('${channel}', 'r:' || string_agg(DISTINCT assigned_node, ','))
+                FROM cancelled WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS nodes,
+             (SELECT pg_notify('${channel}', 'w:' || $2) FROM wf WHERE status <> 'RUNNING') AS finished`;
+  }
+
+  /** Cancels a task with its descendants and dependent joins; undefined when the task does not exist. */
+  async cancelTask(tx: Queryable, taskId: string): Promise<{ workflowId: string; tasks: number } | undefined> {
+    const { rows } = await tx.query<{ workflow_id: string }>(this.taskSql, [taskId]);
+    const workflowId = rows[0]?.workflow_id;
+    if (workflowId === undefined) return undefined;
+    await tx.query(this.lockSql, [workflowBucket(workflowId)]);
+    const result = await tx.query<{ tasks: number }>(this.subtreeSql, [taskId, workflowId]);
+    return { workflowId, tasks: result.rows[0]?.tasks ?? 0 };
   }
 
   async cancelWorkflow(tx: Queryable, workflowId: string, reason: string | null): Promise<CancelResult | undefined> {
