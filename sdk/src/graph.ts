@@ -19,8 +19,11 @@ export interface WorkflowGraphNode {
 export interface WorkflowGraphEdge {
   readonly from: string;
   readonly to: string;
-  /** `spawn`: a parent scheduled a child; `join`: a join waits for an upstream task. */
-  readonly kind: "spawn" | "join";
+  /**
+   * `spawn`: a parent scheduled a child; `join`: a join lists an upstream task;
+   * `awaits`: a join waits for a task of an upstream's subtree without listing it.
+   */
+  readonly kind: "spawn" | "join" | "awaits";
   /** On a join edge: the upstream's position in the join's list. */
   readonly position?: number;
 }
@@ -66,6 +69,13 @@ export function buildWorkflowGraph(
     if (!graph.hasNode(e.upstream_task_id)) continue; // purged after its retention
     graph.mergeEdge(e.upstream_task_id, e.join_task_id);
     edges.push({ from: e.upstream_task_id, to: e.join_task_id, kind: "join", position: e.position });
+  }
+  for (const t of tasks) {
+    for (const joinId of t.awaited_by ?? []) {
+      if (!graph.hasNode(joinId) || graph.hasEdge(t.id, joinId)) continue;
+      graph.addEdge(t.id, joinId);
+      edges.push({ from: t.id, to: joinId, kind: "awaits" });
+    }
   }
   if (hasCycle(graph)) throw new WorkflowGraphError(`workflow ${workflowId} has a cycle`);
   const levels = topologicalGenerations(graph);

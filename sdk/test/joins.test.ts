@@ -323,6 +323,9 @@ describe("joins and map-reduce", () => {
     expect(graph.nodes).toHaveLength(12);
     expect(graph.edges.filter((e) => e.kind === "spawn")).toHaveLength(11);
     expect(graph.edges.filter((e) => e.kind === "join")).toHaveLength(2 + 2 + 2);
+    // The level-one join also waits for the 4 level-two children, 2 level-two joins and 2 children-from-join.
+    expect(graph.edges.filter((e) => e.kind === "awaits")).toHaveLength(8);
+    expect(graph.levels.at(-1)).toEqual([top?.id]);
     expect(graph.nodes.filter((n) => n.kind === "join")).toHaveLength(3);
     const level = new Map(graph.nodes.map((n) => [n.id, n.level]));
     for (const e of graph.edges) expect(level.get(e.to)).toBeGreaterThan(level.get(e.from) ?? Number.POSITIVE_INFINITY);

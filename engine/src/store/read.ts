@@ -22,6 +22,8 @@ export interface TaskRecord {
   readonly finished_at: Date | null;
   readonly join_pending: number | null;
   readonly is_fork: boolean;
+  /** Joins that wait for this task (listed, or through an ancestor). */
+  readonly awaited_by: string[] | null;
 }
 
 export interface WorkflowRecord {
@@ -38,7 +40,7 @@ export interface WorkflowRecord {
 
 const TASK_COLUMNS = `id, workflow_id, parent_id, task_name, queue, state, park_reason, input, result, error,
   attempt, priority, run_after, affinity_group, affinity, assigned_node, created_at, assigned_at, finished_at,
-  join_pending, is_fork`;
+  join_pending, is_fork, awaited_by`;
 
 /** Reads for the client and for operators. */
 export class ReadStore {
