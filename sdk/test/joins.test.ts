@@ -178,6 +178,26 @@ const withSlowChild = defineTask({
   },
 });
 
+// --- a failure deeper than the listed tasks is not delivered to the join: unhandled
+const failingSpawner = defineTask({
+  name: "deep.spawner",
+  input: z.object({}),
+  output: z.object({ square: z.number() }),
+  run: (ctx) => {
+    ctx.schedule(square, { n: 1, fail: true });
+    return { square: 0 };
+  },
+});
+const deepParent = defineTask({
+  name: "deep.parent",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) => {
+    ctx.scheduleJoin(sum, {}, [ctx.schedule(failingSpawner, {})]);
+    return null;
+  },
+});
+
 // --- messages from a join's subtree to the join
 const noisyChild = defineTask({
   name: "msg.child",
@@ -244,6 +264,8 @@ describe("joins and map-reduce", () => {
         noisyChild,
         noisy,
         noisyParent,
+        failingSpawner,
+        deepParent,
       ],
       node: { maxParallelTasksInNode: 50 },
     });
@@ -450,5 +472,23 @@ describe("joins and map-reduce", () => {
     const join = (await weft.client.getWorkflowTasks(ref.workflowId)).find((t) => t.name === "msg.tally");
     // "c" failed after sending: neither its message nor its child exists.
     expect((await weft.client.getTask(join?.id ?? "", tally)).result).toEqual(["a", "b", "child of a", "child of b"]);
+  });
+
+  it("a failure deeper than the listed tasks is waited for but not delivered: the workflow FAILS", async () => {
+    const ref = await weft.client.schedule(deepParent, {});
+    const wf = await weft.client.waitForWorkflow(ref.workflowId, { timeoutMs: 20_000 });
+    expect(wf.status).toBe("FAILED");
+    const tasks = await weft.client.getWorkflowTasks(ref.workflowId);
+    const join = tasks.find((t) => t.name === "mr.sum");
+    const failed = tasks.find((t) => t.state === "FAILED");
+    expect(join?.state).toBe("COMPLETED");
+    expect(join?.assignedAt?.getTime()).toBeGreaterThanOrEqual(
+      failed?.finishedAt?.getTime() ?? Number.POSITIVE_INFINITY,
+    );
+    const error = await weft.client
+      .workflow(ref.workflowId)
+      .result()
+      .catch((e: unknown) => e);
+    expect((error as { failures: { taskName: string }[] }).failures.map((f) => f.taskName)).toEqual(["mr.square"]);
   });
 });

@@ -73,13 +73,15 @@ export class ReadStore {
          WHERE workflow_id = $1 AND id <> workflow_id AND join_pending IS NOT NULL AND awaited_by IS NULL
       ) t
       ORDER BY (join_pending IS NOT NULL) DESC, finished_at DESC NULLS LAST LIMIT 1`;
-    // Failures no join awaited: the ones that failed the workflow.
+    // Failures no join received (not a listed upstream): the ones that failed the workflow.
     this.failuresSql = `SELECT id, task_name, error FROM (
         SELECT * FROM ${s}.tasks WHERE id = $1 AND workflow_id = $1
         UNION ALL
         SELECT * FROM ${s}.tasks WHERE workflow_id = $1 AND id <> workflow_id
       ) t
-      WHERE state = 'FAILED' AND awaited_by IS NULL ORDER BY finished_at LIMIT 100`;
+      WHERE state = 'FAILED'
+        AND NOT EXISTS (SELECT 1 FROM ${s}.task_edges e WHERE e.upstream_task_id = t.id)
+      ORDER BY finished_at LIMIT 100`;
     this.queueCountsSql = `SELECT queue, state, count(*)::int AS count FROM ${s}.tasks GROUP BY queue, state`;
   }
 

@@ -53,8 +53,8 @@ export class WorkerStore {
     // forks inherit nothing) plus the joins scheduled with it that list it; new
     // joins ($16) start with the count of their listed children. A join whose
     // count reaches zero moves from PARKED to READY in this same statement. A
-    // failure counts against its workflow only when no join awaits it (a join
-    // receives it and decides).
+    // failure counts against its workflow unless a join lists the task (the join
+    // receives the outcome and decides).
     this.completeSql = `
       WITH done AS (
         UPDATE ${s}.tasks t
@@ -117,7 +117,11 @@ export class WorkerStore {
       ), delta AS (
         SELECT workflow_id, sum(pending)::int AS pending, sum(added)::int AS added, sum(failed)::int AS failed
           FROM (SELECT workflow_id, -1 AS pending, 0 AS added,
-                       (state = 'FAILED' AND awaited_by IS NULL)::int AS failed FROM done
+                       -- A failure is handled when its outcome is delivered to a join:
+                       -- the task is a listed upstream (task_edges_upstream_idx).
+                       (state = 'FAILED' AND NOT EXISTS (
+                          SELECT 1 FROM ${s}.task_edges e WHERE e.upstream_task_id = done.id))::int AS failed
+                  FROM done
                 UNION ALL
                 SELECT workflow_id, 1, 1, 0 FROM children) x
          GROUP BY workflow_id
