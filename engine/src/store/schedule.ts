@@ -52,6 +52,36 @@ export function taskColumns(rows: readonly NewTaskRow[]): unknown[] {
   ];
 }
 
+/**
+ * The same rows as one JSON array, for \`recordsetTasks\`. Built from fragments
+ * that are already JSON (inputs are JSON text; ids are ULIDs; task names are
+ * validated identifiers; free text is JSON-encoded): sending 13 array parameters
+ * of 10,000 elements cost the driver ~70 ms to encode and the server ~57 ms to parse.
+ */
+export function tasksJson(rows: readonly NewTaskRow[]): string {
+  const parts = new Array<string>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as NewTaskRow;
+    parts[i] =
+      `{"id":"${r.id}","workflow_id":"${r.workflowId}","parent_id":${r.parentId === null ? "null" : `"${r.parentId}"`},` +
+      `"task_name":"${r.taskName}","input":${r.input},"priority":${r.priority},` +
+      `"run_after":${r.runAfter === null ? "null" : `"${r.runAfter.toISOString()}"`},` +
+      `"delay_ms":${r.delayMs ?? "null"},` +
+      `"affinity_group":${r.affinityGroup === null ? "null" : JSON.stringify(r.affinityGroup)},` +
+      `"affinity":${r.affinity === null ? "null" : JSON.stringify(r.affinity)},` +
+      `"own_joins":${r.ownJoins && r.ownJoins.length > 0 ? `"${r.ownJoins.join(",")}"` : "null"},` +
+      `"is_fork":${r.isFork ? "true" : "false"},"join_pending":${r.joinPending ?? "null"}}`;
+  }
+  return `[${parts.join(",")}]`;
+}
+
+/** Rows of \`tasksJson\` in parameter \`$n\`, with the same column names as \`unnestTasks\`. */
+export function recordsetTasks(n: number): string {
+  return `jsonb_to_recordset($${n}::jsonb) AS c(id text, workflow_id text, parent_id text, task_name text, input jsonb,
+          priority int, run_after timestamptz, affinity_group text, affinity text, delay_ms float8,
+          own_joins text, is_fork bool, join_pending int)`;
+}
+
 /** `SELECT` list over the task column arrays starting at parameter `$first`. */
 export function unnestTasks(first: number): string {
   const p = (i: number) => `$${first + i}`;

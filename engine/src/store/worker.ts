@@ -1,6 +1,6 @@
 import type { Queryable } from "../db/pg.js";
 import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
-import { TASK_INSERT_COLUMNS, taskColumns, taskSelectList, unnestTasks } from "./schedule.js";
+import { recordsetTasks, TASK_INSERT_COLUMNS, taskSelectList, tasksJson } from "./schedule.js";
 import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
 
 // Tokens are bigint; they are read as float8 (exact below 2^53) so that JS gets a
@@ -51,7 +51,7 @@ export class WorkerStore {
     // Joins: a recorded task reports to every join in its \`awaited_by\` (-1);
     // each inserted child inherits its parent's list (+1 to each of those joins;
     // forks inherit nothing) plus the joins scheduled with it that list it; new
-    // joins ($16) start with the count of their listed children. A join whose
+    // joins ($4) start with the count of their listed children. A join whose
     // count reaches zero moves from PARKED to READY in this same statement. A
     // failure counts against its workflow unless a join lists the task (the join
     // receives the outcome and decides).
@@ -65,10 +65,10 @@ export class WorkerStore {
                finished_at = now()
          WHERE t.id = ANY($1::text[]) AND t.queue = 'READY'
            AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
-           -- Hold the workflows' buckets shared (sorted, in $21) before any row
+           -- Hold the workflows' buckets shared (sorted, in $9) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
-                                        FROM unnest($21::int[]) b) l) >= 0
+                                        FROM unnest($9::int[]) b) l) >= 0
         RETURNING t.id, t.workflow_id, t.state, t.awaited_by
       ), done_map AS MATERIALIZED (
         SELECT coalesce(jsonb_object_agg(id, coalesce(to_jsonb(awaited_by), '[]'::jsonb)), '{}') AS m FROM done
@@ -76,13 +76,13 @@ export class WorkerStore {
         INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
         SELECT ${taskSelectList(
           "ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> c.parent_id))",
-        )} FROM ${unnestTasks(3)}
+        )} FROM ${recordsetTasks(3)}
          WHERE (SELECT m FROM done_map) ? c.parent_id
         RETURNING workflow_id, awaited_by
       ), edges AS (
         INSERT INTO ${s}.task_edges (join_task_id, upstream_task_id, position)
         SELECT e.join_id, e.upstream_id, e.position
-          FROM unnest($17::text[], $18::text[], $19::int[], $20::text[]) AS e(join_id, upstream_id, position, parent_id)
+          FROM unnest($5::text[], $6::text[], $7::int[], $8::text[]) AS e(join_id, upstream_id, position, parent_id)
          WHERE (SELECT m FROM done_map) ? e.parent_id
         RETURNING 1
       ), messages AS (
@@ -90,7 +90,7 @@ export class WorkerStore {
         -- that has the task name it was addressed to.
         INSERT INTO ${s}.join_messages (join_task_id, from_task_id, message)
         SELECT j.id, msg.from_id, msg.message
-          FROM unnest($22::text[], $23::text[], $24::jsonb[]) AS msg(from_id, join_name, message)
+          FROM unnest($10::text[], $11::text[], $12::jsonb[]) AS msg(from_id, join_name, message)
           CROSS JOIN LATERAL (
             SELECT t.id FROM ${s}.tasks t
              WHERE t.id = ANY(ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> msg.from_id)))
@@ -101,7 +101,7 @@ export class WorkerStore {
           FROM (SELECT unnest(awaited_by) AS j, -1 AS d FROM done WHERE awaited_by IS NOT NULL
                 UNION ALL
                 SELECT unnest(awaited_by), 1 FROM children WHERE awaited_by IS NOT NULL) x
-         WHERE NOT (j = ANY($16::text[]))
+         WHERE NOT (j = ANY($4::text[]))
          GROUP BY j HAVING sum(d) <> 0
       ), join_map AS MATERIALIZED (
         SELECT jsonb_object_agg(j, d) AS m FROM join_delta
@@ -213,7 +213,7 @@ export class WorkerStore {
     const { rows } = await q.query<{ recorded: number; finished: number }>(this.completeSql, [
       outcomes.map((o) => o.id),
       `{${parts.join(",")}}`,
-      ...taskColumns(children),
+      tasksJson(children),
       newJoins,
       edges.map((e) => e.joinId),
       edges.map((e) => e.upstreamId),
