@@ -81,4 +81,28 @@ describe("cancelling while tasks complete, on 3 node processes", () => {
     );
     expect(joins[0]?.n).toBe(0);
   });
+
+  it("running attempts on other node processes stop within a second of the cancel", async () => {
+    const ref = await client.client.schedule(tasks.fanParent, { children: 30, maxSleepMs: 60_000, joinSleepMs: 0 });
+    // Wait until every child is running somewhere (the nodes report their active counts).
+    await eventually(
+      async () => {
+        const { rows } = await pool.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM weft.tasks WHERE workflow_id = $1 AND state = 'RUNNING'",
+          [ref.workflowId],
+        );
+        return (rows[0]?.n ?? 0) >= 20 ? true : undefined;
+      },
+      15_000,
+      50,
+    );
+    const nodesRunning = () =>
+      nodes.filter((n) => ((n.messages.filter((m) => m.type === "status").at(-1)?.active as number) ?? 0) > 0).length;
+    await eventually(async () => (nodesRunning() >= 2 ? true : undefined), 5_000, 50);
+    const cancelledAt = Date.now();
+    expect(await client.client.cancelWorkflow(ref.workflowId)).toBe(true);
+    await eventually(async () => (nodesRunning() === 0 ? true : undefined), 5_000, 20);
+    // Status messages come every 100 ms: the attempts stopped within a second.
+    expect(Date.now() - cancelledAt).toBeLessThan(1_000 + 100);
+  });
 });
