@@ -53,8 +53,19 @@ export const plannerConfigSchema = z
     nodeDeadAfterMs: ms().min(100).default(DEFAULTS.nodeDeadAfterMs),
     deadNodeSweepMs: ms().min(10).default(DEFAULTS.deadNodeSweepMs),
     leaderRetryMs: ms(600_000).min(10).default(DEFAULTS.leaderRetryMs),
+    /** A node reporting a CPU load (0..1) above this gets no new tasks; unset: no limit. */
+    nodeCpuLoadingLimit: z.number().min(0).max(1).optional(),
   })
   .strict();
+
+/** Settings a task may have: in its definition, per task in \`taskOverrides\`, or as \`taskDefaults\`. */
+export const taskSettingsSchema = z
+  .object({
+    /** Most attempts of the task running at once in the whole cluster. */
+    maxParallelInCluster: z.number().int().min(1).max(1_000_000).optional(),
+  })
+  .strict();
+export type TaskSettings = z.output<typeof taskSettingsSchema>;
 
 export const cleanerConfigSchema = z
   .object({
@@ -79,6 +90,10 @@ export const engineConfigSchema = z
     node: nodeConfigSchema.default(() => nodeConfigSchema.parse({})),
     planner: plannerConfigSchema.default(() => plannerConfigSchema.parse({})),
     cleaner: cleanerConfigSchema.default(() => cleanerConfigSchema.parse({})),
+    /** Defaults for every task (lowest precedence). */
+    taskDefaults: taskSettingsSchema.default({}),
+    /** Per task name (highest precedence, over the task definition). */
+    taskOverrides: z.record(z.string(), taskSettingsSchema).default({}),
   })
   .strict();
 

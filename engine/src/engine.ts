@@ -1,7 +1,7 @@
 import pg from "pg";
-import { type EngineConfig, type EngineConfigInput, engineConfigSchema, parseConfig } from "./config.js";
+import { type EngineConfig, type EngineConfigInput, engineConfigSchema, parseConfig, suggest } from "./config.js";
 import { migrate } from "./db/migrate.js";
-import { DuplicateTaskError } from "./errors.js";
+import { ConfigError, DuplicateTaskError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Cleaner } from "./services/cleaner.js";
 import { LeaderElector } from "./services/leader.js";
@@ -68,12 +68,18 @@ export class Engine {
       if (handlers.has(h.name)) throw new DuplicateTaskError(h.name);
       handlers.set(h.name, h);
     }
+    const taskLimits = resolveTaskLimits(this.config, handlers);
     const { node, planner } = this.config;
     if (node.enabled && handlers.size > 0) {
       const registry = new NodeRegistry(
         this.store,
         this.pool,
-        { appName: this.config.appName, capacity: node.maxParallelTasksInNode, taskNames: [...handlers.keys()] },
+        {
+          appName: this.config.appName,
+          capacity: node.maxParallelTasksInNode,
+          taskNames: [...handlers.keys()],
+          taskLimits,
+        },
         node.heartbeatIntervalMs,
         this.log,
         async () => this.worker?.abandonAll(),
@@ -181,4 +187,33 @@ export class Engine {
     this.cleaner = undefined;
     await Promise.all([p?.stop(), c?.stop()]);
   }
+}
+
+/**
+ * Each task's maxParallelInCluster, with DTF's precedence: \`taskOverrides[name]\`
+ * over the task definition over \`taskDefaults\`. Overrides for tasks this process
+ * does not define are refused (a typo would silently do nothing).
+ */
+export function resolveTaskLimits(
+  config: EngineConfig,
+  handlers: ReadonlyMap<string, TaskHandler>,
+): Record<string, number> {
+  for (const name of Object.keys(config.taskOverrides)) {
+    if (!handlers.has(name)) {
+      const hint = suggest(name, [...handlers.keys()]);
+      throw new ConfigError(
+        `taskOverrides.${name}`,
+        `no task "${name}" is defined here${hint ? `; did you mean "${hint}"?` : ""}`,
+      );
+    }
+  }
+  const limits: Record<string, number> = {};
+  for (const [name, handler] of handlers) {
+    const limit =
+      config.taskOverrides[name]?.maxParallelInCluster ??
+      handler.settings?.maxParallelInCluster ??
+      config.taskDefaults.maxParallelInCluster;
+    if (limit !== undefined) limits[name] = limit;
+  }
+  return limits;
 }

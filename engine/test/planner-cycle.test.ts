@@ -101,4 +101,33 @@ describe("planner cycles", () => {
     await planner.cycle();
     expect((await tasksOf([id as string]))[0]).toMatchObject({ queue: "READY", assigned_node: "N1" });
   });
+
+  it("applies the smallest cluster limit published for a name, counting what runs on every node", async () => {
+    await addNode("N1", 10, ["t"]);
+    await addNode("N2", 10, ["t"]);
+    await pool.query(`UPDATE weft.nodes SET task_limits = '{"t": 5}' WHERE id = 'N1'`);
+    await pool.query(`UPDATE weft.nodes SET task_limits = '{"t": 3}' WHERE id = 'N2'`);
+    const ids = await schedule(8);
+    await planner.cycle();
+    expect((await tasksOf(ids)).filter((r) => r.state === "RUNNING")).toHaveLength(3);
+    await planner.cycle();
+    expect((await tasksOf(ids)).filter((r) => r.state === "RUNNING")).toHaveLength(3);
+  });
+
+  it("gives no new task to a node over the CPU limit", async () => {
+    planner = new Planner(
+      store,
+      pool,
+      parseConfig(plannerConfigSchema, { nodeCpuLoadingLimit: 0.8, deadNodeSweepMs: 10 }),
+      memoryLogger().logger,
+      () => undefined,
+    );
+    await addNode("BUSY", 10, ["t"]);
+    await addNode("CALM", 10, ["t"]);
+    await pool.query("UPDATE weft.nodes SET cpu_load = CASE id WHEN 'BUSY' THEN 0.95 ELSE 0.2 END");
+    const ids = await schedule(6);
+    await planner.cycle();
+    const rows = await tasksOf(ids);
+    expect(rows.every((r) => r.assigned_node === "CALM")).toBe(true);
+  });
 });

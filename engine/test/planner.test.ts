@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { pollingDelayFor } from "../src/config.js";
+import { engineConfigSchema, parseConfig, pollingDelayFor } from "../src/config.js";
+import { resolveTaskLimits } from "../src/engine.js";
+import { ConfigError } from "../src/errors.js";
 import { decide } from "../src/services/planner.js";
+import type { TaskHandler } from "../src/services/worker.js";
 import type { Candidate, LiveNode } from "../src/store/planner.js";
 
 const node = (id: string, free: number, names: string[]): LiveNode => ({
@@ -53,6 +56,17 @@ describe("planner decisions", () => {
     expect(decide(candidates, nodes, freeOf(nodes)).map((x) => x.id)).toEqual(["z9", "f1", "o1", "f2"]);
   });
 
+  it("respect a task name's cluster allowance, and give the rest of the capacity to others", () => {
+    const nodes = [node("A", 10, ["limited", "free"])];
+    const candidates = [
+      ...["l1", "l2", "l3", "l4"].map((id) => task(id, "limited")),
+      task("f1", "free"),
+      task("f2", "free"),
+    ];
+    const d = decide(candidates, nodes, freeOf(nodes), new Map([["limited", 2]]));
+    expect(d.map((x) => x.id).sort()).toEqual(["f1", "f2", "l1", "l2"]);
+  });
+
   it("no free capacity: no decisions", () => {
     const nodes = [node("A", 0, ["x"])];
     expect(decide([task("r")], nodes, freeOf(nodes))).toEqual([]);
@@ -66,5 +80,34 @@ describe("polling delay", () => {
     expect(pollingDelayFor(map, 99)).toBe(1000);
     expect(pollingDelayFor(map, 100)).toBe(500);
     expect(pollingDelayFor(map, 5000)).toBe(250);
+  });
+});
+
+describe("task settings precedence", () => {
+  const handler = (name: string, maxParallelInCluster?: number): [string, TaskHandler] => [
+    name,
+    { name, execute: async () => null, ...(maxParallelInCluster ? { settings: { maxParallelInCluster } } : {}) },
+  ];
+  const handlers = new Map([handler("a", 5), handler("b"), handler("c", 7)]);
+
+  it("per-task override > definition > global default", () => {
+    const config = parseConfig(engineConfigSchema, {
+      taskDefaults: { maxParallelInCluster: 100 },
+      taskOverrides: { c: { maxParallelInCluster: 2 } },
+    });
+    expect(resolveTaskLimits(config, handlers)).toEqual({ a: 5, b: 100, c: 2 });
+    expect(resolveTaskLimits(parseConfig(engineConfigSchema, {}), handlers)).toEqual({ a: 5, c: 7 });
+  });
+
+  it("an override for a task this process does not define is refused, with a suggestion", () => {
+    const config = parseConfig(engineConfigSchema, { taskOverrides: { bb: { maxParallelInCluster: 1 } } });
+    expect(() => resolveTaskLimits(config, handlers)).toThrow(ConfigError);
+    expect(() => resolveTaskLimits(config, handlers)).toThrow(/did you mean "b"/);
+    expect(() => parseConfig(engineConfigSchema, { taskDefaults: { maxParallelInCluster: 0 } })).toThrow(
+      /taskDefaults\.maxParallelInCluster/,
+    );
+    expect(() => parseConfig(engineConfigSchema, { planner: { nodeCpuLoadingLimit: 1.5 } })).toThrow(
+      /planner\.nodeCpuLoadingLimit/,
+    );
   });
 });

@@ -84,6 +84,11 @@ export interface TaskDefinitionSpec<I extends z.ZodType, O extends z.ZodType> {
   /** Validates the result when `run` returns. */
   readonly output: O;
   readonly run: (ctx: TaskContext<z.output<I>>) => Promise<z.input<O>> | z.input<O>;
+  /**
+   * Most attempts of this task running at once in the whole cluster.
+   * \`taskOverrides\` in the configuration wins over it; \`taskDefaults\` applies without it.
+   */
+  readonly maxParallelInCluster?: number;
 }
 
 declare const taskBrand: unique symbol;
@@ -109,6 +114,8 @@ export interface JoinDefinitionSpec<
   readonly upstream: U | readonly U[];
   /** The schema of messages its subtree may send it with \`ctx.sendToJoin\`. */
   readonly messages?: M;
+  /** As for tasks: most attempts of this join running at once in the cluster. */
+  readonly maxParallelInCluster?: number;
   readonly run: (ctx: JoinContext<z.output<I>, TaskOutput<U>, z.output<M>>) => Promise<z.input<O>> | z.input<O>;
 }
 
@@ -152,6 +159,10 @@ export function defineTask<I extends z.ZodType, O extends z.ZodType>(
   if (!isZodSchema(spec.input)) throw new InvalidArgumentError(`${spec.name}.input`, "expected a zod schema");
   if (!isZodSchema(spec.output)) throw new InvalidArgumentError(`${spec.name}.output`, "expected a zod schema");
   if (typeof spec.run !== "function") throw new InvalidArgumentError(`${spec.name}.run`, "expected a function");
+  const limit = spec.maxParallelInCluster;
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000)) {
+    throw new InvalidArgumentError(`${spec.name}.maxParallelInCluster`, "expected an integer from 1 to 1000000");
+  }
   return Object.freeze({ ...spec }) as TaskDefinition<I, O>;
 }
 

@@ -44,7 +44,16 @@ export interface WeftOptions extends EngineConfigInput {
 }
 
 const OWN_KEYS = ["connectionString", "pool", "tasks", "logger", "cpuLoad"] as const;
-const CONFIG_KEYS = ["schema", "appName", "maxPayloadBytes", "node", "planner", "cleaner"] as const;
+const CONFIG_KEYS = [
+  "schema",
+  "appName",
+  "maxPayloadBytes",
+  "node",
+  "planner",
+  "cleaner",
+  "taskDefaults",
+  "taskOverrides",
+] as const;
 
 /** A Weft process: a client, and (when it has tasks) a worker node and a planner candidate. */
 export class Weft {
@@ -229,6 +238,9 @@ function toHandler(task: AnyDefinition, limit: () => number): TaskHandler {
   const join = isJoinDefinition(task);
   return {
     name: task.name,
+    ...(task.maxParallelInCluster !== undefined
+      ? { settings: { maxParallelInCluster: task.maxParallelInCluster } }
+      : {}),
     async execute(exec: TaskExecution): Promise<unknown> {
       const parsed = task.input.safeParse(exec.input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));

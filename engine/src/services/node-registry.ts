@@ -9,6 +9,7 @@ export interface NodeIdentity {
   readonly appName: string;
   readonly capacity: number;
   readonly taskNames: readonly string[];
+  readonly taskLimits?: Readonly<Record<string, number>>;
 }
 
 /** The process's CPU load as a fraction of its cores (0..1), as the planner's CPU limit reads it. */
@@ -70,6 +71,7 @@ export class NodeRegistry extends LoopService {
       pid: process.pid,
       capacity: this.identity.capacity,
       taskNames: this.identity.taskNames,
+      ...(this.identity.taskLimits ? { taskLimits: this.identity.taskLimits } : {}),
     });
     this.log.info({ node: this.id, taskNames: this.identity.taskNames }, "node registered");
   }

@@ -77,17 +77,43 @@ export class Planner extends LoopService {
 
     const nodes = await store.planner.liveNodes(db, config.nodeDeadAfterMs);
     const free = new Map<string, number>();
-    for (const n of nodes) free.set(n.id, Math.max(0, n.capacity - n.active));
+    const cpuLimit = config.nodeCpuLoadingLimit;
+    for (const n of nodes) {
+      // A node over the CPU limit gets no new tasks (its running ones go on).
+      const overloaded =
+        cpuLimit !== undefined && n.cpu_load !== null && n.cpu_load !== undefined && n.cpu_load > cpuLimit;
+      free.set(n.id, overloaded ? 0 : Math.max(0, n.capacity - n.active));
+    }
 
-    // Candidates per task name, limited by the free capacity that can run it.
+    // Cluster limits: the smallest maxParallelInCluster any live node publishes
+    // for a name, less what already runs of it anywhere.
+    const clusterLimits = new Map<string, number>();
+    for (const n of nodes) {
+      for (const [name, limit] of Object.entries(n.task_limits ?? {})) {
+        clusterLimits.set(name, Math.min(limit, clusterLimits.get(name) ?? Number.POSITIVE_INFINITY));
+      }
+    }
+    const allowance = new Map<string, number>();
+    if (clusterLimits.size > 0) {
+      const running = await store.planner.runningByName(db, [...clusterLimits.keys()]);
+      for (const [name, limit] of clusterLimits) allowance.set(name, Math.max(0, limit - (running.get(name) ?? 0)));
+    }
+
+    // Candidates per task name, limited by the free capacity that can run it and
+    // by the name's cluster allowance.
     const limits = new Map<string, number>();
     for (const n of nodes) {
       const f = free.get(n.id) ?? 0;
       if (f === 0) continue;
       for (const name of n.task_names) limits.set(name, Math.min(config.batchSize, (limits.get(name) ?? 0) + f));
     }
+    for (const [name, left] of allowance) {
+      if (!limits.has(name)) continue;
+      if (left === 0) limits.delete(name);
+      else limits.set(name, Math.min(left, limits.get(name) ?? 0));
+    }
     const candidates = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
-    const decisions = decide(candidates, nodes, free);
+    const decisions = decide(candidates, nodes, free, allowance);
     const applied = await store.planner.apply(db, decisions);
     handled += applied;
     if (applied > 0) this.log.debug({ applied, candidates: candidates.length }, "planned");
@@ -106,6 +132,8 @@ export function decide(
   candidates: readonly Candidate[],
   nodes: readonly LiveNode[],
   free: Map<string, number>,
+  /** Tasks each cluster-limited name may still start; names absent are unlimited. */
+  allowance: Map<string, number> = new Map(),
 ): PlanDecision[] {
   const decisions: PlanDecision[] = [];
   const runnable: { c: Candidate; rank: number }[] = [];
@@ -141,6 +169,8 @@ export function decide(
 
   for (const { c } of runnable) {
     if (totalFree === 0) break;
+    const left = allowance.get(c.task_name);
+    if (left === 0) continue;
     let node: string | null = null;
     let best = 0;
     for (const n of capable.get(c.task_name) ?? []) {
@@ -153,6 +183,7 @@ export function decide(
     if (node === null) continue;
     free.set(node, best - 1);
     totalFree--;
+    if (left !== undefined) allowance.set(c.task_name, left - 1);
     decisions.push({ id: c.id, queue: "READY", node, parkReason: null });
   }
   return decisions;

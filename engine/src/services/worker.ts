@@ -63,6 +63,8 @@ export interface TaskExecution {
 
 export interface TaskHandler {
   readonly name: string;
+  /** Settings from the task definition (overridden by \`taskOverrides\`). */
+  readonly settings?: import("../config.js").TaskSettings;
   /** Returns the task's result (JSON-serialisable); throws to fail the attempt. */
   execute(execution: TaskExecution): Promise<unknown>;
 }

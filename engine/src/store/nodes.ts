@@ -7,6 +7,8 @@ export interface NodeRegistration {
   readonly pid: number;
   readonly capacity: number;
   readonly taskNames: readonly string[];
+  /** maxParallelInCluster by task name, for the names that have one. */
+  readonly taskLimits?: Readonly<Record<string, number>>;
 }
 
 export interface NodeInfo {
@@ -33,8 +35,8 @@ export class NodeStore {
   constructor(s: string, channel: string) {
     this.registerSql = `
       WITH n AS (
-        INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names)
-        VALUES ($1, $2, $3, $4, $5, $6::text[]) RETURNING id
+        INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names, task_limits)
+        VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb) RETURNING id
       )
       SELECT pg_notify('${channel}', 'p') FROM n`;
     // Zero rows updated means the planner declared this node dead.
@@ -46,7 +48,15 @@ export class NodeStore {
   }
 
   async register(q: Queryable, r: NodeRegistration): Promise<void> {
-    await q.query(this.registerSql, [r.id, r.appName, r.host, r.pid, r.capacity, r.taskNames]);
+    await q.query(this.registerSql, [
+      r.id,
+      r.appName,
+      r.host,
+      r.pid,
+      r.capacity,
+      r.taskNames,
+      JSON.stringify(r.taskLimits ?? {}),
+    ]);
   }
 
   /** Returns false when the node's row is gone (declared dead). */

@@ -14,6 +14,10 @@ export interface LiveNode {
   readonly capacity: number;
   readonly task_names: string[];
   readonly active: number;
+  /** maxParallelInCluster by task name, as this node resolved it. */
+  readonly task_limits?: Record<string, number>;
+  /** Last reported CPU load (0..1), if any. */
+  readonly cpu_load?: number | null;
 }
 
 /** One planner decision for a task: its next queue, and its node if assigned now. */
@@ -28,6 +32,7 @@ export interface PlanDecision {
 export class PlannerStore {
   private readonly nodesSql: string;
   private readonly candidatesSql: string;
+  private readonly runningByNameSql: string;
   private readonly applySql: string;
   private readonly sweepSql: string;
   private readonly dueSql: string;
@@ -36,11 +41,16 @@ export class PlannerStore {
   constructor(s: string, channel: string) {
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
     // cannot drift from the truth the way a maintained counter could.
-    this.nodesSql = `SELECT n.id, n.capacity, n.task_names,
+    this.nodesSql = `SELECT n.id, n.capacity, n.task_names, n.task_limits, n.cpu_load,
         (SELECT count(*) FROM ${s}.tasks t WHERE t.assigned_node = n.id AND t.queue = 'READY')::int AS active
       FROM ${s}.nodes n
       WHERE NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)
       ORDER BY n.id`;
+    // Running tasks of the limited task names, cluster-wide: bounded by what runs
+    // (tasks_assigned_idx), not by the table.
+    this.runningByNameSql = `SELECT task_name, count(*)::int AS running FROM ${s}.tasks
+      WHERE assigned_node IS NOT NULL AND queue = 'READY' AND task_name = ANY($1::text[])
+      GROUP BY task_name`;
     // Per task name (fair share within a batch), highest priority first, then
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
@@ -108,6 +118,12 @@ export class PlannerStore {
 
   async liveNodes(q: Queryable, deadAfterMs: number): Promise<LiveNode[]> {
     return (await q.query<LiveNode>(this.nodesSql, [deadAfterMs])).rows;
+  }
+
+  async runningByName(q: Queryable, names: readonly string[]): Promise<Map<string, number>> {
+    if (names.length === 0) return new Map();
+    const { rows } = await q.query<{ task_name: string; running: number }>(this.runningByNameSql, [names]);
+    return new Map(rows.map((r) => [r.task_name, r.running]));
   }
 
   async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
