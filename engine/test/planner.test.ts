@@ -67,6 +67,15 @@ describe("planner decisions", () => {
     expect(d.map((x) => x.id).sort()).toEqual(["f1", "f2", "l1", "l2"]);
   });
 
+  it("with one slot, the least-served name goes first: names take turns across cycles", () => {
+    const nodes = [node("A", 1, ["flood", "other"])];
+    const candidates = [task("f1", "flood"), task("o9", "other")];
+    expect(decide(candidates, nodes, freeOf(nodes)).map((x) => x.id)).toEqual(["f1"]);
+    expect(decide(candidates, nodes, freeOf(nodes), new Map(), new Map([["flood", 1]])).map((x) => x.id)).toEqual([
+      "o9",
+    ]);
+  });
+
   it("no free capacity: no decisions", () => {
     const nodes = [node("A", 0, ["x"])];
     expect(decide([task("r")], nodes, freeOf(nodes))).toEqual([]);

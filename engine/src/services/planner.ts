@@ -25,6 +25,8 @@ import { LoopService, OutageLog } from "./service.js";
 export class Planner extends LoopService {
   readonly name = "planner";
   private lastSweep = 0;
+  /** Tasks given to each task name, relative to the least-served name that had candidates. */
+  private readonly served = new Map<string, number>();
   private readonly outage: OutageLog;
   /** Cycles run since start; tests and the bench read it. */
   cycles = 0;
@@ -38,6 +40,23 @@ export class Planner extends LoopService {
   ) {
     super();
     this.outage = new OutageLog(log, "planner");
+  }
+
+  /** Counts this cycle's assignments per name, then rebases so the least-served waiting name is at 0. */
+  private recordServed(candidates: readonly Candidate[], decisions: readonly PlanDecision[]): void {
+    const names = new Map<string, string>(candidates.map((c) => [c.id, c.task_name]));
+    for (const d of decisions) {
+      if (d.node === null) continue;
+      const name = names.get(d.id);
+      if (name !== undefined) this.served.set(name, (this.served.get(name) ?? 0) + 1);
+    }
+    const waiting = new Set(names.values());
+    let min = Number.POSITIVE_INFINITY;
+    for (const name of waiting) min = Math.min(min, this.served.get(name) ?? 0);
+    for (const [name, n] of this.served) {
+      if (!waiting.has(name)) this.served.delete(name);
+      else this.served.set(name, n - min);
+    }
   }
 
   protected async tick(): Promise<number> {
@@ -113,7 +132,8 @@ export class Planner extends LoopService {
       else limits.set(name, Math.min(left, limits.get(name) ?? 0));
     }
     const candidates = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
-    const decisions = decide(candidates, nodes, free, allowance);
+    const decisions = decide(candidates, nodes, free, allowance, this.served);
+    this.recordServed(candidates, decisions);
     const applied = await store.planner.apply(db, decisions);
     handled += applied;
     if (applied > 0) this.log.debug({ applied, candidates: candidates.length }, "planned");
@@ -134,6 +154,13 @@ export function decide(
   free: Map<string, number>,
   /** Tasks each cluster-limited name may still start; names absent are unlimited. */
   allowance: Map<string, number> = new Map(),
+  /**
+   * Tasks recently given to each name. Among equal priority and turn, the
+   * least-served name goes first, so names take turns across cycles too: with
+   * one free slot per cycle, an older flood of one name would otherwise hold
+   * every later name back until it drained.
+   */
+  served: ReadonlyMap<string, number> = new Map(),
 ): PlanDecision[] {
   const decisions: PlanDecision[] = [];
   const runnable: { c: Candidate; rank: number }[] = [];
@@ -151,7 +178,13 @@ export function decide(
     prevKey = key;
     r.rank = rank;
   }
-  runnable.sort((a, b) => b.c.priority - a.c.priority || a.rank - b.rank || cmp(a.c.id, b.c.id));
+  runnable.sort(
+    (a, b) =>
+      b.c.priority - a.c.priority ||
+      a.rank - b.rank ||
+      (served.get(a.c.task_name) ?? 0) - (served.get(b.c.task_name) ?? 0) ||
+      cmp(a.c.id, b.c.id),
+  );
 
   const capable = new Map<string, LiveNode[]>();
   for (const n of nodes) {
