@@ -64,7 +64,10 @@ Options:
   --no-analyze           skip the (untimed) ANALYZE after enqueueing: measures a
                          burst into tables the planner has no statistics for
   --json                 print one JSON object per line, one per system, workload and task count
-  -h, --help             show this help`;
+  -h, --help             show this help
+
+The planner's cycle time under a large backlog (1,000 to 1,000,000 waiting tasks)
+is a separate bench: node --import tsx bench/src/planner-cycle.ts --help`;
 
 function int(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name}: expected a whole number, got "${raw}"`);
