@@ -34,7 +34,7 @@ describe("planner cycles", () => {
 
   beforeEach(async () => {
     pool ??= poolFor(await url);
-    await pool.query("TRUNCATE weft.tasks, weft.workflows, weft.nodes CASCADE");
+    await pool.query("TRUNCATE weft.tasks, weft.workflows, weft.nodes, weft.affinity_holders CASCADE");
     const config = parseConfig(plannerConfigSchema, { nodeDeadAfterMs: 1_000, deadNodeSweepMs: 10, batchSize: 100 });
     planner = new Planner(store, pool, config, memoryLogger().logger, () => undefined);
   });
@@ -129,5 +129,58 @@ describe("planner cycles", () => {
     await planner.cycle();
     const rows = await tasksOf(ids);
     expect(rows.every((r) => r.assigned_node === "CALM")).toBe(true);
+  });
+
+  it("affinity: the first workflow holds a key; later ones wait PARKED and get it in creation order", async () => {
+    await addNode("N1", 20, ["t"]);
+    const key = { affinityGroup: "account", affinity: "42" };
+    /** A workflow of `n` tasks with the key: a root, and n-1 more added to it. */
+    const workflow = async (n: number, k = key) => {
+      const root = newTask(k);
+      await store.schedule.insert(pool, [root], new Set([root.id]));
+      const more = Array.from({ length: n - 1 }, () => newTask({ ...k, workflowId: root.id }));
+      if (more.length > 0) await store.schedule.insert(pool, more, new Set());
+      return root.id;
+    };
+    const w1 = await workflow(2);
+    const w2 = await workflow(2);
+    const w3 = await workflow(1);
+    const other = await workflow(1, { affinityGroup: "invoice", affinity: "42" });
+    const byWorkflow = async (wf: string) =>
+      (
+        await pool.query<{ queue: string; state: string; park_reason: string | null }>(
+          "SELECT queue, state, park_reason FROM weft.tasks WHERE workflow_id = $1 ORDER BY id",
+          [wf],
+        )
+      ).rows;
+
+    await planner.cycle();
+    expect((await byWorkflow(w1)).map((r) => r.state)).toEqual(["RUNNING", "RUNNING"]); // in parallel
+    expect((await byWorkflow(w2)).every((r) => r.queue === "PARKED" && r.park_reason === "AFFINITY")).toBe(true);
+    expect((await byWorkflow(w3))[0]?.park_reason).toBe("AFFINITY");
+    expect((await byWorkflow(other))[0]?.state).toBe("RUNNING"); // another group: its own key
+
+    // w1 finishes one task: it still holds the key.
+    await pool.query(
+      "UPDATE weft.tasks SET queue = 'DELETED', state = 'COMPLETED' WHERE id = (SELECT min(id) FROM weft.tasks WHERE workflow_id = $1)",
+      [w1],
+    );
+    await planner.cycle();
+    expect((await byWorkflow(w2)).every((r) => r.queue === "PARKED")).toBe(true);
+
+    // w1 done: the key goes to w2 (created before w3), whose tasks run together.
+    await pool.query("UPDATE weft.tasks SET queue = 'DELETED', state = 'COMPLETED' WHERE workflow_id = $1", [w1]);
+    await planner.cycle();
+    await planner.cycle();
+    expect((await byWorkflow(w2)).map((r) => r.state)).toEqual(["RUNNING", "RUNNING"]);
+    expect((await byWorkflow(w3))[0]?.queue).toBe("PARKED");
+    const holder = await pool.query("SELECT workflow_id FROM weft.affinity_holders WHERE affinity_group = 'account'");
+    expect(holder.rows).toEqual([{ workflow_id: w2 }]);
+
+    // A cancelled (here: finished) holder releases at once; w3 is next.
+    await pool.query("UPDATE weft.tasks SET queue = 'DELETED', state = 'CANCELLED' WHERE workflow_id = $1", [w2]);
+    await planner.cycle();
+    await planner.cycle();
+    expect((await byWorkflow(w3))[0]?.state).toBe("RUNNING");
   });
 });

@@ -97,6 +97,17 @@ describe("hot-path queries stay index-driven on a large table", () => {
     ],
     ["planner: dead-node sweep", () => [sql(store.planner, "sweepSql"), [15000]]],
     ["planner: running tasks of limited names", () => [sql(store.planner, "runningByNameSql"), [["task1", "task2"]]]],
+    ["planner: affinity keys freed", () => [sql(store.planner, "freedHoldersSql"), []]],
+    [
+      "planner: affinity hand-over",
+      () => [
+        sql(store.planner, "handOverSql"),
+        [
+          ["g1", "g2"],
+          ["a1", "a2"],
+        ],
+      ],
+    ],
     ["planner: due PARKED tasks", () => [sql(store.planner, "dueSql"), [1000]]],
     ["worker: fetch assignments", () => [sql(store.worker, "fetchSql"), ["N1", 226500, 100]]],
     ["worker: list assignments", () => [sql(store.worker, "listAssignedSql"), ["N1"]]],

@@ -42,6 +42,41 @@ export class Planner extends LoopService {
     this.outage = new OutageLog(log, "planner");
   }
 
+  /**
+   * Affinity: a candidate with a key may run only in the workflow holding the
+   * key. Free keys are first given to the oldest workflow waiting for them (which
+   * may not be the candidate's); candidates of other workflows are parked until
+   * the key is handed to theirs.
+   */
+  private async holdAffinity(
+    fetched: readonly Candidate[],
+  ): Promise<{ candidates: Candidate[]; parked: PlanDecision[] }> {
+    const keyed = fetched.filter((c) => c.affinity !== null && c.affinity !== undefined);
+    if (keyed.length === 0) return { candidates: [...fetched], parked: [] };
+    const keyOf = (g: string, a: string) => `${g}\u0000${a}`;
+    const keys = new Map<string, { affinity_group: string; affinity: string }>();
+    for (const c of keyed) {
+      const g = c.affinity_group as string;
+      const a = c.affinity as string;
+      keys.set(keyOf(g, a), { affinity_group: g, affinity: a });
+    }
+    await this.store.planner.handOver(this.db, [...keys.values()]);
+    const holders = new Map(
+      (await this.store.planner.holders(this.db, [...keys.values()])).map((h) => [
+        keyOf(h.affinity_group, h.affinity),
+        h.workflow_id,
+      ]),
+    );
+    const candidates: Candidate[] = [];
+    const parked: PlanDecision[] = [];
+    for (const c of fetched) {
+      if (c.affinity === null || c.affinity === undefined) candidates.push(c);
+      else if (holders.get(keyOf(c.affinity_group as string, c.affinity)) === c.workflow_id) candidates.push(c);
+      else parked.push({ id: c.id, queue: "PARKED", node: null, parkReason: "AFFINITY" });
+    }
+    return { candidates, parked };
+  }
+
   /** Counts this cycle's assignments per name, then rebases so the least-served waiting name is at 0. */
   private recordServed(candidates: readonly Candidate[], decisions: readonly PlanDecision[]): void {
     const names = new Map<string, string>(candidates.map((c) => [c.id, c.task_name]));
@@ -94,6 +129,9 @@ export class Planner extends LoopService {
       handled += await store.planner.promoteDue(db, config.batchSize);
     }
 
+    // Keys whose holder has finished with them go to the next workflow in line.
+    handled += await store.planner.releaseAffinity(db);
+
     const nodes = await store.planner.liveNodes(db, config.nodeDeadAfterMs);
     const free = new Map<string, number>();
     const cpuLimit = config.nodeCpuLoadingLimit;
@@ -131,8 +169,9 @@ export class Planner extends LoopService {
       if (left === 0) limits.delete(name);
       else limits.set(name, Math.min(left, limits.get(name) ?? 0));
     }
-    const candidates = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
-    const decisions = decide(candidates, nodes, free, allowance, this.served);
+    const fetched = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
+    const { candidates, parked } = await this.holdAffinity(fetched);
+    const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served)];
     this.recordServed(candidates, decisions);
     const applied = await store.planner.apply(db, decisions);
     handled += applied;

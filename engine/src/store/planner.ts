@@ -7,6 +7,16 @@ export interface Candidate {
   readonly priority: number;
   /** Its run_after is still in the future: it will be parked. */
   readonly delayed: boolean;
+  readonly workflow_id?: string;
+  readonly affinity_group?: string | null;
+  readonly affinity?: string | null;
+}
+
+/** An affinity key and the workflow holding it. */
+export interface AffinityHolder {
+  readonly affinity_group: string;
+  readonly affinity: string;
+  readonly workflow_id: string;
 }
 
 export interface LiveNode {
@@ -33,6 +43,9 @@ export class PlannerStore {
   private readonly nodesSql: string;
   private readonly candidatesSql: string;
   private readonly runningByNameSql: string;
+  private readonly freedHoldersSql: string;
+  private readonly handOverSql: string;
+  private readonly holdersSql: string;
   private readonly applySql: string;
   private readonly sweepSql: string;
   private readonly dueSql: string;
@@ -51,13 +64,43 @@ export class PlannerStore {
     this.runningByNameSql = `SELECT task_name, count(*)::int AS running FROM ${s}.tasks
       WHERE assigned_node IS NOT NULL AND queue = 'READY' AND task_name = ANY($1::text[])
       GROUP BY task_name`;
+    // Holders whose workflow has no unfinished task with their key any more.
+    this.freedHoldersSql = `DELETE FROM ${s}.affinity_holders h
+      WHERE NOT EXISTS (
+        SELECT 1 FROM ${s}.tasks t
+         WHERE t.affinity_group = h.affinity_group AND t.affinity = h.affinity AND t.workflow_id = h.workflow_id
+           AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')
+      RETURNING affinity_group, affinity`;
+    // Gives free keys to the oldest workflow with an unfinished task with the key
+    // (tasks_affinity_idx), and releases that workflow's tasks parked for the key.
+    this.handOverSql = `
+      WITH acquired AS (
+        INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
+        SELECT k.g, k.a, n.workflow_id
+          FROM unnest($1::text[], $2::text[]) AS k(g, a)
+          CROSS JOIN LATERAL (
+            SELECT t.workflow_id FROM ${s}.tasks t
+             WHERE t.affinity_group = k.g AND t.affinity = k.a AND t.affinity IS NOT NULL AND t.queue <> 'DELETED'
+             ORDER BY t.workflow_id LIMIT 1) n
+        ON CONFLICT DO NOTHING
+        RETURNING affinity_group, affinity, workflow_id
+      ), unparked AS (
+        UPDATE ${s}.tasks t SET queue = 'READY', park_reason = NULL
+         WHERE t.affinity IS NOT NULL AND t.queue = 'PARKED' AND t.park_reason = 'AFFINITY'
+           AND (t.affinity_group, t.affinity, t.workflow_id) IN (SELECT affinity_group, affinity, workflow_id FROM acquired)
+        RETURNING t.id
+      )
+      SELECT (SELECT count(*)::int FROM unparked) AS unparked`;
+    this.holdersSql = `SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
+      JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`;
     // Per task name (fair share within a batch), highest priority first, then
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
-    this.candidatesSql = `SELECT r.id, r.task_name, r.priority, r.delayed
+    this.candidatesSql = `SELECT r.id, r.task_name, r.priority, r.delayed, r.workflow_id, r.affinity_group, r.affinity
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
-        SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed FROM ${s}.tasks
+        SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
+               workflow_id, affinity_group, affinity FROM ${s}.tasks
          WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL AND task_name = n.name
          ORDER BY priority DESC, id LIMIT n.lim) r`;
     // The guard (NEW or READY, unassigned) makes a decision void for a task that
@@ -124,6 +167,35 @@ export class PlannerStore {
     if (names.length === 0) return new Map();
     const { rows } = await q.query<{ task_name: string; running: number }>(this.runningByNameSql, [names]);
     return new Map(rows.map((r) => [r.task_name, r.running]));
+  }
+
+  /** Frees the keys whose holder has finished with them, and hands them on. Returns tasks released from PARKED. */
+  async releaseAffinity(q: Queryable): Promise<number> {
+    const { rows } = await q.query<{ affinity_group: string; affinity: string }>(this.freedHoldersSql);
+    if (rows.length === 0) return 0;
+    return this.handOver(q, rows);
+  }
+
+  /** Gives each free key among \`keys\` to its oldest waiting workflow; returns tasks released from PARKED. */
+  async handOver(q: Queryable, keys: readonly { affinity_group: string; affinity: string }[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const { rows } = await q.query<{ unparked: number }>(this.handOverSql, [
+      keys.map((k) => k.affinity_group),
+      keys.map((k) => k.affinity),
+    ]);
+    return rows[0]?.unparked ?? 0;
+  }
+
+  async holders(
+    q: Queryable,
+    keys: readonly { affinity_group: string; affinity: string }[],
+  ): Promise<AffinityHolder[]> {
+    if (keys.length === 0) return [];
+    const { rows } = await q.query<AffinityHolder>(this.holdersSql, [
+      keys.map((k) => k.affinity_group),
+      keys.map((k) => k.affinity),
+    ]);
+    return rows;
   }
 
   async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
