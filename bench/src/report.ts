@@ -105,45 +105,49 @@ export function ratio(summaries: readonly SystemSummary[], s: SystemSummary): nu
   return boss && weft ? weft.tasksPerSec / boss.tasksPerSec : undefined;
 }
 
-/** The workload compared with `independent` in the same invocation, and the share of its throughput it must reach. */
-export const FANOUT = "fanout";
-export const FANOUT_MIN_SHARE = 0.7;
+/**
+ * Workloads compared with \`independent\` in the same invocation, with the share
+ * of its throughput they must reach. Fan-out writes its tasks while processing
+ * (its parent writes them), so it is compared end to end (enqueue + processing);
+ * affinity enqueues like independent, so it is compared on processing.
+ */
+export const FLOORS: Readonly<Record<string, { readonly share: number; readonly endToEnd: boolean }>> = {
+  fanout: { share: 0.7, endToEnd: true },
+  affinity: { share: 0.5, endToEnd: false },
+};
 
-/**
- * A fanout summary's median throughput over the same system's `independent`
- * throughput at the same task count, from the same invocation.
- */
-/**
- * Fan-out's end-to-end throughput over independent's, for the same system and
- * task count (the issue's floor compares these; both include writing the tasks).
- */
+/** A workload's throughput over the same system's \`independent\` at the same task count, as its floor compares them. */
 export function independentShare(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
-  if (s.workload !== FANOUT) return undefined;
+  const floor = FLOORS[s.workload];
+  if (!floor) return undefined;
   const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
-  return base ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : undefined;
+  if (!base) return undefined;
+  return floor.endToEnd ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : s.tasksPerSec / base.tasksPerSec;
 }
 
-/** One line per system and task count that ran both fanout and independent; flags a share below the floor. */
-export function fanoutNotes(summaries: readonly SystemSummary[], minShare = FANOUT_MIN_SHARE): string[] {
+/** One line per system, workload and task count compared with independent; flags a share below the floor. */
+export function fanoutNotes(summaries: readonly SystemSummary[]): string[] {
   const notes: string[] = [];
   for (const s of summaries) {
     const share = independentShare(summaries, s);
-    if (share === undefined) continue;
+    const floor = FLOORS[s.workload];
+    if (share === undefined || !floor) continue;
     const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
-    const processingShare = base ? s.tasksPerSec / base.tasksPerSec : Number.NaN;
+    const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+    const processing = base ? s.tasksPerSec / base.tasksPerSec : Number.NaN;
+    const endToEnd = base ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : Number.NaN;
     notes.push(
-      `${s.system}: fanout ${s.tasks} (${s.finishedTasks} tasks) ran at ${(share * 100).toFixed(0)}% of the ` +
-        `independent throughput end to end (${s.endToEndTasksPerSec} vs ${base?.endToEndTasksPerSec} tasks/s, enqueue ` +
-        `included; floor ${(minShare * 100).toFixed(0)}%)` +
-        (share < minShare ? ` — NOTE: below ${(minShare * 100).toFixed(0)}%` : "") +
-        `; processing only, with independent's enqueue left out: ${(processingShare * 100).toFixed(0)}%`,
+      `${s.system}: ${s.workload} ${s.tasks} (${s.finishedTasks} tasks) ran at ${pct(share)} of the independent ` +
+        `throughput ${floor.endToEnd ? "end to end (enqueue included)" : "(processing)"}; floor ${pct(floor.share)}` +
+        (share < floor.share ? ` — NOTE: below ${pct(floor.share)}` : "") +
+        ` [processing ${pct(processing)}, end to end ${pct(endToEnd)}]`,
     );
   }
   return notes;
 }
 
 export function formatTable(summaries: readonly SystemSummary[]): string {
-  // The fanout column only when some fanout ran next to independent.
+  // The share column only when some compared workload ran next to independent.
   const withShare = summaries.some((s) => independentShare(summaries, s) !== undefined);
   const table = new Table({
     head: [
@@ -157,7 +161,7 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       "end-to-end tasks/s",
       "peak RSS MiB / node",
       "Weft / pg-boss",
-      ...(withShare ? ["fanout / independent"] : []),
+      ...(withShare ? ["share of independent"] : []),
     ],
     colAligns: [
       "left",
@@ -177,7 +181,7 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
   for (const s of summaries) {
     const r = s.system === "weft" ? ratio(summaries, s) : undefined;
     const share = independentShare(summaries, s);
-    const floor = (FANOUT_MIN_SHARE * 100).toFixed(0);
+    const floor = FLOORS[s.workload]?.share ?? 0;
     table.push([
       `${s.system} (${s.version})`,
       s.workload,
@@ -190,7 +194,11 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       s.peakRssMb.map((v) => v.toFixed(0)).join(", "),
       r === undefined ? "" : `${r.toFixed(2)}x`,
       ...(withShare
-        ? [share === undefined ? "" : `${(share * 100).toFixed(0)}%${share < FANOUT_MIN_SHARE ? ` (< ${floor}%)` : ""}`]
+        ? [
+            share === undefined
+              ? ""
+              : `${(share * 100).toFixed(0)}%${share < floor ? ` (< ${(floor * 100).toFixed(0)}%)` : ""}`,
+          ]
         : []),
     ]);
   }

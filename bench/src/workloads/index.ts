@@ -1,3 +1,4 @@
+import { affinity } from "./affinity.js";
 import { fanout } from "./fanout.js";
 import { independent } from "./independent.js";
 import type { Workload } from "./types.js";
@@ -8,6 +9,7 @@ export type { OnDone, PgBossHandler, PgBossWorkload, WeftWorkload, Workload } fr
 export const WORKLOADS: Readonly<Record<string, Workload>> = {
   [independent.name]: independent,
   [fanout.name]: fanout,
+  [affinity.name]: affinity,
 };
 
 export function getWorkload(name: string): Workload {

@@ -60,13 +60,20 @@ export class Planner extends LoopService {
       const a = c.affinity as string;
       keys.set(keyOf(g, a), { affinity_group: g, affinity: a });
     }
-    await this.store.planner.handOver(this.db, [...keys.values()]);
-    const holders = new Map(
-      (await this.store.planner.holders(this.db, [...keys.values()])).map((h) => [
-        keyOf(h.affinity_group, h.affinity),
-        h.workflow_id,
-      ]),
-    );
+    const readHolders = async () =>
+      new Map(
+        (await this.store.planner.holders(this.db, [...keys.values()])).map((h) => [
+          keyOf(h.affinity_group, h.affinity),
+          h.workflow_id,
+        ]),
+      );
+    let holders = await readHolders();
+    // Only keys nobody holds are handed over (the usual case is that they are held).
+    const free = [...keys.entries()].filter(([k]) => !holders.has(k)).map(([, key]) => key);
+    if (free.length > 0) {
+      await this.store.planner.handOver(this.db, free);
+      holders = await readHolders();
+    }
     const candidates: Candidate[] = [];
     const parked: PlanDecision[] = [];
     for (const c of fetched) {

@@ -85,9 +85,14 @@ export class PlannerStore {
         ON CONFLICT DO NOTHING
         RETURNING affinity_group, affinity, workflow_id
       ), unparked AS (
+        -- One probe of tasks_affinity_idx per key handed over (LATERAL keeps it so).
         UPDATE ${s}.tasks t SET queue = 'READY', park_reason = NULL
-         WHERE t.affinity IS NOT NULL AND t.queue = 'PARKED' AND t.park_reason = 'AFFINITY'
-           AND (t.affinity_group, t.affinity, t.workflow_id) IN (SELECT affinity_group, affinity, workflow_id FROM acquired)
+         WHERE t.id = ANY(ARRAY(
+                 SELECT w.id FROM acquired a CROSS JOIN LATERAL (
+                   SELECT t2.id FROM ${s}.tasks t2
+                    WHERE t2.affinity_group = a.affinity_group AND t2.affinity = a.affinity
+                      AND t2.workflow_id = a.workflow_id AND t2.affinity IS NOT NULL AND t2.queue <> 'DELETED') w))
+           AND t.queue = 'PARKED' AND t.park_reason = 'AFFINITY'
         RETURNING t.id
       )
       SELECT (SELECT count(*)::int FROM unparked) AS unparked`;
