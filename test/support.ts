@@ -90,3 +90,19 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Highest number of overlapping [started_at, ended_at] intervals (an end at the same instant as a start does not overlap). */
+export function maxOverlap(rows: readonly { started_at: Date; ended_at: Date }[]): number {
+  const events = rows.flatMap((r) => [
+    { t: r.started_at.getTime(), d: 1 },
+    { t: r.ended_at.getTime(), d: -1 },
+  ]);
+  events.sort((a, b) => a.t - b.t || a.d - b.d);
+  let cur = 0;
+  let max = 0;
+  for (const e of events) {
+    cur += e.d;
+    max = Math.max(max, cur);
+  }
+  return max;
+}

@@ -69,7 +69,8 @@ Options:
 The planner's cycle time under a large backlog (1,000 to 1,000,000 waiting tasks)
 is a separate bench: node --import tsx bench/src/planner-cycle.ts --help`;
 
-function int(name: string, raw: string, min: number, max: number): number {
+/** A whole-number option within [min, max]; a UsageError names the option otherwise. */
+export function int(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name}: expected a whole number, got "${raw}"`);
   const value = Number(raw.trim());
   if (value < min || value > max) throw new UsageError(`--${name}: expected ${min}..${max}, got ${value}`);

@@ -15,6 +15,8 @@ import pg from "pg";
 // engine/test/planner-cycle.test.ts does.
 import { plannerConfigSchema } from "../../engine/src/config.js";
 import { Planner } from "../../engine/src/services/planner.js";
+import { int, UsageError } from "./cli.js";
+import { median } from "./report.js";
 
 export const USAGE = `Usage: node --import tsx bench/src/planner-cycle.ts [options]
 
@@ -52,17 +54,6 @@ interface Options {
   readonly explainAnalyze: boolean;
   readonly json: boolean;
   readonly help: boolean;
-}
-
-class UsageError extends Error {
-  override readonly name = "UsageError";
-}
-
-function int(name: string, raw: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name}: expected a whole number, got "${raw}"`);
-  const value = Number(raw.trim());
-  if (value < min || value > max) throw new UsageError(`--${name}: expected ${min}..${max}, got ${value}`);
-  return value;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -157,15 +148,6 @@ function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   // Nearest rank.
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
-}
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) throw new Error("median of nothing");
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;

@@ -2,7 +2,15 @@ import { join } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXEC_LOG_DDL, fixtureTasks } from "../../test/fixtures/tasks.js";
-import { eventually, freshDatabase, type NodeProcess, poolFor, ROOT, spawnNode } from "../../test/support.js";
+import {
+  eventually,
+  freshDatabase,
+  maxOverlap,
+  type NodeProcess,
+  poolFor,
+  ROOT,
+  spawnNode,
+} from "../../test/support.js";
 import { createClient, type Weft } from "../src/index.js";
 
 const NODE_SCRIPT = join(ROOT, "test/fixtures/node.ts");
@@ -111,17 +119,9 @@ describe.each<{ settings: string; env: Record<string, string> }>([
     ).length;
     expect(overlapping).toBeGreaterThan(spans.size / 2);
     // Different keys run at the same time.
-    const events = [...spans.values()].flatMap((s) => [
-      { t: s.start, d: 1 },
-      { t: s.end, d: -1 },
-    ]);
-    events.sort((a, b) => a.t - b.t || a.d - b.d);
-    let cur = 0;
-    let max = 0;
-    for (const e of events) {
-      cur += e.d;
-      max = Math.max(max, cur);
-    }
+    const max = maxOverlap(
+      [...spans.values()].map((s) => ({ started_at: new Date(s.start), ended_at: new Date(s.end) })),
+    );
     expect(max).toBeGreaterThan(10);
   });
 });

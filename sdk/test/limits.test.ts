@@ -2,26 +2,18 @@ import { join } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXEC_LOG_DDL, fixtureTasks } from "../../test/fixtures/tasks.js";
-import { eventually, freshDatabase, type NodeProcess, poolFor, ROOT, spawnNode } from "../../test/support.js";
+import {
+  eventually,
+  freshDatabase,
+  maxOverlap,
+  type NodeProcess,
+  poolFor,
+  ROOT,
+  spawnNode,
+} from "../../test/support.js";
 import { createClient, type Weft } from "../src/index.js";
 
 const NODE_SCRIPT = join(ROOT, "test/fixtures/node.ts");
-
-/** Highest number of overlapping [start, end] intervals. */
-function maxOverlap(rows: { started_at: Date; ended_at: Date }[]): number {
-  const events = rows.flatMap((r) => [
-    { t: r.started_at.getTime(), d: 1 },
-    { t: r.ended_at.getTime(), d: -1 },
-  ]);
-  events.sort((a, b) => a.t - b.t || a.d - b.d);
-  let cur = 0;
-  let max = 0;
-  for (const e of events) {
-    cur += e.d;
-    max = Math.max(max, cur);
-  }
-  return max;
-}
 
 describe("cluster, node and CPU limits on 3 node processes", () => {
   let pool: pg.Pool;
