@@ -19,6 +19,10 @@ export const DEFAULTS = {
   cleanerIntervalMs: 60_000,
   cleanerBatchSize: 1_000,
   retentionMs: 7 * 24 * 3600 * 1000,
+  timeoutGraceMs: 5_000,
+  /** The default retry policy (BACKOFF): 1 s, 2 s, 4 s, ... up to 10 retries within an hour. */
+  backoff: { initialDelayMs: 1_000, delayPeriodMs: 1_000, maxRetries: 10, maxIntervalMs: 3_600_000, jitter: 0.2 },
+  fixed: { delayMs: 10_000, maxRetries: 10, maxIntervalMs: 24 * 3_600_000 },
 } as const;
 
 const ms = (max = 7 * 24 * 3600 * 1000) => z.number().int().min(0).max(max);
@@ -55,14 +59,68 @@ export const plannerConfigSchema = z
     leaderRetryMs: ms(600_000).min(10).default(DEFAULTS.leaderRetryMs),
     /** A node reporting a CPU load (0..1) above this gets no new tasks; unset: no limit. */
     nodeCpuLoadingLimit: z.number().min(0).max(1).optional(),
+    /**
+     * An attempt of a task with a timeout is re-planned by the planner once its
+     * timeout plus this grace has passed on the database clock, even if its node
+     * is alive (the node itself aborts it at the timeout).
+     */
+    timeoutGraceMs: ms().default(DEFAULTS.timeoutGraceMs),
   })
   .strict();
+
+const maxRetries = z.number().int().min(0).max(1_000_000);
+const day = 24 * 3_600_000;
+
+/**
+ * How a failed attempt is retried (DTF's retry modes). A policy is replaced
+ * whole by one of higher precedence, never merged field by field.
+ */
+export const retryPolicySchema = z.discriminatedUnion("mode", [
+  z.object({ mode: z.literal("OFF") }).strict(),
+  z
+    .object({
+      mode: z.literal("FIXED"),
+      /** Delay before every retry. */
+      delayMs: ms().default(DEFAULTS.fixed.delayMs),
+      maxRetries: maxRetries.default(DEFAULTS.fixed.maxRetries),
+      /** No retry starts later than this after the first failure. */
+      maxIntervalMs: ms(3650 * day).default(DEFAULTS.fixed.maxIntervalMs),
+    })
+    .strict(),
+  z
+    .object({
+      mode: z.literal("BACKOFF"),
+      /** Delay before the first retry. */
+      initialDelayMs: ms().default(DEFAULTS.backoff.initialDelayMs),
+      /** Retry n > 1 waits delayPeriodMs × 2^(n-1). */
+      delayPeriodMs: ms().default(DEFAULTS.backoff.delayPeriodMs),
+      maxRetries: maxRetries.default(DEFAULTS.backoff.maxRetries),
+      /** No retry starts later than this after the first failure (DTF's max-delay). */
+      maxIntervalMs: ms(3650 * day).default(DEFAULTS.backoff.maxIntervalMs),
+      /** Each delay is shortened by a random fraction up to this (0: none), so retries of many tasks spread out. */
+      jitter: z.number().min(0).max(1).default(DEFAULTS.backoff.jitter),
+    })
+    .strict(),
+]);
+export type RetryPolicyInput = z.input<typeof retryPolicySchema>;
+export type RetryPolicy = z.output<typeof retryPolicySchema>;
 
 /** Settings a task may have: in its definition, per task in \`taskOverrides\`, or as \`taskDefaults\`. */
 export const taskSettingsSchema = z
   .object({
     /** Most attempts of the task running at once in the whole cluster. */
     maxParallelInCluster: z.number().int().min(1).max(1_000_000).optional(),
+    /** Retry policy; default BACKOFF with the defaults above. */
+    retry: retryPolicySchema.optional(),
+    /** An attempt running longer fails (its signal aborts); unset: no timeout. */
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * day)
+      .optional(),
+    /** Copy a task that failed its last attempt to the dead-letter table (default true). */
+    deadLetter: z.boolean().optional(),
   })
   .strict();
 export type TaskSettings = z.output<typeof taskSettingsSchema>;

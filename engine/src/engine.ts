@@ -1,5 +1,14 @@
 import pg from "pg";
-import { type EngineConfig, type EngineConfigInput, engineConfigSchema, parseConfig, suggest } from "./config.js";
+import {
+  type EngineConfig,
+  type EngineConfigInput,
+  engineConfigSchema,
+  parseConfig,
+  type RetryPolicy,
+  retryPolicySchema,
+  suggest,
+  type TaskSettings,
+} from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError, DuplicateTaskError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -68,7 +77,13 @@ export class Engine {
       if (handlers.has(h.name)) throw new DuplicateTaskError(h.name);
       handlers.set(h.name, h);
     }
-    const taskLimits = resolveTaskLimits(this.config, handlers);
+    const settings = resolveTaskSettings(this.config, handlers);
+    const taskLimits: Record<string, number> = {};
+    const taskTimeouts: Record<string, number> = {};
+    for (const [name, t] of settings) {
+      if (t.maxParallelInCluster !== undefined) taskLimits[name] = t.maxParallelInCluster;
+      if (t.timeoutMs !== undefined) taskTimeouts[name] = t.timeoutMs;
+    }
     const { node, planner } = this.config;
     if (node.enabled && handlers.size > 0) {
       const registry = new NodeRegistry(
@@ -79,6 +94,7 @@ export class Engine {
           capacity: node.maxParallelTasksInNode,
           taskNames: [...handlers.keys()],
           taskLimits,
+          taskTimeouts,
         },
         node.heartbeatIntervalMs,
         this.log,
@@ -92,6 +108,7 @@ export class Engine {
         node,
         this.config.maxPayloadBytes,
         handlers,
+        settings,
         registry,
         this.listener,
         this.log,
@@ -131,6 +148,7 @@ export class Engine {
       await migrate(this.pool, this.config.schema, this.log);
       await this.listener.start();
       this.listener.on("planner", () => this.planner?.wake());
+      this.listener.on("due", (ms) => this.planner?.dueIn(Number(ms[0])));
       this.listener.onReconnect(() => this.planner?.wake());
       await this.registry?.start();
       await this.worker?.start();
@@ -172,7 +190,14 @@ export class Engine {
   private async becomeLeader(client: pg.Client): Promise<void> {
     const epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
     this.log.info({ epoch }, "planner started");
-    this.planner = new Planner(this.store, client, this.config.planner, this.log, () => this.elector?.connectionLost());
+    this.planner = new Planner(
+      this.store,
+      client,
+      this.config.planner,
+      this.log,
+      () => this.elector?.connectionLost(),
+      epoch,
+    );
     await this.planner.start();
     if (this.config.cleaner.enabled) {
       this.cleaner = new Cleaner(this.store, this.pool, this.config.cleaner, this.log);
@@ -189,15 +214,26 @@ export class Engine {
   }
 }
 
+/** A task's settings after precedence: \`taskOverrides[name]\` > definition > \`taskDefaults\` > built-in. */
+export interface ResolvedTaskSettings {
+  readonly maxParallelInCluster?: number;
+  readonly retry: RetryPolicy;
+  readonly timeoutMs?: number;
+  readonly deadLetter: boolean;
+}
+
+const DEFAULT_RETRY: RetryPolicy = retryPolicySchema.parse({ mode: "BACKOFF" });
+
 /**
- * Each task's maxParallelInCluster, with DTF's precedence: \`taskOverrides[name]\`
- * over the task definition over \`taskDefaults\`. Overrides for tasks this process
- * does not define are refused (a typo would silently do nothing).
+ * Each task's settings with DTF's precedence: \`taskOverrides[name]\` over the
+ * task definition over \`taskDefaults\`, field by field (a retry policy is
+ * replaced whole). Overrides for tasks this process does not define are refused
+ * (a typo would silently do nothing).
  */
-export function resolveTaskLimits(
+export function resolveTaskSettings(
   config: EngineConfig,
   handlers: ReadonlyMap<string, TaskHandler>,
-): Record<string, number> {
+): Map<string, ResolvedTaskSettings> {
   for (const name of Object.keys(config.taskOverrides)) {
     if (!handlers.has(name)) {
       const hint = suggest(name, [...handlers.keys()]);
@@ -207,13 +243,33 @@ export function resolveTaskLimits(
       );
     }
   }
-  const limits: Record<string, number> = {};
+  const resolved = new Map<string, ResolvedTaskSettings>();
   for (const [name, handler] of handlers) {
-    const limit =
-      config.taskOverrides[name]?.maxParallelInCluster ??
-      handler.settings?.maxParallelInCluster ??
-      config.taskDefaults.maxParallelInCluster;
-    if (limit !== undefined) limits[name] = limit;
+    const layers = [config.taskOverrides[name], handler.settings, config.taskDefaults];
+    const pick = <K extends keyof TaskSettings>(key: K): TaskSettings[K] | undefined => {
+      for (const layer of layers) if (layer?.[key] !== undefined) return layer[key];
+      return undefined;
+    };
+    const limit = pick("maxParallelInCluster");
+    const timeoutMs = pick("timeoutMs");
+    resolved.set(name, {
+      ...(limit !== undefined ? { maxParallelInCluster: limit } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      retry: pick("retry") ?? DEFAULT_RETRY,
+      deadLetter: pick("deadLetter") ?? true,
+    });
+  }
+  return resolved;
+}
+
+/** Each task's maxParallelInCluster (see resolveTaskSettings). */
+export function resolveTaskLimits(
+  config: EngineConfig,
+  handlers: ReadonlyMap<string, TaskHandler>,
+): Record<string, number> {
+  const limits: Record<string, number> = {};
+  for (const [name, s] of resolveTaskSettings(config, handlers)) {
+    if (s.maxParallelInCluster !== undefined) limits[name] = s.maxParallelInCluster;
   }
   return limits;
 }

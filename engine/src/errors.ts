@@ -22,7 +22,13 @@ export type WeftErrorCode =
   | "WAIT_TIMEOUT"
   | "SCHEMA_TOO_NEW"
   | "NOT_STARTED"
-  | "TASK_FAILED";
+  | "TASK_FAILED"
+  | "NON_RETRYABLE"
+  | "TASK_TIMEOUT"
+  | "ATTEMPT_LOST"
+  | "ATTEMPTS_EXHAUSTED"
+  | "DEAD_LETTER_NOT_FOUND"
+  | "NOT_REQUEUEABLE";
 
 export interface ValidationIssue {
   /** Dotted path of the offending field, e.g. `items.3.name`; empty for the root. */
@@ -221,6 +227,74 @@ export class NotStartedError extends WeftError {
     this.name = "NotStartedError";
   }
 }
+
+/**
+ * Thrown by a task to fail its attempt without retries (the input can never
+ * succeed, say). The task goes straight to FAILED and, if enabled, to the
+ * dead-letter table.
+ */
+export class NonRetryableError extends WeftError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("NON_RETRYABLE", message, options);
+    this.name = "NonRetryableError";
+  }
+}
+
+/** An attempt ran past its task's \`timeoutMs\`: its signal aborted and the attempt failed. */
+export class TaskTimeoutError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly timeoutMs: number,
+  ) {
+    super("TASK_TIMEOUT", `Task "${taskName}" timed out after ${timeoutMs} ms`);
+    this.name = "TaskTimeoutError";
+  }
+}
+
+/**
+ * An attempt that used up the task's last attempt was lost (its node died, or
+ * it ran past its database deadline): the task fails without another run.
+ */
+export class AttemptsExhaustedError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly attempts: number,
+  ) {
+    super(
+      "ATTEMPTS_EXHAUSTED",
+      `Task "${taskName}" used all ${attempts} attempts; the last one was lost (node died or deadline passed)`,
+    );
+    this.name = "AttemptsExhaustedError";
+  }
+}
+
+export class DeadLetterNotFoundError extends WeftError {
+  constructor(readonly taskId: string) {
+    super("DEAD_LETTER_NOT_FOUND", `No dead letter for task ${taskId}`);
+    this.name = "DeadLetterNotFoundError";
+  }
+}
+
+/** A dead letter whose task can no longer run again (purged, or its workflow was cancelled). */
+export class NotRequeueableError extends WeftError {
+  constructor(
+    readonly taskId: string,
+    reason: string,
+  ) {
+    super("NOT_REQUEUEABLE", `Task ${taskId} cannot be requeued: ${reason}`);
+    this.name = "NotRequeueableError";
+  }
+}
+
+/** Error codes whose failures are never retried: the same attempt would fail the same way. */
+export const NON_RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  "NON_RETRYABLE",
+  "INPUT_INVALID",
+  "OUTPUT_INVALID",
+  "UNKNOWN_TASK",
+  "PAYLOAD_TOO_LARGE",
+  "ATTEMPTS_EXHAUSTED",
+]);
 
 /** The serialised form of a task failure as stored in the `error` column. */
 export interface TaskErrorInfo {

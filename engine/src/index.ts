@@ -7,7 +7,11 @@ export {
   engineConfigSchema,
   parseConfig,
   pollingDelayFor,
+  type RetryPolicy,
+  type RetryPolicyInput,
+  retryPolicySchema,
   suggest,
+  type TaskSettings,
 } from "./config.js";
 export { isUlid, quoteSchema, validateTaskName } from "./db/identifiers.js";
 export { loadMigrations, MIGRATIONS_DIR, migrate } from "./db/migrate.js";
@@ -19,13 +23,14 @@ export {
   withSavepoint,
   withTransaction,
 } from "./db/pg.js";
-export { Engine, type EngineOptions } from "./engine.js";
+export { Engine, type EngineOptions, type ResolvedTaskSettings } from "./engine.js";
 export * from "./errors.js";
 export { newId } from "./ids.js";
 export { createLogger, type Logger } from "./logger.js";
 export { encodePayload } from "./payload.js";
+export { maxAttempts, retryDelayMs } from "./retry.js";
 export { decide } from "./services/planner.js";
-export type { ChildSpec, TaskExecution, TaskHandler, UpstreamOutcome } from "./services/worker.js";
+export type { ChildSpec, FailureInfo, TaskExecution, TaskHandler, UpstreamOutcome } from "./services/worker.js";
 export { Store } from "./store/index.js";
 export type { NodeInfo } from "./store/nodes.js";
 export type { TaskRecord, WorkflowRecord } from "./store/read.js";

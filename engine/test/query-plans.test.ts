@@ -92,23 +92,16 @@ describe("hot-path queries stay index-driven on a large table", () => {
           [...sample.new, ...sample.ready],
           JSON.stringify(Object.fromEntries(sample.new.map((id) => [id, "N1"]))),
           "{}",
+          JSON.stringify({ task1: 60_000 }),
+          0,
         ],
       ],
     ],
-    ["planner: dead-node sweep", () => [sql(store.planner, "sweepSql"), [15000]]],
+    ["planner: dead-node and deadline sweep", () => [sql(store.planner, "sweepSql"), [15000, 0]]],
     ["planner: running tasks of limited names", () => [sql(store.planner, "runningByNameSql"), [["task1", "task2"]]]],
-    ["planner: affinity keys freed", () => [sql(store.planner, "freedHoldersSql"), []]],
-    [
-      "planner: affinity hand-over",
-      () => [
-        sql(store.planner, "handOverSql"),
-        [
-          ["g1", "g2"],
-          ["a1", "a2"],
-        ],
-      ],
-    ],
-    ["planner: due PARKED tasks", () => [sql(store.planner, "dueSql"), [1000]]],
+    ["planner: affinity keys freed", () => [sql(store.planner, "freedHoldersSql"), [0]]],
+    ["planner: affinity hand-over", () => [sql(store.planner, "handOverSql"), [["g1", "g2"], ["a1", "a2"], 0]]],
+    ["planner: due PARKED tasks", () => [sql(store.planner, "dueSql"), [1000, 0]]],
     ["worker: fetch assignments", () => [sql(store.worker, "fetchSql"), ["N1", 226500, 100]]],
     ["worker: list assignments", () => [sql(store.worker, "listAssignedSql"), ["N1"]]],
     [
@@ -120,9 +113,29 @@ describe("hot-path queries stay index-driven on a large table", () => {
           JSON.stringify(
             Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }])),
           ),
-          // No children (a JSON array), new joins, edges (4 columns), lock buckets or messages (3 columns).
+          // No children (a JSON array), new joins, edges (4 columns), lock buckets or messages (3 columns), retries.
+          "[]",
+          ...Array.from({ length: 10 }, () => []),
+        ],
+      ],
+    ],
+    [
+      "worker: record retries and dead letters",
+      () => [
+        sql(store.worker, "completeSql"),
+        [
+          sample.running.slice(0, 250),
+          JSON.stringify(
+            Object.fromEntries(
+              sample.running.map((id, i) => [
+                id,
+                { t: i, s: "FAILED", r: null, e: { message: "x" }, d: 100, w: 1e6, l: "1" },
+              ]),
+            ),
+          ),
           "[]",
           ...Array.from({ length: 9 }, () => []),
+          sample.running.slice(250),
         ],
       ],
     ],

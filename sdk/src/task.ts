@@ -1,6 +1,9 @@
 import {
   InvalidArgumentError,
   type Logger,
+  type Queryable,
+  type RetryPolicyInput,
+  retryPolicySchema,
   type TaskErrorInfo,
   type ValidationIssue,
   validateTaskName,
@@ -9,7 +12,7 @@ import type { z } from "zod";
 import type { ScheduleOptions, TaskRef } from "./types.js";
 
 /** What a task's `run` receives for one attempt. */
-export interface TaskContext<Input> {
+export interface TaskContext<Input, State = unknown> {
   /** The validated input. */
   readonly input: Input;
   readonly taskId: string;
@@ -25,6 +28,24 @@ export interface TaskContext<Input> {
    */
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /**
+   * The state an earlier attempt of this task saved with \`saveState\` (validated
+   * by the definition's \`state\` schema), or undefined on a first attempt.
+   */
+  readonly state: State | undefined;
+  /**
+   * Saves a small state for the next attempts (a cursor, say, so that a retry
+   * resumes). Written at once, fenced by this attempt: a revoked attempt's save
+   * is refused with an error.
+   */
+  saveState(state: State): Promise<void>;
+  /**
+   * Exactly-once tasks (\`guarantee: 'exactly-once'\`) only: the transaction that
+   * records this attempt's outcome, its children and join updates. Database work
+   * done through it commits if and only if the attempt completes and its outcome
+   * is recorded. Throws on other tasks.
+   */
+  readonly tx: Queryable;
   /**
    * Schedules a child task in this workflow, with this task as its parent. The
    * child is written in the same transaction that records this task's success,
@@ -76,14 +97,54 @@ export interface JoinContext<Input, UpstreamResult, Message = never> extends Tas
   readonly messages: readonly Message[];
 }
 
-export interface TaskDefinitionSpec<I extends z.ZodType, O extends z.ZodType> {
+/** What \`onFailure\` receives after a failed attempt. */
+export interface FailureContext<Input> {
+  readonly taskId: string;
+  readonly workflowId: string;
+  readonly taskName: string;
+  /** The input as stored (not re-validated: it may be what failed). */
+  readonly input: Input | unknown;
+  /** The attempt that failed (1 for the first). */
+  readonly attempt: number;
+  readonly error: unknown;
+  /** Whether the retry policy will retry. */
+  readonly willRetry: boolean;
+  /** No further attempts: the task fails now (and goes to the dead-letter table if enabled). */
+  stopRetrying(): void;
+}
+
+/** Failure handling shared by tasks and joins. */
+export interface FailureSettings<Input> {
+  /**
+   * Retry policy: BACKOFF (default), FIXED or OFF. \`taskOverrides\` in the
+   * configuration wins over it; \`taskDefaults\` applies without it.
+   */
+  readonly retry?: RetryPolicyInput;
+  /** An attempt running longer fails: its signal aborts and the retry policy applies. */
+  readonly timeoutMs?: number;
+  /** Copy the task to the dead-letter table after its last attempt (default true). */
+  readonly deadLetter?: boolean;
+  /** Called after every failed attempt; may stop further retries. */
+  readonly onFailure?: (ctx: FailureContext<Input>) => void | Promise<void>;
+}
+
+export interface TaskDefinitionSpec<I extends z.ZodType, O extends z.ZodType, S extends z.ZodType = z.ZodUnknown>
+  extends FailureSettings<z.output<I>> {
   /** Unique per application: a letter, then letters, digits, `_ . : -` (max 128). */
   readonly name: string;
   /** Validates the input at schedule time and again before each attempt. */
   readonly input: I;
   /** Validates the result when `run` returns. */
   readonly output: O;
-  readonly run: (ctx: TaskContext<z.output<I>>) => Promise<z.input<O>> | z.input<O>;
+  /** Schema of the state saved across attempts (\`ctx.saveState\`, \`ctx.state\`). */
+  readonly state?: S;
+  /**
+   * 'exactly-once': the attempt's database work runs through \`ctx.tx\`, which
+   * commits together with its outcome. Default 'at-least-once' (the task must
+   * be idempotent).
+   */
+  readonly guarantee?: "at-least-once" | "exactly-once";
+  readonly run: (ctx: TaskContext<z.output<I>, z.output<S>>) => Promise<z.input<O>> | z.input<O>;
   /**
    * Most attempts of this task running at once in the whole cluster.
    * \`taskOverrides\` in the configuration wins over it; \`taskDefaults\` applies without it.
@@ -93,20 +154,23 @@ export interface TaskDefinitionSpec<I extends z.ZodType, O extends z.ZodType> {
 
 declare const taskBrand: unique symbol;
 
-export interface TaskDefinition<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType>
-  extends TaskDefinitionSpec<I, O> {
+export interface TaskDefinition<
+  I extends z.ZodType = z.ZodType,
+  O extends z.ZodType = z.ZodType,
+  S extends z.ZodType = z.ZodUnknown,
+> extends TaskDefinitionSpec<I, O, S> {
   readonly [taskBrand]: true;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: variance: a definition of any schemas is assignable here.
-export type AnyTaskDefinition = TaskDefinition<any, any>;
+export type AnyTaskDefinition = TaskDefinition<any, any, any>;
 
 export interface JoinDefinitionSpec<
   I extends z.ZodType,
   O extends z.ZodType,
   U extends AnyTaskDefinition,
   M extends z.ZodType = z.ZodNever,
-> {
+> extends FailureSettings<z.output<I>> {
   readonly name: string;
   readonly input: I;
   readonly output: O;
@@ -151,9 +215,9 @@ function isZodSchema(value: unknown): value is z.ZodType {
  * Defines a typed task. The definition is a plain value: register it with the
  * nodes that run it (`createWeft({ tasks })`) and pass it to `schedule`.
  */
-export function defineTask<I extends z.ZodType, O extends z.ZodType>(
-  spec: TaskDefinitionSpec<I, O>,
-): TaskDefinition<I, O> {
+export function defineTask<I extends z.ZodType, O extends z.ZodType, S extends z.ZodType = z.ZodUnknown>(
+  spec: TaskDefinitionSpec<I, O, S>,
+): TaskDefinition<I, O, S> {
   if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("defineTask", "expected an object");
   validateTaskName(spec.name);
   if (!isZodSchema(spec.input)) throw new InvalidArgumentError(`${spec.name}.input`, "expected a zod schema");
@@ -163,7 +227,14 @@ export function defineTask<I extends z.ZodType, O extends z.ZodType>(
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000)) {
     throw new InvalidArgumentError(`${spec.name}.maxParallelInCluster`, "expected an integer from 1 to 1000000");
   }
-  return Object.freeze({ ...spec }) as TaskDefinition<I, O>;
+  validateFailureSettings(spec.name, spec);
+  if (spec.state !== undefined && !isZodSchema(spec.state)) {
+    throw new InvalidArgumentError(`${spec.name}.state`, "expected a zod schema");
+  }
+  if (spec.guarantee !== undefined && spec.guarantee !== "at-least-once" && spec.guarantee !== "exactly-once") {
+    throw new InvalidArgumentError(`${spec.name}.guarantee`, `expected "at-least-once" or "exactly-once"`);
+  }
+  return Object.freeze({ ...spec }) as TaskDefinition<I, O, S>;
 }
 
 /**
@@ -187,6 +258,27 @@ export function defineJoin<
   }
   defineTask({ ...spec, run: () => undefined } as never);
   return Object.freeze({ ...spec, upstream }) as unknown as JoinDefinition<I, O, U, M>;
+}
+
+function validateFailureSettings(name: string, spec: FailureSettings<unknown>): void {
+  if (spec.retry !== undefined) {
+    const parsed = retryPolicySchema.safeParse(spec.retry);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const path = issue?.path.length ? `.${issue.path.join(".")}` : "";
+      throw new InvalidArgumentError(`${name}.retry${path}`, issue?.message ?? "invalid retry policy");
+    }
+  }
+  const t = spec.timeoutMs;
+  if (t !== undefined && (!Number.isInteger(t) || t < 1 || t > 30 * 24 * 3_600_000)) {
+    throw new InvalidArgumentError(`${name}.timeoutMs`, "expected an integer number of ms from 1 to 30 days");
+  }
+  if (spec.deadLetter !== undefined && typeof spec.deadLetter !== "boolean") {
+    throw new InvalidArgumentError(`${name}.deadLetter`, "expected a boolean");
+  }
+  if (spec.onFailure !== undefined && typeof spec.onFailure !== "function") {
+    throw new InvalidArgumentError(`${name}.onFailure`, "expected a function");
+  }
 }
 
 /** Whether a definition is a join (it has an \`upstream\` list). */

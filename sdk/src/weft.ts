@@ -5,13 +5,17 @@ import {
   Engine,
   type EngineConfigInput,
   encodePayload,
+  type FailureInfo,
   InputValidationError,
   InvalidArgumentError,
   type Logger,
   OutputValidationError,
+  type Queryable,
+  retryPolicySchema,
   suggest,
   type TaskExecution,
   type TaskHandler,
+  type TaskSettings,
 } from "@weft/engine";
 import type pg from "pg";
 import { WeftClient } from "./client.js";
@@ -139,7 +143,41 @@ class Context implements TaskContext<unknown> {
     protected readonly exec: TaskExecution,
     readonly input: unknown,
     private readonly limit: () => number,
+    private readonly definition: AnyDefinition,
   ) {}
+
+  get state(): unknown {
+    const saved = this.exec.savedState;
+    if (saved === undefined) return undefined;
+    const schema = (this.definition as AnyTaskDefinition).state;
+    if (!schema) return saved;
+    const parsed = schema.safeParse(saved);
+    if (!parsed.success)
+      throw new InputValidationError(`${this.definition.name} (saved state)`, toIssues(parsed.error));
+    return parsed.data;
+  }
+
+  async saveState(state: unknown): Promise<void> {
+    const schema = (this.definition as AnyTaskDefinition).state;
+    let value = state;
+    if (schema) {
+      const parsed = schema.safeParse(state);
+      if (!parsed.success) throw new InputValidationError(`${this.definition.name} (state)`, toIssues(parsed.error));
+      value = parsed.data;
+    }
+    await this.exec.saveState(encodePayload(this.definition.name, "input", value, this.limit()));
+  }
+
+  get tx(): Queryable {
+    const tx = this.exec.tx;
+    if (!tx) {
+      throw new InvalidArgumentError(
+        "ctx.tx",
+        `task "${this.definition.name}" is not exactly-once; define it with guarantee: "exactly-once" to use ctx.tx`,
+      );
+    }
+    return tx;
+  }
 
   protected get execution(): TaskExecution {
     return this.exec;
@@ -236,17 +274,25 @@ class JoinTaskContext extends Context implements JoinContext<unknown, unknown, u
 
 function toHandler(task: AnyDefinition, limit: () => number): TaskHandler {
   const join = isJoinDefinition(task);
+  const settings: TaskSettings = {
+    ...(task.maxParallelInCluster !== undefined ? { maxParallelInCluster: task.maxParallelInCluster } : {}),
+    ...(task.retry !== undefined ? { retry: retryPolicySchema.parse(task.retry) } : {}),
+    ...(task.timeoutMs !== undefined ? { timeoutMs: task.timeoutMs } : {}),
+    ...(task.deadLetter !== undefined ? { deadLetter: task.deadLetter } : {}),
+  };
+  const onFailure = task.onFailure;
+  const guarantee = join ? undefined : (task as AnyTaskDefinition).guarantee;
   return {
     name: task.name,
-    ...(task.maxParallelInCluster !== undefined
-      ? { settings: { maxParallelInCluster: task.maxParallelInCluster } }
-      : {}),
+    settings,
+    ...(onFailure ? { onFailure: (failure: FailureInfo) => onFailure(failure) } : {}),
+    ...(guarantee ? { guarantee } : {}),
     async execute(exec: TaskExecution): Promise<unknown> {
       const parsed = task.input.safeParse(exec.input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
       const value = join
-        ? await task.run(new JoinTaskContext(exec, parsed.data, limit))
-        : await (task as AnyTaskDefinition).run(new Context(exec, parsed.data, limit));
+        ? await task.run(new JoinTaskContext(exec, parsed.data, limit, task))
+        : await (task as AnyTaskDefinition).run(new Context(exec, parsed.data, limit, task));
       const result = task.output.safeParse(value);
       if (!result.success) throw new OutputValidationError(task.name, toIssues(result.error));
       return result.data;

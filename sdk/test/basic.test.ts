@@ -64,6 +64,8 @@ describe("tasks, workflows and children", () => {
       connectionString: url,
       tasks: [add, count, child, parent, badOutput],
       node: { maxParallelTasksInNode: 200 },
+      // Failures here are final at once; retries have their own tests.
+      taskDefaults: { retry: { mode: "OFF" } },
     });
     await weft.start();
   });

@@ -243,6 +243,8 @@ describe("joins and map-reduce", () => {
   beforeAll(async () => {
     weft = createWeft({
       connectionString: await freshDatabase(),
+      // Failures here are final at once; retries have their own tests.
+      taskDefaults: { retry: { mode: "OFF" } },
       tasks: [
         square,
         sum,

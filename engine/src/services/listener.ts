@@ -2,13 +2,14 @@ import pg from "pg";
 import type { Logger } from "../logger.js";
 import { backoffMs, OutageLog, type Service, sleep } from "./service.js";
 
-export type NotificationKind = "planner" | "nodes" | "workflows" | "reconcile";
+export type NotificationKind = "planner" | "nodes" | "workflows" | "reconcile" | "due";
 type Handler = (ids: readonly string[]) => void;
 
 /**
  * Holds the node's LISTEN connection to the schema's channel. Payloads:
  * `p` (wake the planner), `n:<node ids>` (new assignments), `w:<workflow ids>`
- * (workflows finished), `r:<node ids>` (assignments revoked: reconcile now). When the connection drops it reconnects with backoff,
+ * (workflows finished), `r:<node ids>` (assignments revoked: reconcile now),
+ * `d:<ms>` (a retry is due in ms). When the connection drops it reconnects with backoff,
  * re-subscribes, and calls the reconnect handlers so their owners re-read what
  * they may have missed.
  */
@@ -107,6 +108,7 @@ export class Listener implements Service {
     if (kind === "n") this.emit("nodes", ids);
     else if (kind === "w") this.emit("workflows", ids);
     else if (kind === "r") this.emit("reconcile", ids);
+    else if (kind === "d") this.emit("due", ids);
   }
 
   private emit(kind: NotificationKind, ids: readonly string[]): void {

@@ -10,6 +10,8 @@ export interface NodeIdentity {
   readonly capacity: number;
   readonly taskNames: readonly string[];
   readonly taskLimits?: Readonly<Record<string, number>>;
+  /** timeoutMs by task name, for the names that have one. */
+  readonly taskTimeouts?: Readonly<Record<string, number>>;
 }
 
 /** The process's CPU load as a fraction of its cores (0..1), as the planner's CPU limit reads it. */
@@ -72,6 +74,7 @@ export class NodeRegistry extends LoopService {
       capacity: this.identity.capacity,
       taskNames: this.identity.taskNames,
       ...(this.identity.taskLimits ? { taskLimits: this.identity.taskLimits } : {}),
+      ...(this.identity.taskTimeouts ? { taskTimeouts: this.identity.taskTimeouts } : {}),
     });
     this.log.info({ node: this.id, taskNames: this.identity.taskNames }, "node registered");
   }

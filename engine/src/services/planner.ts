@@ -25,6 +25,8 @@ import { LoopService, OutageLog } from "./service.js";
 export class Planner extends LoopService {
   readonly name = "planner";
   private lastSweep = 0;
+  /** When (local monotonic ms) the earliest PARKED run_after is due; Infinity if unknown or none. */
+  private nextDueAt = Number.POSITIVE_INFINITY;
   /** Tasks given to each task name, relative to the least-served name that had candidates. */
   private readonly served = new Map<string, number>();
   private readonly outage: OutageLog;
@@ -36,7 +38,10 @@ export class Planner extends LoopService {
     private readonly db: Queryable,
     private readonly config: PlannerConfig,
     private readonly log: Logger,
+    /** The leader connection is gone, or the epoch moved on: leadership is over. */
     private readonly onConnectionLost: () => void,
+    /** The leader epoch this planner took over with; every write is fenced by it. */
+    private readonly epoch: number = 0,
   ) {
     super();
     this.outage = new OutageLog(log, "planner");
@@ -71,7 +76,7 @@ export class Planner extends LoopService {
     // Only keys nobody holds are handed over (the usual case is that they are held).
     const free = [...keys.entries()].filter(([k]) => !holders.has(k)).map(([, key]) => key);
     if (free.length > 0) {
-      await this.store.planner.handOver(this.db, free);
+      await this.store.planner.handOver(this.db, free, this.epoch);
       holders = await readHolders();
     }
     const candidates: Candidate[] = [];
@@ -82,6 +87,18 @@ export class Planner extends LoopService {
       else parked.push({ id: c.id, queue: "PARKED", node: null, parkReason: "AFFINITY" });
     }
     return { candidates, parked };
+  }
+
+  /** The database deadline of each task name with a timeout: the largest published timeout, plus the grace. */
+  private timeouts(nodes: readonly LiveNode[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const n of nodes) {
+      for (const [name, ms] of Object.entries(n.task_timeouts ?? {})) {
+        const withGrace = ms + this.config.timeoutGraceMs;
+        if ((out[name] ?? 0) < withGrace) out[name] = withGrace;
+      }
+    }
+    return out;
   }
 
   /** Counts this cycle's assignments per name, then rebases so the least-served waiting name is at 0. */
@@ -101,11 +118,31 @@ export class Planner extends LoopService {
     }
   }
 
+  /** A retry was recorded that is due in \`ms\` (from a \`d:\` notification). */
+  dueIn(ms: number): void {
+    const at = performance.now() + Math.max(0, ms);
+    if (at < this.nextDueAt) {
+      this.nextDueAt = at;
+      this.wake();
+    }
+  }
+
+  /** This planner's epoch is over (another leader took over): stop writing at once. */
+  private deposed(): number {
+    this.log.warn({ epoch: this.epoch }, "a newer planner leader took over; this one stops");
+    this.stopped = true;
+    this.onConnectionLost();
+    return 0;
+  }
+
   protected async tick(): Promise<number> {
     try {
       const handled = await this.cycle();
+      if (this.stopped) return 0;
       this.outage.success();
-      return handled >= this.config.batchSize ? 0 : pollingDelayFor(this.config.pollingDelay, handled);
+      if (handled >= this.config.batchSize) return 0;
+      const untilDue = Math.max(0, Math.ceil(this.nextDueAt - performance.now()));
+      return Math.min(pollingDelayFor(this.config.pollingDelay, handled), untilDue);
     } catch (error) {
       if (isConnectionError(error)) {
         // The leader's connection is gone, and with it the lock: stop planning.
@@ -124,20 +161,36 @@ export class Planner extends LoopService {
     const { store, db, config } = this;
     let handled = 0;
     const now = Date.now();
-    if (now - this.lastSweep >= config.deadNodeSweepMs) {
+    const sweep = now - this.lastSweep >= config.deadNodeSweepMs;
+    if (sweep) {
       this.lastSweep = now;
-      const swept = await store.planner.sweepDeadNodes(db, config.nodeDeadAfterMs);
+      const swept = await store.planner.sweepDeadNodes(db, config.nodeDeadAfterMs, this.epoch);
+      if (swept.fenced) return this.deposed();
       if (swept.dead_nodes.length > 0) {
         this.log.warn(
           { nodes: swept.dead_nodes, released: swept.released },
           "declared nodes dead; re-planning their tasks",
         );
       }
-      handled += await store.planner.promoteDue(db, config.batchSize);
+      if (swept.overdue > 0) {
+        this.log.warn({ tasks: swept.overdue }, "attempts passed their deadline; re-planning them");
+      }
+      handled += swept.released;
+    }
+    if (sweep || performance.now() >= this.nextDueAt) {
+      const due = await store.planner.promoteDue(db, config.batchSize, this.epoch);
+      handled += due.promoted;
+      // More due than one batch: go again at once.
+      this.nextDueAt =
+        due.promoted >= config.batchSize
+          ? performance.now()
+          : due.nextDueMs === null
+            ? Number.POSITIVE_INFINITY
+            : performance.now() + due.nextDueMs;
     }
 
     // Keys whose holder has finished with them go to the next workflow in line.
-    handled += await store.planner.releaseAffinity(db);
+    handled += await store.planner.releaseAffinity(db, this.epoch);
 
     const nodes = await store.planner.liveNodes(db, config.nodeDeadAfterMs);
     const free = new Map<string, number>();
@@ -180,7 +233,8 @@ export class Planner extends LoopService {
     const { candidates, parked } = await this.holdAffinity(fetched);
     const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served)];
     this.recordServed(candidates, decisions);
-    const applied = await store.planner.apply(db, decisions);
+    const { applied, fenced } = await store.planner.apply(db, decisions, this.epoch, this.timeouts(nodes));
+    if (fenced) return this.deposed();
     handled += applied;
     if (applied > 0) this.log.debug({ applied, candidates: candidates.length }, "planned");
     return handled;

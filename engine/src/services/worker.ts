@@ -1,10 +1,20 @@
 import type pg from "pg";
 import type { NodeConfig } from "../config.js";
-import { isConnectionError } from "../db/pg.js";
-import { InvalidArgumentError, type TaskErrorInfo, toTaskErrorInfo, UnknownTaskError } from "../errors.js";
+import { isConnectionError, type Queryable } from "../db/pg.js";
+import type { ResolvedTaskSettings } from "../engine.js";
+import {
+  AttemptsExhaustedError,
+  InvalidArgumentError,
+  NON_RETRYABLE_CODES,
+  type TaskErrorInfo,
+  TaskTimeoutError,
+  toTaskErrorInfo,
+  UnknownTaskError,
+} from "../errors.js";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { encodePayload } from "../payload.js";
+import { maxAttempts, retryDelayMs } from "../retry.js";
 import type { Store } from "../store/index.js";
 import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
 import type { Listener } from "./listener.js";
@@ -59,6 +69,30 @@ export interface TaskExecution {
   readonly messages: readonly unknown[] | undefined;
   /** Sends \`message\` (JSON text) to the joins named \`joinName\` that await this task; written with its outcome. */
   sendToJoin(joinName: string, message: string): void;
+  /** The state an earlier attempt saved, or undefined. */
+  readonly savedState: unknown;
+  /** Saves \`state\` (JSON text) for the next attempts, fenced by this attempt's token. */
+  saveState(state: string): Promise<void>;
+  /**
+   * Exactly-once tasks only: the transaction that will record this attempt's
+   * outcome. Work done through it commits if and only if the outcome does.
+   */
+  readonly tx: Queryable | undefined;
+}
+
+/** What \`onFailure\` sees of a failed attempt. */
+export interface FailureInfo {
+  readonly taskId: string;
+  readonly workflowId: string;
+  readonly taskName: string;
+  readonly input: unknown;
+  /** The failed attempt (1 for the first). */
+  readonly attempt: number;
+  readonly error: unknown;
+  /** Whether the retry policy would retry (before \`stopRetrying\`). */
+  readonly willRetry: boolean;
+  /** No further attempts: the task fails now (and is dead-lettered if enabled). */
+  stopRetrying(): void;
 }
 
 export interface TaskHandler {
@@ -67,6 +101,10 @@ export interface TaskHandler {
   readonly settings?: import("../config.js").TaskSettings;
   /** Returns the task's result (JSON-serialisable); throws to fail the attempt. */
   execute(execution: TaskExecution): Promise<unknown>;
+  /** Called after each failed attempt, before the retry decision is recorded. */
+  onFailure?(failure: FailureInfo): void | Promise<void>;
+  /** 'exactly-once': the attempt's \`tx\` commits with its outcome. Default 'at-least-once'. */
+  readonly guarantee?: "at-least-once" | "exactly-once";
 }
 
 /**
@@ -96,6 +134,21 @@ class Running {
   }
 }
 
+/**
+ * The transaction of an exactly-once attempt, as its task sees it: queries are
+ * refused once the attempt has ended (a task that timed out may still be
+ * running, and the connection goes back to the pool).
+ */
+class AttemptTransaction implements Queryable {
+  open = true;
+  constructor(readonly client: pg.PoolClient) {}
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (!this.open) return Promise.reject(new Error("this attempt has ended; its transaction is closed"));
+    return this.client.query<R>(text, values);
+  }
+}
+
 /** Completion batches recorded at the same time by one node. */
 const FLUSHES_IN_FLIGHT = 2;
 
@@ -120,6 +173,8 @@ class Execution implements TaskExecution {
     readonly log: Logger,
     readonly upstream: readonly UpstreamOutcome[] | undefined,
     readonly messages: readonly unknown[] | undefined,
+    private readonly saver: (state: string) => Promise<void>,
+    readonly tx: Queryable | undefined,
   ) {
     this.taskId = row.id;
     this.workflowId = row.workflow_id;
@@ -131,6 +186,14 @@ class Execution implements TaskExecution {
 
   get signal(): AbortSignal {
     return this.entry.signal;
+  }
+
+  get savedState(): unknown {
+    return this.row.saved_state ?? undefined;
+  }
+
+  saveState(state: string): Promise<void> {
+    return this.saver(state);
   }
 
   spawn(child: ChildSpec): string {
@@ -241,6 +304,7 @@ export class Worker implements Service {
     private readonly config: NodeConfig,
     private readonly maxPayloadBytes: number,
     private readonly handlers: ReadonlyMap<string, TaskHandler>,
+    private readonly settings: ReadonlyMap<string, ResolvedTaskSettings>,
     private readonly registry: NodeRegistry,
     private readonly listener: Listener,
     private readonly log: Logger,
@@ -436,11 +500,37 @@ export class Worker implements Service {
     messages: unknown[] | undefined,
   ): Promise<void> {
     const handler = this.handlers.get(row.task_name);
+    const settings = this.settings.get(row.task_name);
     let outcome: OutcomeRow;
+    let tx: AttemptTransaction | undefined;
     try {
-      if (!handler) throw new UnknownTaskError(row.task_name, [...this.handlers.keys()]);
-      const execution = new Execution(row, entry, this.registry.nodeId, this.log, upstream, messages);
-      const value = await handler.execute(execution);
+      if (!handler || !settings) throw new UnknownTaskError(row.task_name, [...this.handlers.keys()]);
+      // An attempt beyond the policy's last: the previous one was lost (node
+      // died, deadline passed) after using the last attempt.
+      const allowed = maxAttempts(settings.retry);
+      if (row.attempt > allowed) throw new AttemptsExhaustedError(row.task_name, allowed);
+      if (handler.guarantee === "exactly-once") {
+        const client = await this.pool.connect();
+        tx = new AttemptTransaction(client);
+        try {
+          await client.query("BEGIN");
+        } catch (error) {
+          tx = undefined;
+          client.release(true);
+          throw error;
+        }
+      }
+      const execution = new Execution(
+        row,
+        entry,
+        this.registry.nodeId,
+        this.log,
+        upstream,
+        messages,
+        (state) => this.saveState(row, state),
+        tx,
+      );
+      const value = await this.withTimeout(handler.execute(execution), entry, row.task_name, settings.timeoutMs);
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
       outcome = {
         id: row.id,
@@ -453,22 +543,173 @@ export class Worker implements Service {
         edges: execution.edges,
         messages: execution.outbox,
       };
+      if (tx) {
+        const client = tx.client;
+        tx.open = false;
+        tx = undefined;
+        entry.finishing = true;
+        if (await this.commitExactlyOnce(client, outcome)) {
+          this.running.delete(row.id);
+          this.checkIdle();
+          this.fetchWakeup.wake();
+          return;
+        }
+        // Not committed (refused, or the commit failed): nothing of the attempt
+        // is stored; record it as a failure so the policy decides.
+        outcome = await this.failureOutcome(
+          row,
+          handler,
+          settings,
+          new Error("the attempt's transaction did not commit"),
+        );
+      }
     } catch (error) {
-      outcome = {
-        id: row.id,
-        workflowId: row.workflow_id,
-        token: row.token,
-        state: "FAILED",
-        result: null,
-        error: JSON.stringify(toTaskErrorInfo(error)),
-        children: [],
-      };
+      if (tx) {
+        tx.open = false;
+        await this.rollback(tx.client);
+      }
+      outcome = await this.failureOutcome(row, handler, settings, error);
     }
     entry.finishing = true;
     if (this.closed || this.running.get(row.id) !== entry) return;
     this.outcomes.push(outcome);
     this.checkIdle();
     this.scheduleFlush();
+  }
+
+  /** Races the attempt against its timeout: at the timeout the signal aborts and the attempt fails. */
+  private withTimeout<T>(
+    work: Promise<T>,
+    entry: Running,
+    taskName: string,
+    timeoutMs: number | undefined,
+  ): Promise<T> {
+    if (timeoutMs === undefined) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new TaskTimeoutError(taskName, timeoutMs);
+        entry.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    // The attempt may still settle after the timeout; its result is ignored.
+    work.catch(() => undefined);
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** The outcome of a failed attempt: a retry after the policy's delay, or a final failure. */
+  private async failureOutcome(
+    row: AssignedTaskRow,
+    handler: TaskHandler | undefined,
+    settings: ResolvedTaskSettings | undefined,
+    error: unknown,
+  ): Promise<OutcomeRow> {
+    const info = toTaskErrorInfo(error);
+    const code = info.code;
+    let delayMs =
+      settings && !(code !== undefined && NON_RETRYABLE_CODES.has(code))
+        ? retryDelayMs(settings.retry, row.attempt)
+        : null;
+    if (handler?.onFailure) {
+      let stop = false;
+      try {
+        await handler.onFailure({
+          taskId: row.id,
+          workflowId: row.workflow_id,
+          taskName: row.task_name,
+          input: row.input,
+          attempt: row.attempt,
+          error,
+          willRetry: delayMs !== null,
+          stopRetrying: () => {
+            stop = true;
+          },
+        });
+      } catch (hookError) {
+        this.log.warn({ err: hookError, task: row.id }, "onFailure threw; the retry policy applies unchanged");
+      }
+      if (stop) delayMs = null;
+    }
+    const retry =
+      delayMs !== null && settings && settings.retry.mode !== "OFF"
+        ? { delayMs, maxIntervalMs: settings.retry.maxIntervalMs }
+        : undefined;
+    return {
+      id: row.id,
+      workflowId: row.workflow_id,
+      token: row.token,
+      state: "FAILED",
+      result: null,
+      error: JSON.stringify(info),
+      children: [],
+      retry,
+      deadLetter: settings?.deadLetter ?? true,
+    };
+  }
+
+  private async saveState(row: AssignedTaskRow, state: string): Promise<void> {
+    const saved = await this.store.worker.saveState(this.pool, row.id, row.token, state);
+    if (!saved) throw new Error(`task ${row.id}: this attempt was revoked; its state was not saved`);
+  }
+
+  /**
+   * Records an exactly-once attempt's outcome in its own transaction, then
+   * commits. Returns true when nothing more is to be recorded (committed, or
+   * refused because the assignment was revoked), false when the attempt must be
+   * recorded as failed. A connection lost during COMMIT is
+   * resolved by reading the task back, never by guessing.
+   */
+  private async commitExactlyOnce(client: pg.PoolClient, outcome: OutcomeRow): Promise<boolean> {
+    let res: Awaited<ReturnType<Store["worker"]["complete"]>>;
+    try {
+      res = await this.store.worker.complete(client, [outcome]);
+    } catch (error) {
+      await this.rollback(client);
+      this.log.warn({ err: error, task: outcome.id }, "could not record an exactly-once outcome; rolled back");
+      return false;
+    }
+    if (res.recorded === 0) {
+      await this.rollback(client);
+      this.log.info(
+        { task: outcome.id },
+        "exactly-once outcome refused (assignment revoked); its work was rolled back",
+      );
+      return true;
+    }
+    try {
+      await client.query("COMMIT");
+      client.release();
+      return true;
+    } catch (error) {
+      client.release(error instanceof Error ? error : true);
+      if (!isConnectionError(error)) return false;
+      return this.committed(outcome);
+    }
+  }
+
+  /** After a failed COMMIT: whether the outcome is in the database (read until the database answers). */
+  private async committed(outcome: OutcomeRow): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const recorded = await this.store.worker.isRecorded(this.pool, outcome.id, outcome.token);
+        this.log.warn({ task: outcome.id, recorded }, "COMMIT failed; outcome read back");
+        return recorded;
+      } catch (error) {
+        this.flushOutage.failure(error);
+        if (this.abandonFlush) return true;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  private async rollback(client: pg.PoolClient): Promise<void> {
+    try {
+      await client.query("ROLLBACK");
+      client.release();
+    } catch (error) {
+      client.release(error instanceof Error ? error : true);
+    }
   }
 
   /**

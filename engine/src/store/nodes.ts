@@ -9,6 +9,8 @@ export interface NodeRegistration {
   readonly taskNames: readonly string[];
   /** maxParallelInCluster by task name, for the names that have one. */
   readonly taskLimits?: Readonly<Record<string, number>>;
+  /** timeoutMs by task name: the planner sets database deadlines from it. */
+  readonly taskTimeouts?: Readonly<Record<string, number>>;
 }
 
 export interface NodeInfo {
@@ -35,8 +37,8 @@ export class NodeStore {
   constructor(s: string, channel: string) {
     this.registerSql = `
       WITH n AS (
-        INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names, task_limits)
-        VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb) RETURNING id
+        INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names, task_limits, task_timeouts)
+        VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb, $8::jsonb) RETURNING id
       )
       SELECT pg_notify('${channel}', 'p') FROM n`;
     // Zero rows updated means the planner declared this node dead.
@@ -56,6 +58,7 @@ export class NodeStore {
       r.capacity,
       r.taskNames,
       JSON.stringify(r.taskLimits ?? {}),
+      JSON.stringify(r.taskTimeouts ?? {}),
     ]);
   }
 

@@ -1,4 +1,17 @@
 import type { Queryable } from "../db/pg.js";
+import { attemptEntrySql } from "./worker.js";
+
+/**
+ * The leader's fence: a statement of the planner writes only while the leader
+ * row still has the epoch this planner took over with. The row is locked FOR
+ * SHARE for the statement, so a takeover (which bumps the epoch) waits for a
+ * statement in flight, and every later statement of the deposed leader finds the
+ * new epoch and writes nothing. This covers a leader whose advisory lock no
+ * longer means anything (behind a transaction-mode pooler, say).
+ */
+function fenceSql(s: string, epochParam: string): string {
+  return `fence AS MATERIALIZED (SELECT 1 AS ok FROM ${s}.leader WHERE epoch = ${epochParam}::bigint FOR SHARE)`;
+}
 
 /** A task the planner may place: unassigned, in NEW or READY. */
 export interface Candidate {
@@ -26,8 +39,21 @@ export interface LiveNode {
   readonly active: number;
   /** maxParallelInCluster by task name, as this node resolved it. */
   readonly task_limits?: Record<string, number>;
+  /** timeoutMs by task name, as this node resolved it. */
+  readonly task_timeouts?: Record<string, number>;
   /** Last reported CPU load (0..1), if any. */
   readonly cpu_load?: number | null;
+}
+
+export interface SweepResult {
+  readonly dead_nodes: string[];
+  readonly gone_nodes: string[];
+  /** Lost attempts released for re-planning (dead, gone or overdue). */
+  readonly released: number;
+  /** Of which past their database deadline. */
+  readonly overdue: number;
+  /** The planner's epoch is over: nothing was written. */
+  readonly fenced: boolean;
 }
 
 /** One planner decision for a task: its next queue, and its node if assigned now. */
@@ -54,7 +80,7 @@ export class PlannerStore {
   constructor(s: string, channel: string) {
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
     // cannot drift from the truth the way a maintained counter could.
-    this.nodesSql = `SELECT n.id, n.capacity, n.task_names, n.task_limits, n.cpu_load,
+    this.nodesSql = `SELECT n.id, n.capacity, n.task_names, n.task_limits, n.task_timeouts, n.cpu_load,
         (SELECT count(*) FROM ${s}.tasks t WHERE t.assigned_node = n.id AND t.queue = 'READY')::int AS active
       FROM ${s}.nodes n
       WHERE NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)
@@ -65,8 +91,9 @@ export class PlannerStore {
       WHERE assigned_node IS NOT NULL AND queue = 'READY' AND task_name = ANY($1::text[])
       GROUP BY task_name`;
     // Holders whose workflow has no unfinished task with their key any more.
-    this.freedHoldersSql = `DELETE FROM ${s}.affinity_holders h
-      WHERE NOT EXISTS (
+    this.freedHoldersSql = `WITH ${fenceSql(s, "$1")}
+      DELETE FROM ${s}.affinity_holders h
+      WHERE EXISTS (SELECT 1 FROM fence) AND NOT EXISTS (
         SELECT 1 FROM ${s}.tasks t
          WHERE t.affinity_group = h.affinity_group AND t.affinity = h.affinity AND t.workflow_id = h.workflow_id
            AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')
@@ -74,7 +101,7 @@ export class PlannerStore {
     // Gives free keys to the oldest workflow with an unfinished task with the key
     // (tasks_affinity_idx), and releases that workflow's tasks parked for the key.
     this.handOverSql = `
-      WITH acquired AS (
+      WITH ${fenceSql(s, "$3")}, acquired AS (
         INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
         SELECT k.g, k.a, n.workflow_id
           FROM unnest($1::text[], $2::text[]) AS k(g, a)
@@ -82,6 +109,7 @@ export class PlannerStore {
             SELECT t.workflow_id FROM ${s}.tasks t
              WHERE t.affinity_group = k.g AND t.affinity = k.a AND t.affinity IS NOT NULL AND t.queue <> 'DELETED'
              ORDER BY t.workflow_id LIMIT 1) n
+         WHERE EXISTS (SELECT 1 FROM fence)
         ON CONFLICT DO NOTHING
         RETURNING affinity_group, affinity, workflow_id
       ), unparked AS (
@@ -117,8 +145,11 @@ export class PlannerStore {
     // reason; binary search). A join with unnest() lets stale statistics pick a
     // nested loop that compares every pair: 15M comparisons for a batch of 1,000
     // measured on a 20,000-row table.
+    //
+    // $4: timeout by task name (ms, grace included): an assigned task with one
+    // gets a database deadline. $5: the leader's epoch (see fenceSql).
     this.applySql = `
-      WITH applied AS (
+      WITH ${fenceSql(s, "$5")}, applied AS (
         UPDATE ${s}.tasks t
            SET queue = CASE WHEN $3::jsonb ? t.id THEN 'PARKED' ELSE 'READY' END,
                park_reason = $3::jsonb ->> t.id,
@@ -126,41 +157,80 @@ export class PlannerStore {
                assigned_node = $2::jsonb ->> t.id,
                token = CASE WHEN $2::jsonb ? t.id THEN nextval('${s}.task_token_seq') END,
                assigned_at = CASE WHEN $2::jsonb ? t.id THEN now() END,
-               attempt = t.attempt + ($2::jsonb ? t.id)::int
+               attempt = t.attempt + ($2::jsonb ? t.id)::int,
+               deadline = CASE WHEN $2::jsonb ? t.id AND $4::jsonb ? t.task_name
+                               THEN now() + make_interval(secs => ($4::jsonb ->> t.task_name)::float8 / 1000) END
          WHERE t.id = ANY($1::text[]) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
+           AND EXISTS (SELECT 1 FROM fence)
         RETURNING t.assigned_node
       )
-      SELECT count(*)::int AS applied,
+      SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
              (SELECT pg_notify('${channel}', 'n:' || string_agg(DISTINCT assigned_node, ','))
                 FROM applied WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS notified
         FROM applied`;
-    // Recovers the tasks of nodes whose heartbeat is stale (deleting their rows)
-    // and of nodes that no longer exist at all (a node that stopped while a
-    // planner cycle that had not yet seen it draining assigned it more work).
-    // Assignments only go to nodes that have a row, so an assignment to a
-    // missing node is always an orphan. The scan of tasks_assigned_idx is
-    // bounded by the tasks running in the cluster, not by the table.
+    // Recovers lost attempts: the tasks of nodes whose heartbeat is stale
+    // (deleting their rows), of nodes that no longer exist at all (a node that
+    // stopped while a planner cycle that had not yet seen it draining assigned it
+    // more work), and assignments past their database deadline (a hung attempt
+    // on a live node). Assignments only go to nodes that have a row, so one to a
+    // missing node is always an orphan. Each release is fenced by the token read
+    // here: an outcome recorded meanwhile (queue DELETED) or a newer assignment
+    // (another token) is left alone. A lost attempt counts as an attempt and is
+    // logged in attempt_log; the live nodes of overdue ones are told to abort
+    // them (r:). Scans are bounded by what runs (tasks_assigned_idx,
+    // tasks_deadline_idx), not by the table. $2: the leader's epoch.
     this.sweepSql = `
-      WITH dead AS (
-        DELETE FROM ${s}.nodes WHERE heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) RETURNING id
+      WITH ${fenceSql(s, "$2")}, dead AS (
+        DELETE FROM ${s}.nodes
+         WHERE heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) AND EXISTS (SELECT 1 FROM fence)
+        RETURNING id
       ), gone AS (
         SELECT DISTINCT t.assigned_node AS id FROM ${s}.tasks t
          WHERE t.assigned_node IS NOT NULL AND t.queue = 'READY'
            AND NOT EXISTS (SELECT 1 FROM ${s}.nodes n WHERE n.id = t.assigned_node)
-      ), released AS (
-        UPDATE ${s}.tasks t
-           SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL
+      ), lost AS (
+        SELECT t.id, t.token, 'node ' || t.assigned_node || ' was declared dead' AS reason FROM ${s}.tasks t
          WHERE t.assigned_node = ANY((SELECT array_agg(id) FROM (SELECT id FROM dead UNION SELECT id FROM gone) x)::text[])
            AND t.queue = 'READY'
-        RETURNING t.id
+        UNION ALL
+        SELECT t.id, t.token, 'the attempt passed its deadline (timeout + grace) on node ' || t.assigned_node
+          FROM ${s}.tasks t
+         WHERE t.deadline < now() AND t.queue = 'READY' AND t.assigned_node IS NOT NULL
+      ), released AS (
+        UPDATE ${s}.tasks t
+           SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL, deadline = NULL,
+               attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql(
+                 "t",
+                 `jsonb_build_object('name', 'AttemptLost', 'code', 'ATTEMPT_LOST', 'message', l.reason)`,
+               )}
+          FROM (SELECT DISTINCT ON (id) id, token, reason FROM lost) l
+         WHERE t.id = l.id AND t.token = l.token AND t.queue = 'READY' AND EXISTS (SELECT 1 FROM fence)
+        RETURNING t.id, l.reason
+      ), revoked AS (
+        SELECT pg_notify('${channel}', 'r:' || string_agg(DISTINCT o.assigned_node, ','))
+          FROM ${s}.tasks o WHERE o.id = ANY(ARRAY(SELECT id FROM released)) AND o.assigned_node IS NOT NULL
+        HAVING count(*) > 0
       )
       SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead) AS dead_nodes,
              (SELECT coalesce(array_agg(id), '{}') FROM gone) AS gone_nodes,
-             (SELECT count(*)::int FROM released) AS released`;
-    this.dueSql = `UPDATE ${s}.tasks SET queue = 'READY', park_reason = NULL
-      WHERE id IN (SELECT id FROM ${s}.tasks
-                    WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' AND run_after <= now()
-                    ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED)`;
+             (SELECT count(*)::int FROM released) AS released,
+             (SELECT count(*)::int FROM released WHERE reason LIKE 'the attempt passed%') AS overdue,
+             (SELECT count(*) FROM revoked) AS notified,
+             NOT EXISTS (SELECT 1 FROM fence) AS fenced`;
+    // Releases due PARKED tasks, and says how long until the next one is due
+    // (ms, on the database clock; null when none waits).
+    this.dueSql = `
+      WITH ${fenceSql(s, "$2")}, due AS (
+        UPDATE ${s}.tasks SET queue = 'READY', park_reason = NULL
+         WHERE id IN (SELECT id FROM ${s}.tasks
+                       WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' AND run_after <= now()
+                       ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+           AND EXISTS (SELECT 1 FROM fence)
+        RETURNING 1
+      )
+      SELECT (SELECT count(*)::int FROM due) AS promoted,
+             (SELECT extract(epoch FROM min(run_after) - now()) * 1000 FROM ${s}.tasks
+               WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' AND run_after > now())::float8 AS next_due_ms`;
     this.epochSql = `UPDATE ${s}.leader SET epoch = epoch + 1, node_id = $1, acquired_at = now() RETURNING epoch::float8 AS epoch`;
   }
 
@@ -175,18 +245,23 @@ export class PlannerStore {
   }
 
   /** Frees the keys whose holder has finished with them, and hands them on. Returns tasks released from PARKED. */
-  async releaseAffinity(q: Queryable): Promise<number> {
-    const { rows } = await q.query<{ affinity_group: string; affinity: string }>(this.freedHoldersSql);
+  async releaseAffinity(q: Queryable, epoch: number): Promise<number> {
+    const { rows } = await q.query<{ affinity_group: string; affinity: string }>(this.freedHoldersSql, [epoch]);
     if (rows.length === 0) return 0;
-    return this.handOver(q, rows);
+    return this.handOver(q, rows, epoch);
   }
 
   /** Gives each free key among \`keys\` to its oldest waiting workflow; returns tasks released from PARKED. */
-  async handOver(q: Queryable, keys: readonly { affinity_group: string; affinity: string }[]): Promise<number> {
+  async handOver(
+    q: Queryable,
+    keys: readonly { affinity_group: string; affinity: string }[],
+    epoch: number,
+  ): Promise<number> {
     if (keys.length === 0) return 0;
     const { rows } = await q.query<{ unparked: number }>(this.handOverSql, [
       keys.map((k) => k.affinity_group),
       keys.map((k) => k.affinity),
+      epoch,
     ]);
     return rows[0]?.unparked ?? 0;
   }
@@ -208,8 +283,18 @@ export class PlannerStore {
     return (await q.query<Candidate>(this.candidatesSql, [[...limits.keys()], [...limits.values()]])).rows;
   }
 
-  async apply(q: Queryable, decisions: readonly PlanDecision[]): Promise<number> {
-    if (decisions.length === 0) return 0;
+  /**
+   * Applies decisions; \`timeouts\` (ms by task name, grace included) set the
+   * deadlines of tasks assigned now. \`fenced\` means this planner's epoch is
+   * over: nothing was written.
+   */
+  async apply(
+    q: Queryable,
+    decisions: readonly PlanDecision[],
+    epoch: number,
+    timeouts: Readonly<Record<string, number>> = {},
+  ): Promise<{ applied: number; fenced: boolean }> {
+    if (decisions.length === 0) return { applied: 0, fenced: false };
     // The jsonb maps are written as text directly: ids, node ids and park
     // reasons are ULIDs and upper-case words, which need no escaping.
     const ids = new Array<string>(decisions.length);
@@ -221,26 +306,29 @@ export class PlannerStore {
       if (d.node !== null) nodes.push(`"${d.id}":"${d.node}"`);
       else if (d.queue === "PARKED") parked.push(`"${d.id}":"${d.parkReason ?? "UNKNOWN"}"`);
     }
-    const { rows } = await q.query<{ applied: number }>(this.applySql, [
+    const { rows } = await q.query<{ applied: number; fenced: boolean }>(this.applySql, [
       ids,
       `{${nodes.join(",")}}`,
       `{${parked.join(",")}}`,
+      JSON.stringify(timeouts),
+      epoch,
     ]);
-    return rows[0]?.applied ?? 0;
+    return { applied: rows[0]?.applied ?? 0, fenced: rows[0]?.fenced ?? false };
   }
 
-  async sweepDeadNodes(
+  async sweepDeadNodes(q: Queryable, deadAfterMs: number, epoch: number): Promise<SweepResult> {
+    const { rows } = await q.query<SweepResult>(this.sweepSql, [deadAfterMs, epoch]);
+    return rows[0] as SweepResult;
+  }
+
+  /** Releases due PARKED tasks; \`nextDueMs\`: until the next one is due (database clock), null if none. */
+  async promoteDue(
     q: Queryable,
-    deadAfterMs: number,
-  ): Promise<{ dead_nodes: string[]; gone_nodes: string[]; released: number }> {
-    const { rows } = await q.query<{ dead_nodes: string[]; gone_nodes: string[]; released: number }>(this.sweepSql, [
-      deadAfterMs,
-    ]);
-    return rows[0] as { dead_nodes: string[]; gone_nodes: string[]; released: number };
-  }
-
-  async promoteDue(q: Queryable, limit: number): Promise<number> {
-    return (await q.query(this.dueSql, [limit])).rowCount ?? 0;
+    limit: number,
+    epoch: number,
+  ): Promise<{ promoted: number; nextDueMs: number | null }> {
+    const { rows } = await q.query<{ promoted: number; next_due_ms: number | null }>(this.dueSql, [limit, epoch]);
+    return { promoted: rows[0]?.promoted ?? 0, nextDueMs: rows[0]?.next_due_ms ?? null };
   }
 
   async takeLeadership(q: Queryable, nodeId: string): Promise<number> {

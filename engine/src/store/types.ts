@@ -41,6 +41,8 @@ export interface AssignedTaskRow {
   readonly affinity_group: string | null;
   readonly affinity: string | null;
   readonly is_join: boolean;
+  /** State saved by an earlier attempt (\`saveState\`), or null. */
+  readonly saved_state: unknown;
 }
 
 /** One listed upstream of a join, as the join receives it. */
@@ -68,6 +70,10 @@ export interface OutcomeRow {
   readonly children: readonly NewTaskRow[];
   /** Edges of the joins among \`children\`. */
   readonly edges?: readonly NewEdgeRow[];
+  /** A failure to retry after \`delayMs\`, unless that is past \`maxIntervalMs\` from the first failure. */
+  readonly retry?: { readonly delayMs: number; readonly maxIntervalMs: number } | undefined;
+  /** A final failure to copy to the dead-letter table. */
+  readonly deadLetter?: boolean;
   /** Messages to the joins awaiting this task, by join task name; \`message\` is JSON text. */
   readonly messages?: readonly { readonly joinName: string; readonly message: string }[];
 }

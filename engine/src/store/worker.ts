@@ -6,13 +6,24 @@ import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow }
 // Tokens are bigint; they are read as float8 (exact below 2^53) so that JS gets a
 // number without a process-wide type parser that would change the application's pg.
 const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt, token::float8 AS token, priority,
-  affinity_group, affinity, join_pending IS NOT NULL AS is_join`;
+  affinity_group, affinity, join_pending IS NOT NULL AS is_join, saved_state`;
+
+/**
+ * One attempt as attempt_log and the dead-letter table record it, built from the
+ * task row \`t\` as it was before the statement (node, start) and \`error\`.
+ */
+export function attemptEntrySql(t: string, error: string): string {
+  return `jsonb_build_object('attempt', ${t}.attempt, 'node', ${t}.assigned_node, 'startedAt', ${t}.assigned_at,
+    'endedAt', now(), 'error', ${error})`;
+}
 
 export interface CompleteResult {
   /** How many outcomes were recorded. */
   readonly recorded: number;
   /** Outcomes refused by their fencing token (revoked assignments). */
   readonly refused: readonly string[];
+  /** How many of the recorded failures were scheduled for a retry. */
+  readonly retried: number;
   /** How many workflows reached a final status in this batch. */
   readonly finishedWorkflows: number;
 }
@@ -24,7 +35,8 @@ export class WorkerStore {
   private readonly listAssignedSql: string;
   private readonly completeSql: string;
   private readonly releaseSql: string;
-  private readonly refusedSql: string;
+  private readonly saveStateSql: string;
+  private readonly isRecordedSql: string;
   private readonly upstreamSql: string;
   private readonly messagesSql: string;
 
@@ -55,21 +67,56 @@ export class WorkerStore {
     // count reaches zero moves from PARKED to READY in this same statement. A
     // failure counts against its workflow unless a join lists the task (the join
     // receives the outcome and decides).
+    //
+    // Retries ($13: ids; map entries carry d: delay ms, w: retry window ms) go
+    // back to PARKED until now() + delay, unless the retry would start later than
+    // the window after the first failure: then they fail for good here. A final
+    // failure with l = 1 is copied to the dead-letter table.
     this.completeSql = `
-      WITH done AS (
+      WITH past_window AS MATERIALIZED (
+        SELECT coalesce(array_agg(t.id), '{}') AS ids FROM ${s}.tasks t
+         WHERE t.id = ANY($13::text[])
+           AND coalesce((t.attempt_log -> 0 ->> 'endedAt')::timestamptz, now())
+               + make_interval(secs => ($2::jsonb -> t.id ->> 'w')::float8 / 1000)
+               < now() + make_interval(secs => ($2::jsonb -> t.id ->> 'd')::float8 / 1000)
+      ), retried AS (
+        UPDATE ${s}.tasks t
+           SET queue = 'PARKED', park_reason = 'RUN_AFTER', state = 'PENDING',
+               run_after = now() + make_interval(secs => ($2::jsonb -> t.id ->> 'd')::float8 / 1000),
+               error = $2::jsonb -> t.id -> 'e',
+               attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")},
+               assigned_node = NULL, token = NULL, assigned_at = NULL, deadline = NULL
+         WHERE t.id = ANY($13::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
+           AND t.queue = 'READY' AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
+        RETURNING t.id, ($2::jsonb -> t.id ->> 'd')::float8 AS delay
+      ), done AS (
         UPDATE ${s}.tasks t
            SET queue = 'DELETED',
                state = $2::jsonb -> t.id ->> 's',
                result = $2::jsonb -> t.id -> 'r',
                error = $2::jsonb -> t.id -> 'e',
+               attempt_log = CASE WHEN $2::jsonb -> t.id ->> 's' = 'FAILED'
+                                  THEN coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}
+                                  ELSE t.attempt_log END,
                finished_at = now()
-         WHERE t.id = ANY($1::text[]) AND t.queue = 'READY'
+         WHERE t.id = ANY($1::text[] || (SELECT ids FROM past_window)) AND t.queue = 'READY'
            AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
            -- Hold the workflows' buckets shared (sorted, in $9) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
                                         FROM unnest($9::int[]) b) l) >= 0
         RETURNING t.id, t.workflow_id, t.state, t.awaited_by
+      ), dead AS (
+        -- The dead-letter copy reads the task as it was before this statement
+        -- (its node and start time), plus this attempt.
+        INSERT INTO ${s}.dead_letters AS d (task_id, workflow_id, parent_id, task_name, input, error, attempts, task_created_at)
+        SELECT t.id, t.workflow_id, t.parent_id, t.task_name, t.input, $2::jsonb -> t.id -> 'e',
+               coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}, t.created_at
+          FROM ${s}.tasks t
+         WHERE t.id = ANY(ARRAY(SELECT id FROM done WHERE state = 'FAILED' AND $2::jsonb -> id ->> 'l' = '1'))
+        ON CONFLICT (task_id) DO UPDATE
+          SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now()
+        RETURNING 1
       ), done_map AS MATERIALIZED (
         SELECT coalesce(jsonb_object_agg(id, coalesce(to_jsonb(awaited_by), '[]'::jsonb)), '{}') AS m FROM done
       ), children AS (
@@ -149,8 +196,21 @@ export class WorkerStore {
          GROUP BY chunk
       )
       -- Counts, not id lists: parsing 1,000 ids per batch showed in the worker's
-      -- profile. The refused ids are read only when some were refused.
-      SELECT (SELECT count(*)::int FROM done) AS recorded,
+      -- profile. The refused ids are listed only when some were refused (an
+      -- InitPlan in a CASE branch runs only when the branch is taken).
+      SELECT (SELECT count(*)::int FROM done) + (SELECT count(*)::int FROM retried) AS recorded,
+             (SELECT count(*)::int FROM retried) AS retried,
+             CASE WHEN (SELECT count(*) FROM done) + (SELECT count(*) FROM retried)
+                       < cardinality($1::text[]) + cardinality($13::text[])
+                  THEN ARRAY(SELECT o.id FROM unnest($1::text[] || $13::text[]) AS o(id)
+                              WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = o.id)
+                                AND NOT EXISTS (SELECT 1 FROM retried WHERE retried.id = o.id)
+                                -- A batch sent again after a lost reply: already recorded.
+                                AND NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.queue = 'DELETED'
+                                                  AND t.token = ($2::jsonb -> o.id ->> 't')::bigint)) END AS refused,
+             (SELECT count(*)::int FROM dead) AS dead_lettered,
+             -- The planner sleeps until the earliest retry is due.
+             (SELECT pg_notify('${channel}', 'd:' || min(delay)::bigint) FROM retried HAVING count(*) > 0) AS retry_notified,
              (SELECT count(*)::int FROM finished) AS finished,
              (SELECT count(*)::int FROM notified) AS notified,
              (SELECT count(*)::int FROM edges) AS edges,
@@ -165,14 +225,13 @@ export class WorkerStore {
       LEFT JOIN LATERAL (SELECT state, result, error FROM ${s}.tasks u WHERE u.id = e.upstream_task_id) u ON true
       WHERE e.join_task_id = ANY($1::text[])
       ORDER BY e.join_task_id, e.position`;
-    // Outcomes a batch did not record: their task is finished, released or
-    // re-planned (token changed). Rare; only read after a short count.
-    this.refusedSql = `SELECT o.id FROM unnest($1::text[], $2::bigint[]) AS o(id, token)
-      WHERE NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.token = o.token
-                          AND t.queue = 'DELETED' AND t.state IN ('COMPLETED', 'FAILED'))`;
+    // State saved by an attempt for the next ones: fenced like an outcome.
+    this.isRecordedSql = `SELECT EXISTS (SELECT 1 FROM ${s}.tasks WHERE id = $1 AND token = $2 AND queue = 'DELETED') AS recorded`;
+    this.saveStateSql = `UPDATE ${s}.tasks SET saved_state = $3::jsonb
+      WHERE id = $1 AND token = $2 AND queue = 'READY'`;
     // Release without counting an attempt: the task did not fail, its node left.
     this.releaseSql = `UPDATE ${s}.tasks
-         SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL,
+         SET assigned_node = NULL, token = NULL, state = 'PENDING', assigned_at = NULL, deadline = NULL,
              attempt = greatest(attempt - 1, 0)
        WHERE assigned_node = $1 AND queue = 'READY' AND ($2::text[] IS NULL OR id = ANY($2::text[]))
       RETURNING id`;
@@ -201,6 +260,8 @@ export class WorkerStore {
     // The outcome map is assembled from JSON fragments that are already valid
     // JSON (results were serialised by the worker; ids are ULIDs).
     const parts: string[] = [];
+    const finalIds: string[] = [];
+    const retryIds: string[] = [];
     for (const o of outcomes) {
       for (const c of o.children) {
         children.push(c);
@@ -208,33 +269,52 @@ export class WorkerStore {
       }
       if (o.edges) for (const e of o.edges) edges.push(e);
       if (o.messages) for (const m of o.messages) messages.push({ from: o.id, ...m });
-      parts.push(`"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}}`);
+      let extra = "";
+      if (o.retry) {
+        retryIds.push(o.id);
+        extra = `,"d":${o.retry.delayMs},"w":${o.retry.maxIntervalMs}`;
+      } else finalIds.push(o.id);
+      if (o.deadLetter) extra += `,"l":"1"`;
+      parts.push(
+        `"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}${extra}}`,
+      );
     }
-    const { rows } = await q.query<{ recorded: number; finished: number }>(this.completeSql, [
-      outcomes.map((o) => o.id),
-      `{${parts.join(",")}}`,
-      tasksJson(children),
-      newJoins,
-      edges.map((e) => e.joinId),
-      edges.map((e) => e.upstreamId),
-      edges.map((e) => e.position),
-      edges.map((e) => e.parentId),
-      [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
-      messages.map((m) => m.from),
-      messages.map((m) => m.joinName),
-      messages.map((m) => m.message),
-    ]);
-    const row = rows[0] as { recorded: number; finished: number };
-    let refused: string[] = [];
-    if (row.recorded < outcomes.length) {
-      // Which ones: those no longer assigned with the token they were sent with.
-      const { rows: stale } = await q.query<{ id: string }>(this.refusedSql, [
-        outcomes.map((o) => o.id),
-        outcomes.map((o) => o.token),
-      ]);
-      refused = stale.map((r) => r.id);
-    }
-    return { recorded: row.recorded, refused, finishedWorkflows: row.finished };
+    const { rows } = await q.query<{ recorded: number; finished: number; retried: number; refused: string[] | null }>(
+      this.completeSql,
+      [
+        finalIds,
+        `{${parts.join(",")}}`,
+        tasksJson(children),
+        newJoins,
+        edges.map((e) => e.joinId),
+        edges.map((e) => e.upstreamId),
+        edges.map((e) => e.position),
+        edges.map((e) => e.parentId),
+        [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
+        messages.map((m) => m.from),
+        messages.map((m) => m.joinName),
+        messages.map((m) => m.message),
+        retryIds,
+      ],
+    );
+    const row = rows[0] as { recorded: number; finished: number; retried: number; refused: string[] | null };
+    return {
+      recorded: row.recorded,
+      refused: row.refused ?? [],
+      finishedWorkflows: row.finished,
+      retried: row.retried,
+    };
+  }
+
+  /** Whether the attempt holding \`token\` has its outcome recorded (after a COMMIT whose reply was lost). */
+  async isRecorded(q: Queryable, taskId: string, token: number): Promise<boolean> {
+    const { rows } = await q.query<{ recorded: boolean }>(this.isRecordedSql, [taskId, token]);
+    return rows[0]?.recorded ?? false;
+  }
+
+  /** Saves an attempt's state for the next attempts; false if the attempt was revoked. */
+  async saveState(q: Queryable, taskId: string, token: number, state: string): Promise<boolean> {
+    return ((await q.query(this.saveStateSql, [taskId, token, state])).rowCount ?? 0) > 0;
   }
 
   /** The listed upstream outcomes of the given joins, in list order. */
