@@ -19,6 +19,7 @@ export const DEFAULTS = {
   cleanerIntervalMs: 60_000,
   cleanerBatchSize: 1_000,
   retentionMs: 7 * 24 * 3600 * 1000,
+  deadLetterRetentionMs: 30 * 24 * 3600 * 1000,
   timeoutGraceMs: 5_000,
   /** The default retry policy (BACKOFF): 1 s, 2 s, 4 s, ... up to 10 retries within an hour. */
   backoff: { initialDelayMs: 1_000, delayPeriodMs: 1_000, maxRetries: 10, maxIntervalMs: 3_600_000, jitter: 0.2 },
@@ -130,6 +131,11 @@ export const cleanerConfigSchema = z
     enabled: z.boolean().default(true),
     /** How long finished tasks and workflows stay visible (virtual queue DELETED). */
     retentionMs: ms(3650 * 24 * 3600 * 1000).default(DEFAULTS.retentionMs),
+    /**
+     * How long dead letters are kept. Their tasks follow \`retentionMs\`: a dead
+     * letter whose task was purged can be read but not requeued.
+     */
+    deadLetterRetentionMs: ms(3650 * 24 * 3600 * 1000).default(DEFAULTS.deadLetterRetentionMs),
     intervalMs: ms().min(10).default(DEFAULTS.cleanerIntervalMs),
     batchSize: z.number().int().min(1).max(100_000).default(DEFAULTS.cleanerBatchSize),
   })

@@ -31,6 +31,7 @@ export { encodePayload } from "./payload.js";
 export { maxAttempts, retryDelayMs } from "./retry.js";
 export { decide } from "./services/planner.js";
 export type { ChildSpec, FailureInfo, TaskExecution, TaskHandler, UpstreamOutcome } from "./services/worker.js";
+export type { DeadLetterFilter, DeadLetterRow } from "./store/dead-letters.js";
 export { Store } from "./store/index.js";
 export type { NodeInfo } from "./store/nodes.js";
 export type { TaskRecord, WorkflowRecord } from "./store/read.js";

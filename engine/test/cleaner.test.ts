@@ -27,14 +27,14 @@ describe("cleaner", () => {
       parseConfig(cleanerConfigSchema, { retentionMs: 2 * 3600_000, batchSize: 10 }),
       memoryLogger().logger,
     );
-    expect(await keep.clean()).toEqual({ tasks: 0, workflows: 0 });
+    expect(await keep.clean()).toEqual({ tasks: 0, workflows: 0, deadLetters: 0 });
     const purge = new Cleaner(
       store,
       pool,
       parseConfig(cleanerConfigSchema, { retentionMs: 1_000, batchSize: 10 }),
       memoryLogger().logger,
     );
-    expect(await purge.clean()).toEqual({ tasks: 25, workflows: 25 });
+    expect(await purge.clean()).toEqual({ tasks: 25, workflows: 25, deadLetters: 0 });
     const left = await pool.query<{ id: string }>("SELECT id FROM weft.tasks");
     expect(left.rows.map((r) => r.id)).toEqual([running.id]);
     expect((await pool.query("SELECT id FROM weft.workflows")).rows).toEqual([{ id: running.id }]);

@@ -20,6 +20,7 @@ import {
   withTransaction,
 } from "@weft/engine";
 
+import { DeadLetters } from "./dead-letters.js";
 import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
 import { resolvePlacement, validateWorkflowId } from "./options.js";
 import {
@@ -51,12 +52,16 @@ const FINAL_WORKFLOW: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CAN
 export class WeftClient {
   private readonly waiters = new Map<string, Set<() => void>>();
   private listening: Promise<void> | undefined;
+  /** Tasks that failed their last attempt: list, inspect, requeue, purge. */
+  readonly deadLetters: DeadLetters;
 
   /** @internal created by createWeft / createClient */
   constructor(
     private readonly engine: Engine,
     private readonly registry: ReadonlyMap<string, AnyDefinition>,
-  ) {}
+  ) {
+    this.deadLetters = new DeadLetters(engine);
+  }
 
   /** Schedules `task` with `input` as the root of a new workflow (or into `options.workflowId`). */
   async schedule<T extends AnyTaskDefinition>(

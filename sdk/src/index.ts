@@ -1,18 +1,24 @@
 // @weft/sdk: the public entry of Weft. Everything exported here is supported API.
 export {
+  AttemptsExhaustedError,
   ConfigError,
+  DeadLetterNotFoundError,
   DuplicateTaskError,
   InputValidationError,
   InvalidArgumentError,
   InvalidIdentifierError,
   isWeftError,
   type Logger,
+  NonRetryableError,
+  NotRequeueableError,
   OutputValidationError,
   PayloadTooLargeError,
   type Queryable,
+  type RetryPolicyInput as RetryPolicy,
   SchemaTooNewError,
   type TaskErrorInfo,
   TaskNotFoundError,
+  TaskTimeoutError,
   type UnhandledFailure,
   UnknownTaskError,
   type ValidationIssue,
@@ -25,6 +31,13 @@ export {
   WorkflowNotRunningError,
 } from "@weft/engine";
 export { WeftClient, WorkflowHandle } from "./client.js";
+export {
+  type AttemptRecord,
+  type DeadLetter,
+  type DeadLetterListOptions,
+  type DeadLetterQuery,
+  DeadLetters,
+} from "./dead-letters.js";
 export { type WorkflowGraph, type WorkflowGraphEdge, WorkflowGraphError, type WorkflowGraphNode } from "./graph.js";
 export {
   type AnyDefinition,
@@ -33,6 +46,8 @@ export {
   type ChildScheduleOptions,
   defineJoin,
   defineTask,
+  type FailureContext,
+  type FailureSettings,
   type JoinContext,
   type JoinDefinition,
   type JoinDefinitionSpec,

@@ -6,7 +6,7 @@ import { LoopService, OutageLog } from "./service.js";
 
 /**
  * Purges finished tasks (virtual queue DELETED) and finished workflows once they
- * are older than the retention, in batches so no statement holds many locks.
+ * are older than the retention, and dead letters older than theirs, in batches so no statement holds many locks.
  * Runs on the leader; running it twice at once would only skip locked rows.
  */
 export class Cleaner extends LoopService {
@@ -23,8 +23,8 @@ export class Cleaner extends LoopService {
     this.outage = new OutageLog(log, "cleaner");
   }
 
-  /** One full pass; returns the number of tasks and workflows purged. */
-  async clean(): Promise<{ tasks: number; workflows: number }> {
+  /** One full pass; returns the number of tasks, workflows and dead letters purged. */
+  async clean(): Promise<{ tasks: number; workflows: number; deadLetters: number }> {
     const { retentionMs, batchSize } = this.config;
     let tasks = 0;
     let workflows = 0;
@@ -38,8 +38,14 @@ export class Cleaner extends LoopService {
       workflows += n;
       if (n < batchSize || this.stopping) break;
     }
-    if (tasks + workflows > 0) this.log.debug({ tasks, workflows }, "purged finished work");
-    return { tasks, workflows };
+    let deadLetters = 0;
+    for (;;) {
+      const n = await this.store.deadLetters.expire(this.pool, this.config.deadLetterRetentionMs, batchSize);
+      deadLetters += n;
+      if (n < batchSize || this.stopping) break;
+    }
+    if (tasks + workflows + deadLetters > 0) this.log.debug({ tasks, workflows, deadLetters }, "purged finished work");
+    return { tasks, workflows, deadLetters };
   }
 
   /** True while stop() is under way, so a long purge ends early. */

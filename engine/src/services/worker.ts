@@ -790,6 +790,9 @@ export class Worker implements Service {
           result: null,
           error: JSON.stringify(toTaskErrorInfo(error)),
           children: [],
+          edges: [],
+          messages: [],
+          retry: undefined,
         };
         await this.record([failed]).catch((err) => this.log.error({ err, task: o.id }, "could not record failure"));
       }

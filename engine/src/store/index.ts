@@ -1,6 +1,7 @@
 import { quoteSchema } from "../db/identifiers.js";
 import { CancelStore } from "./cancel.js";
 import { CleanerStore } from "./cleaner.js";
+import { DeadLetterStore } from "./dead-letters.js";
 import { JoinStore } from "./joins.js";
 import { NodeStore } from "./nodes.js";
 import { PlannerStore } from "./planner.js";
@@ -21,6 +22,7 @@ export class Store {
   readonly read: ReadStore;
   readonly cancel: CancelStore;
   readonly joins: JoinStore;
+  readonly deadLetters: DeadLetterStore;
 
   constructor(schema: string) {
     const s = quoteSchema(schema);
@@ -34,5 +36,6 @@ export class Store {
     this.read = new ReadStore(s);
     this.cancel = new CancelStore(s, this.channel);
     this.joins = new JoinStore(s);
+    this.deadLetters = new DeadLetterStore(s, this.channel);
   }
 }

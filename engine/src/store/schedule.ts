@@ -103,7 +103,8 @@ export const TASK_INSERT_COLUMNS = `id, workflow_id, parent_id, task_name, input
  * still waits for something starts PARKED.
  */
 export function taskSelectList(inherited = "NULL::text[]"): string {
-  return `c.id, c.workflow_id, c.parent_id, c.task_name, c.input, c.priority,
+  // A JSON null input becomes SQL NULL in jsonb_to_recordset: store it as JSON null.
+  return `c.id, c.workflow_id, c.parent_id, c.task_name, coalesce(c.input, 'null'::jsonb), c.priority,
     coalesce(c.run_after, now() + c.delay_ms * interval '1 millisecond'), c.affinity_group, c.affinity,
     nullif(CASE WHEN c.is_fork THEN '{}'::text[] ELSE coalesce(${inherited}, '{}'::text[]) END
            || coalesce(string_to_array(c.own_joins, ','), '{}'::text[]), '{}'::text[]),
