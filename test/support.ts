@@ -33,16 +33,29 @@ export interface NodeProcess {
   waitFor(pred: (m: NodeMessage) => boolean, timeoutMs?: number): Promise<NodeMessage>;
   send(msg: unknown): void;
   exited: Promise<number | null>;
+  /** What the process wrote to stdout and stderr (only with \`capture\`). */
+  output(): string;
 }
 
 export type NodeMessage = { type: string; [key: string]: unknown };
 
 /** Starts `script` (a TypeScript file) as a separate Node process with an IPC channel. */
-export function spawnNode(script: string, env: Record<string, string>): NodeProcess {
+export function spawnNode(
+  script: string,
+  env: Record<string, string>,
+  options: { capture?: boolean } = {},
+): NodeProcess {
   const child = fork(script, [], {
     execArgv: ["--import", "tsx"],
     env: { ...process.env, ...env },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    stdio: ["ignore", options.capture ? "pipe" : "inherit", options.capture ? "pipe" : "inherit", "ipc"],
+  });
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    output += d.toString();
   });
   const messages: NodeMessage[] = [];
   const listeners = new Set<(m: NodeMessage) => void>();
@@ -59,6 +72,7 @@ export function spawnNode(script: string, env: Record<string, string>): NodeProc
     messages,
     exited,
     send: (msg) => child.send(msg as pg.QueryResultRow),
+    output: () => output,
     waitFor(pred, timeoutMs = 30_000) {
       const found = messages.find(pred);
       if (found) return Promise.resolve(found);

@@ -124,6 +124,7 @@ export class Engine {
           deposed: () => this.stopLeaderServices(),
         },
         this.log,
+        planner.nodeDeadAfterMs,
       );
     }
   }

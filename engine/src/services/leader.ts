@@ -31,6 +31,13 @@ export class LeaderElector extends LoopService {
     private readonly retryMs: number,
     private readonly callbacks: LeaderCallbacks,
     private readonly log: Logger,
+    /**
+     * The server ends the leader's session after this long without a statement
+     * (idle_session_timeout), releasing the lock: a frozen leader process
+     * (SIGSTOP, a stalled VM) whose TCP connection stays up would otherwise keep
+     * leadership forever. The leader runs a statement at least every \`retryMs\`.
+     */
+    private readonly frozenAfterMs: number = 0,
   ) {
     super();
   }
@@ -80,6 +87,12 @@ export class LeaderElector extends LoopService {
           }
         });
         await client.connect();
+        if (this.frozenAfterMs > 0) {
+          // Not supported before PostgreSQL 14: the lock then lasts as long as the TCP connection.
+          await client
+            .query(`SET idle_session_timeout = ${Math.max(this.frozenAfterMs, 3 * this.retryMs) | 0}`)
+            .catch(() => undefined);
+        }
         this.client = client;
       }
       const { rows } = await this.client.query<{ locked: boolean }>(

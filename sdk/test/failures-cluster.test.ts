@@ -1,0 +1,220 @@
+import { join } from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EO_DDL, EXEC_LOG_DDL, fixtureTasks } from "../../test/fixtures/tasks.js";
+import { eventually, freshDatabase, type NodeProcess, poolFor, ROOT, spawnNode } from "../../test/support.js";
+import { createClient, type Weft } from "../src/index.js";
+
+const NODE_SCRIPT = join(ROOT, "test/fixtures/node.ts");
+
+/** Node processes killed, frozen, stopped: what happens to their tasks. */
+describe("failures of node processes", () => {
+  let url: string;
+  let pool: pg.Pool;
+  let client: Weft;
+  let tasks: ReturnType<typeof fixtureTasks>;
+  const running: NodeProcess[] = [];
+
+  const start = async (label: string, env: Record<string, string> = {}): Promise<NodeProcess> => {
+    const node = spawnNode(NODE_SCRIPT, {
+      DATABASE_URL: url,
+      NODE_LABEL: label,
+      HEARTBEAT_MS: "200",
+      DEAD_AFTER_MS: "1500",
+      ...env,
+    });
+    await node.waitFor((m) => m.type === "ready", 60_000);
+    running.push(node);
+    return node;
+  };
+  const nodeId = (node: NodeProcess) => node.messages.find((m) => m.type === "ready")?.nodeId as string;
+  const stopAll = async () => {
+    for (const node of running.splice(0)) {
+      if (node.child.exitCode !== null || node.child.signalCode !== null) continue;
+      node.child.kill("SIGCONT");
+      node.send({ type: "stop" });
+      await Promise.race([node.exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (node.child.exitCode === null) node.child.kill("SIGKILL");
+    }
+  };
+  /** Starts `label` and waits until it leads the planner (it must be the first node up). */
+  const startLeader = async (label: string, env: Record<string, string>) => {
+    const node = await start(label, env);
+    await node.waitFor((m) => m.type === "status" && m.isLeader === true, 30_000);
+    return node;
+  };
+  const assignedTo = (taskId: string, node: NodeProcess) =>
+    eventually(async () => {
+      const { rows } = await pool.query("SELECT 1 FROM weft.tasks WHERE id = $1 AND assigned_node = $2", [
+        taskId,
+        nodeId(node),
+      ]);
+      return rows.length > 0 ? true : undefined;
+    }, 30_000);
+  const taskRow = async (id: string) =>
+    (
+      await pool.query<{
+        state: string;
+        attempt: number;
+        result: { node: string; attempt: number };
+        attempt_log: { attempt: number; node: string; error: { code?: string; message: string } }[];
+      }>("SELECT state, attempt, result, attempt_log FROM weft.tasks WHERE id = $1", [id])
+    ).rows[0];
+
+  beforeAll(async () => {
+    url = await freshDatabase();
+    pool = poolFor(url);
+    await pool.query(EXEC_LOG_DDL);
+    await pool.query(EO_DDL);
+    tasks = fixtureTasks(pool, "client");
+    client = createClient({ connectionString: url, tasks: Object.values(tasks) });
+    await client.start();
+  });
+  afterAll(async () => {
+    await stopAll();
+    await client.stop();
+  });
+
+  it("SIGKILL mid-task: re-run on another node after the lease, completed exactly once (attempt 2)", async () => {
+    await startLeader("b", { TASKS: "stubborn", CAPACITY: "1" });
+    const a = await start("a", { TASKS: "stubborn", CAPACITY: "10" });
+    const ref = await client.client.schedule(tasks.stubborn, { sleepMs: 1_500 });
+    await assignedTo(ref.taskId, a);
+    await new Promise((r) => setTimeout(r, 200));
+    a.child.kill("SIGKILL");
+    await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
+    const row = await taskRow(ref.taskId);
+    expect(row?.state).toBe("COMPLETED");
+    expect(row?.attempt).toBe(2);
+    expect(row?.result).toEqual({ node: "b", attempt: 2 });
+    expect(row?.attempt_log.map((l) => [l.attempt, l.error.code])).toEqual([[1, "ATTEMPT_LOST"]]);
+    expect(row?.attempt_log[0]?.error.message).toMatch(/declared dead/);
+    // One execution got to the end: the killed one never did.
+    const { rows } = await pool.query("SELECT node, attempt FROM public.exec_log WHERE task_id = $1", [ref.taskId]);
+    expect(rows).toEqual([{ node: "b", attempt: 2 }]);
+    await stopAll();
+  });
+
+  it("SIGSTOP past the lease, completed elsewhere, SIGCONT: the late outcome is refused", async () => {
+    await startLeader("b2", { TASKS: "stubborn", CAPACITY: "1" });
+    const a = await start("a2", { TASKS: "stubborn", CAPACITY: "10" });
+    const ref = await client.client.schedule(tasks.stubborn, { sleepMs: 1_000 });
+    await assignedTo(ref.taskId, a);
+    a.child.kill("SIGSTOP");
+    await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
+    expect((await taskRow(ref.taskId))?.result).toEqual({ node: "b2", attempt: 2 });
+    a.child.kill("SIGCONT");
+    // The frozen attempt runs to its end (it ignores its signal) and reports: refused.
+    await eventually(async () => {
+      const { rows } = await pool.query("SELECT 1 FROM public.exec_log WHERE task_id = $1 AND node = 'a2'", [
+        ref.taskId,
+      ]);
+      return rows.length > 0 ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const row = await taskRow(ref.taskId);
+    expect(row?.result).toEqual({ node: "b2", attempt: 2 });
+    expect(row?.attempt).toBe(2);
+    // The node learnt it was declared dead and came back under a new id.
+    await eventually(async () => {
+      const { rows } = await pool.query("SELECT id FROM weft.nodes WHERE app_name = 'a2'");
+      return rows.length === 1 && rows[0].id !== nodeId(a) ? true : undefined;
+    });
+    await stopAll();
+  });
+
+  it("a hung attempt on a live node is re-planned at its database deadline and completes elsewhere", async () => {
+    await startLeader("lead", { TASKS: "work", CAPACITY: "1", TIMEOUT_GRACE_MS: "300", DEAD_AFTER_MS: "20000" });
+    const a = await start("hung", { TASKS: "hang", CAPACITY: "1", DEAD_AFTER_MS: "20000" });
+    const started = Date.now();
+    const ref = await client.client.schedule(tasks.hang, { hangMs: 6_000 });
+    await assignedTo(ref.taskId, a);
+    await start("rescuer", { TASKS: "hang", CAPACITY: "10", DEAD_AFTER_MS: "20000" });
+    await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
+    // Done while the hung node is still blocked (its node row stays: it is not dead).
+    expect(Date.now() - started).toBeLessThan(6_000);
+    const row = await taskRow(ref.taskId);
+    expect(row?.result).toEqual({ node: "rescuer", attempt: 2 });
+    expect(row?.attempt_log[0]?.error.code).toBe("ATTEMPT_LOST");
+    expect(row?.attempt_log[0]?.error.message).toMatch(/deadline/);
+    const { rows } = await pool.query("SELECT count(*)::int AS n FROM weft.nodes WHERE app_name = 'hung'");
+    expect(rows[0].n).toBe(1);
+    await stopAll();
+  });
+
+  it("SIGTERM mid-run: the node finishes or releases its tasks; none is lost or run twice", async () => {
+    await pool.query("TRUNCATE public.exec_log");
+    const nodes = [
+      await startLeader("t1", { TASKS: "work", CAPACITY: "20", GRACE_MS: "5000" }),
+      await start("t2", { TASKS: "work", CAPACITY: "20", GRACE_MS: "5000" }),
+    ];
+    const refs = await client.client.scheduleMany(
+      tasks.work,
+      Array.from({ length: 400 }, () => ({ sleepMs: 50 })),
+    );
+    await eventually(async () => {
+      const { rows } = await pool.query("SELECT count(*)::int AS n FROM public.exec_log");
+      return rows[0].n >= 100 ? true : undefined;
+    });
+    nodes[0]?.child.kill("SIGTERM");
+    expect(await nodes[0]?.exited).toBe(0);
+    await eventually(async () => {
+      const { rows } = await pool.query(
+        "SELECT count(*)::int AS n FROM weft.tasks WHERE id = ANY($1) AND state = 'COMPLETED'",
+        [refs.map((r) => r.taskId)],
+      );
+      return rows[0].n === 400 ? true : undefined;
+    }, 60_000);
+    const { rows } = await pool.query<{ task_id: string; n: number }>(
+      "SELECT task_id, count(*)::int AS n FROM public.exec_log GROUP BY task_id HAVING count(*) > 1",
+    );
+    expect(rows).toEqual([]);
+    const ran = await pool.query("SELECT count(DISTINCT task_id)::int AS n FROM public.exec_log");
+    expect(ran.rows[0].n).toBe(400);
+    await stopAll();
+  });
+
+  it("exactly-once: 10,000 increments under random SIGKILLs of 3 nodes end at exactly 10,000", async () => {
+    await pool.query("TRUNCATE public.eo_log, public.eo_counter");
+    await pool.query("INSERT INTO public.eo_counter (n) VALUES (0)");
+    const env = { TASKS: "eoIncrement", CAPACITY: "16", DEAD_AFTER_MS: "1000", HEARTBEAT_MS: "150" };
+    const labels = ["e1", "e2", "e3"];
+    const nodes = await Promise.all(labels.map((l) => start(l, env)));
+    const total = 10_000;
+    await client.client.scheduleMany(
+      tasks.eoIncrement,
+      Array.from({ length: total }, () => ({ holdMs: 4 })),
+    );
+    let kills = 0;
+    const done = async () =>
+      (
+        await pool.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'eoIncrement' AND state = 'COMPLETED'",
+        )
+      ).rows[0]?.n ?? 0;
+    // Kill a random node every 1.5 s and start a new one in its place, while work remains.
+    const deadline = Date.now() + 240_000;
+    while ((await done()) < total && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1_500));
+      if ((await done()) >= total || kills >= 6) continue;
+      const i = Math.floor(Math.random() * nodes.length);
+      nodes[i]?.child.kill("SIGKILL");
+      kills++;
+      nodes[i] = await start(`${labels[i]}-${kills}`, env);
+    }
+    expect(await done()).toBe(total);
+    expect(kills).toBeGreaterThanOrEqual(3);
+    const counter = await pool.query<{ n: string }>("SELECT n FROM public.eo_counter");
+    expect(Number(counter.rows[0]?.n)).toBe(total);
+    const logged = await pool.query<{ n: number; distinct: number }>(
+      "SELECT count(*)::int AS n, count(DISTINCT task_id)::int AS distinct FROM public.eo_log",
+    );
+    expect(logged.rows[0]).toEqual({ n: total, distinct: total });
+    // Some attempts were really lost and re-run (the kills hit running work).
+    const lost = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'eoIncrement' AND attempt > 1",
+    );
+    expect(lost.rows[0]?.n).toBeGreaterThan(0);
+    await stopAll();
+  }, 300_000);
+});
