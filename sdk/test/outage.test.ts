@@ -43,7 +43,14 @@ describe("database outage", () => {
     for (const label of ["o1", "o2"]) {
       const node = spawnNode(
         NODE_SCRIPT,
-        { DATABASE_URL: url, NODE_LABEL: label, TASKS: "work", CAPACITY: "20", DEAD_AFTER_MS: "20000", WEFT_LOG_LEVEL: "info" },
+        {
+          DATABASE_URL: url,
+          NODE_LABEL: label,
+          TASKS: "work",
+          CAPACITY: "20",
+          DEAD_AFTER_MS: "20000",
+          WEFT_LOG_LEVEL: "info",
+        },
         { capture: true },
       );
       await node.waitFor((m) => m.type === "ready", 60_000);
@@ -54,7 +61,9 @@ describe("database outage", () => {
       fixtureTasks(pool, "client").work,
       Array.from({ length: total }, () => ({ sleepMs: 5 })),
     );
-    await eventually(async () => ((await count("SELECT count(*)::int AS n FROM public.exec_log")) >= 300 ? true : undefined));
+    await eventually(async () =>
+      (await count("SELECT count(*)::int AS n FROM public.exec_log")) >= 300 ? true : undefined,
+    );
     await server.pause();
     await new Promise((r) => setTimeout(r, OUTAGE_MS));
     await server.resume();

@@ -1,6 +1,6 @@
 // Type tests: checked by `pnpm typecheck` (tsc). Each @ts-expect-error must stay an
 // error, or tsc reports it as unused: that is what keeps these tests able to fail.
-import { describe, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
 import {
   defineTask,
@@ -24,7 +24,34 @@ const resize = defineTask({
   },
 });
 
+const resumable = defineTask({
+  name: "resumable",
+  input: z.null(),
+  output: z.number(),
+  state: z.object({ cursor: z.number() }),
+  retry: { mode: "FIXED", delayMs: 100 },
+  onFailure: (ctx) => {
+    expectTypeOf(ctx.attempt).toEqualTypeOf<number>();
+    expectTypeOf(ctx.stopRetrying).toEqualTypeOf<() => void>();
+  },
+  run: async (ctx) => {
+    expectTypeOf(ctx.state).toEqualTypeOf<{ cursor: number } | undefined>();
+    await ctx.saveState({ cursor: 1 });
+    // @ts-expect-error the state has the schema's shape
+    await ctx.saveState({ cursor: "1" });
+    return ctx.state?.cursor ?? 0;
+  },
+});
+
 describe("SDK types", () => {
+  it("type the saved state and the failure settings", () => {
+    expectTypeOf<TaskOutput<typeof resumable>>().toEqualTypeOf<number>();
+    const bad = () =>
+      // @ts-expect-error an unknown retry mode
+      defineTask({ name: "x", input: z.null(), output: z.null(), retry: { mode: "SOMETIMES" }, run: () => null });
+    expect(bad).toThrow(/x\.retry/);
+  });
+
   it("infer input (before defaults) and output (after transforms)", () => {
     expectTypeOf<TaskInput<typeof resize>>().toEqualTypeOf<{ url: string; width?: number | undefined }>();
     expectTypeOf<TaskOutput<typeof resize>>().toEqualTypeOf<{ location: string; bytes: bigint }>();
