@@ -28,7 +28,11 @@ export type WeftErrorCode =
   | "ATTEMPT_LOST"
   | "ATTEMPTS_EXHAUSTED"
   | "DEAD_LETTER_NOT_FOUND"
-  | "NOT_REQUEUEABLE";
+  | "NOT_REQUEUEABLE"
+  | "INVALID_INTERVAL"
+  | "INVALID_RANGE"
+  | "INVALID_CRON"
+  | "SLOT_NOT_ACQUIRED";
 
 export interface ValidationIssue {
   /** Dotted path of the offending field, e.g. `items.3.name`; empty for the root. */
@@ -283,6 +287,43 @@ export class NotRequeueableError extends WeftError {
   ) {
     super("NOT_REQUEUEABLE", `Task ${taskId} cannot be requeued: ${reason}`);
     this.name = "NotRequeueableError";
+  }
+}
+
+/** A slot interval that is not a divisor of a day (sub-day) or 1d / 1w (calendar). */
+export class InvalidIntervalError extends WeftError {
+  constructor(
+    readonly every: unknown,
+    detail: string,
+  ) {
+    super("INVALID_INTERVAL", `Invalid slot interval ${JSON.stringify(every)}: ${detail}`);
+    this.name = "InvalidIntervalError";
+  }
+}
+
+/** A time range with its end before its start, or too many slots. */
+export class InvalidRangeError extends WeftError {
+  constructor(detail: string) {
+    super("INVALID_RANGE", `Invalid time range: ${detail}`);
+    this.name = "InvalidRangeError";
+  }
+}
+
+export class InvalidCronError extends WeftError {
+  constructor(
+    readonly expression: unknown,
+    detail: string,
+  ) {
+    super("INVALID_CRON", `Invalid cron expression ${JSON.stringify(expression)}: ${detail}`);
+    this.name = "InvalidCronError";
+  }
+}
+
+/** A pull-mode slot was finished twice, or its generation was re-opened meanwhile. */
+export class SlotNotAcquiredError extends WeftError {
+  constructor(detail: string) {
+    super("SLOT_NOT_ACQUIRED", detail);
+    this.name = "SlotNotAcquiredError";
   }
 }
 

@@ -113,9 +113,9 @@ describe("hot-path queries stay index-driven on a large table", () => {
           JSON.stringify(
             Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }])),
           ),
-          // No children (a JSON array), new joins, edges (4 columns), lock buckets or messages (3 columns), retries.
+          // No children (a JSON array), new joins, edges (4 columns), lock buckets or messages (3 columns), retries, slots.
           "[]",
-          ...Array.from({ length: 10 }, () => []),
+          ...Array.from({ length: 11 }, () => []),
         ],
       ],
     ],
@@ -136,6 +136,7 @@ describe("hot-path queries stay index-driven on a large table", () => {
           "[]",
           ...Array.from({ length: 9 }, () => []),
           sample.running.slice(250),
+          sample.running.slice(0, 100),
         ],
       ],
     ],

@@ -142,6 +142,26 @@ describe("failures of node processes", () => {
     await stopAll();
   });
 
+  it("a frozen leader (SIGSTOP) loses its session and leadership; on SIGCONT it does not lead again", async () => {
+    const leader = await startLeader("frozen", { TASKS: "work" });
+    const other = await start("other", { TASKS: "work" });
+    leader.child.kill("SIGSTOP");
+    const frozenAt = Date.now();
+    // idle_session_timeout = max(DEAD_AFTER_MS, 3 × leaderRetryMs) = 1.5 s, then the lock is free.
+    await other.waitFor((m) => m.type === "status" && m.isLeader === true, 20_000);
+    expect(Date.now() - frozenAt).toBeLessThan(10_000);
+    const { rows } = await pool.query<{ node_id: string }>("SELECT node_id FROM weft.leader");
+    expect(rows[0]?.node_id).toBe(nodeId(other));
+    leader.child.kill("SIGCONT");
+    // The old leader finds its connection gone and steps down; work still flows.
+    const ref = await client.client.schedule(tasks.work, { sleepMs: 1 });
+    await client.client.workflow(ref.workflowId).wait({ timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 1_000));
+    const recent = leader.messages.filter((m) => m.type === "status").slice(-3);
+    expect(recent.every((m) => m.isLeader === false)).toBe(true);
+    await stopAll();
+  });
+
   it("SIGTERM mid-run: the node finishes or releases its tasks; none is lost or run twice", async () => {
     await pool.query("TRUNCATE public.exec_log");
     const nodes = [

@@ -105,6 +105,19 @@ export interface TaskHandler {
   onFailure?(failure: FailureInfo): void | Promise<void>;
   /** 'exactly-once': the attempt's \`tx\` commits with its outcome. Default 'at-least-once'. */
   readonly guarantee?: "at-least-once" | "exactly-once";
+  /** A slot series' task: its outcome finishes its slot. */
+  readonly slot?: { readonly every: string; readonly timeZone: string; readonly ordered: boolean };
+  /** A cron schedule: the leader fires the task at each tick. */
+  readonly cron?: CronSpec;
+}
+
+/** A task's cron schedule, as nodes publish it. */
+export interface CronSpec {
+  readonly expression: string;
+  readonly timeZone: string;
+  /** Ticks missed while no leader ran: fire none ('skip') or up to maxCatchUp ('catch-up'). */
+  readonly missed: "skip" | "catch-up";
+  readonly maxCatchUp: number;
 }
 
 /**
@@ -146,6 +159,26 @@ class AttemptTransaction implements Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     if (!this.open) return Promise.reject(new Error("this attempt has ended; its transaction is closed"));
     return this.client.query<R>(text, values);
+  }
+}
+
+/** A counting semaphore (FIFO). */
+class Semaphore {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
   }
 }
 
@@ -297,6 +330,11 @@ export class Worker implements Service {
   private closed = false;
   /** Attempts started since start (for tests and the bench). */
   started = 0;
+  /**
+   * Exactly-once attempts hold a pooled connection for their whole run; a few
+   * connections stay free for heartbeats, fetching and recording outcomes.
+   */
+  private readonly exactlyOnceSlots: Semaphore;
 
   constructor(
     private readonly store: Store,
@@ -309,6 +347,7 @@ export class Worker implements Service {
     private readonly listener: Listener,
     private readonly log: Logger,
   ) {
+    this.exactlyOnceSlots = new Semaphore(Math.max(1, (pool.options.max ?? 10) - 4));
     this.fetchOutage = new OutageLog(log, "fetching assignments");
     this.flushOutage = new OutageLog(log, "recording outcomes");
   }
@@ -510,13 +549,21 @@ export class Worker implements Service {
       const allowed = maxAttempts(settings.retry);
       if (row.attempt > allowed) throw new AttemptsExhaustedError(row.task_name, allowed);
       if (handler.guarantee === "exactly-once") {
-        const client = await this.pool.connect();
+        await this.exactlyOnceSlots.acquire();
+        let client: pg.PoolClient;
+        try {
+          client = await this.pool.connect();
+        } catch (error) {
+          this.exactlyOnceSlots.release();
+          throw error;
+        }
         tx = new AttemptTransaction(client);
         try {
           await client.query("BEGIN");
         } catch (error) {
           tx = undefined;
           client.release(true);
+          this.exactlyOnceSlots.release();
           throw error;
         }
       }
@@ -542,13 +589,15 @@ export class Worker implements Service {
         children: execution.children,
         edges: execution.edges,
         messages: execution.outbox,
+        slot: handler.slot !== undefined,
       };
       if (tx) {
         const client = tx.client;
         tx.open = false;
         tx = undefined;
         entry.finishing = true;
-        if (await this.commitExactlyOnce(client, outcome)) {
+        const done = await this.commitExactlyOnce(client, outcome).finally(() => this.exactlyOnceSlots.release());
+        if (done) {
           this.running.delete(row.id);
           this.checkIdle();
           this.fetchWakeup.wake();
@@ -567,6 +616,7 @@ export class Worker implements Service {
       if (tx) {
         tx.open = false;
         await this.rollback(tx.client);
+        this.exactlyOnceSlots.release();
       }
       outcome = await this.failureOutcome(row, handler, settings, error);
     }
@@ -645,6 +695,7 @@ export class Worker implements Service {
       children: [],
       retry,
       deadLetter: settings?.deadLetter ?? true,
+      slot: handler?.slot !== undefined,
     };
   }
 

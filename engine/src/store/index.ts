@@ -7,6 +7,7 @@ import { NodeStore } from "./nodes.js";
 import { PlannerStore } from "./planner.js";
 import { ReadStore } from "./read.js";
 import { ScheduleStore } from "./schedule.js";
+import { SlotStore } from "./slots.js";
 import { WorkerStore } from "./worker.js";
 
 /** All SQL of one Weft schema, built once: the schema name is validated and quoted here. */
@@ -23,6 +24,7 @@ export class Store {
   readonly cancel: CancelStore;
   readonly joins: JoinStore;
   readonly deadLetters: DeadLetterStore;
+  readonly slots: SlotStore;
 
   constructor(schema: string) {
     const s = quoteSchema(schema);
@@ -37,5 +39,6 @@ export class Store {
     this.cancel = new CancelStore(s, this.channel);
     this.joins = new JoinStore(s);
     this.deadLetters = new DeadLetterStore(s, this.channel);
+    this.slots = new SlotStore(s, this.channel);
   }
 }

@@ -72,6 +72,8 @@ export interface OutcomeRow {
   readonly edges?: readonly NewEdgeRow[];
   /** A failure to retry after \`delayMs\`, unless that is past \`maxIntervalMs\` from the first failure. */
   readonly retry?: { readonly delayMs: number; readonly maxIntervalMs: number } | undefined;
+  /** The task runs a time slot: the slot is finished with it. */
+  readonly slot?: boolean;
   /** A final failure to copy to the dead-letter table. */
   readonly deadLetter?: boolean;
   /** Messages to the joins awaiting this task, by join task name; \`message\` is JSON text. */

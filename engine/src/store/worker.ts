@@ -76,7 +76,10 @@ export class WorkerStore {
       WITH past_window AS MATERIALIZED (
         SELECT coalesce(array_agg(t.id), '{}') AS ids FROM ${s}.tasks t
          WHERE t.id = ANY($13::text[])
-           AND coalesce((t.attempt_log -> 0 ->> 'endedAt')::timestamptz, now())
+           -- The window starts at the first failure since the last requeue (which
+           -- restarts attempts at 1).
+           AND coalesce((SELECT max((e ->> 'endedAt')::timestamptz) FROM jsonb_array_elements(t.attempt_log) e
+                          WHERE (e ->> 'attempt')::int = 1), now())
                + make_interval(secs => ($2::jsonb -> t.id ->> 'w')::float8 / 1000)
                < now() + make_interval(secs => ($2::jsonb -> t.id ->> 'd')::float8 / 1000)
       ), retried AS (
@@ -116,6 +119,25 @@ export class WorkerStore {
          WHERE t.id = ANY(ARRAY(SELECT id FROM done WHERE state = 'FAILED' AND $2::jsonb -> id ->> 'l' = '1'))
         ON CONFLICT (task_id) DO UPDATE
           SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now()
+        RETURNING 1
+      ), slot_done AS (
+        -- Engine-run slots ($14: the slot tasks of this batch; usually empty): the
+        -- slot ends with its task, unless it was re-opened meanwhile (it points
+        -- at another task then).
+        UPDATE ${s}.slots sl
+           SET status = CASE WHEN d.state = 'COMPLETED' THEN 'COMPLETE' ELSE 'FAILED' END,
+               attempts = sl.attempts + (d.state = 'FAILED')::int,
+               message = CASE WHEN d.state = 'FAILED' THEN $2::jsonb -> d.id -> 'e' ->> 'message' END,
+               completed_at = CASE WHEN d.state = 'COMPLETED' THEN now() END,
+               completed_by = CASE WHEN d.state = 'COMPLETED' THEN d.id END
+          FROM done d
+         WHERE sl.task_id = ANY($14::text[]) AND sl.task_id = d.id AND sl.status = 'AVAILABLE'
+        RETURNING 1
+      ), slot_retried AS (
+        -- DTM's FAIL: the slot stays AVAILABLE with a message and an attempt count.
+        UPDATE ${s}.slots sl
+           SET attempts = sl.attempts + 1, message = $2::jsonb -> sl.task_id -> 'e' ->> 'message'
+         WHERE sl.task_id = ANY(ARRAY(SELECT id FROM retried WHERE id = ANY($14::text[]))) AND sl.status = 'AVAILABLE'
         RETURNING 1
       ), done_map AS MATERIALIZED (
         SELECT coalesce(jsonb_object_agg(id, coalesce(to_jsonb(awaited_by), '[]'::jsonb)), '{}') AS m FROM done
@@ -209,6 +231,7 @@ export class WorkerStore {
                                 AND NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.queue = 'DELETED'
                                                   AND t.token = ($2::jsonb -> o.id ->> 't')::bigint)) END AS refused,
              (SELECT count(*)::int FROM dead) AS dead_lettered,
+             (SELECT count(*)::int FROM slot_done) + (SELECT count(*)::int FROM slot_retried) AS slots,
              -- The planner sleeps until the earliest retry is due.
              (SELECT pg_notify('${channel}', 'd:' || min(delay)::bigint) FROM retried HAVING count(*) > 0) AS retry_notified,
              (SELECT count(*)::int FROM finished) AS finished,
@@ -295,6 +318,7 @@ export class WorkerStore {
         messages.map((m) => m.joinName),
         messages.map((m) => m.message),
         retryIds,
+        outcomes.filter((o) => o.slot).map((o) => o.id),
       ],
     );
     const row = rows[0] as { recorded: number; finished: number; retried: number; refused: string[] | null };
