@@ -24,6 +24,13 @@ import { Store } from "./store/index.js";
 export interface EngineOptions {
   /** A connection string, or `pool` (whose options are reused for the dedicated connections). */
   readonly connectionString?: string;
+  /**
+   * For the two connections that need a session of their own (LISTEN, and the
+   * leader's advisory lock) when \`connectionString\` or \`pool\` goes through a
+   * transaction-mode pooler such as PgBouncer: the server directly, or a
+   * session-mode pool. Default: the same as the pool.
+   */
+  readonly sessionConnectionString?: string;
   readonly pool?: pg.Pool;
   readonly config?: EngineConfigInput;
   readonly handlers?: readonly TaskHandler[];
@@ -67,6 +74,9 @@ export class Engine {
       this.clientConfig = { connectionString };
       this.pool = new pg.Pool({ connectionString, max: 10, keepAlive: true });
       this.ownsPool = true;
+    }
+    if (options.sessionConnectionString !== undefined) {
+      this.clientConfig = { connectionString: options.sessionConnectionString };
     }
     this.pool.on("error", (err) => this.log.debug({ err }, "idle pool connection error"));
     this.listener = new Listener(this.clientConfig, this.store.channel, this.log);

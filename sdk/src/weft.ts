@@ -37,6 +37,12 @@ import type { TaskRef } from "./types.js";
 export interface WeftOptions extends EngineConfigInput {
   /** PostgreSQL connection string; defaults to DATABASE_URL. */
   readonly connectionString?: string;
+  /**
+   * Behind a transaction-mode pooler (PgBouncer): a connection string with
+   * session semantics (the server, or a session-mode pool) for the LISTEN and
+   * leader connections. See docs/guarantees.md.
+   */
+  readonly sessionConnectionString?: string;
   /** Or an existing pg Pool (Weft opens two more dedicated connections with its options). */
   readonly pool?: pg.Pool;
   /** The tasks this process can run (and schedule by name). */
@@ -47,7 +53,7 @@ export interface WeftOptions extends EngineConfigInput {
   readonly cpuLoad?: () => number;
 }
 
-const OWN_KEYS = ["connectionString", "pool", "tasks", "logger", "cpuLoad"] as const;
+const OWN_KEYS = ["connectionString", "sessionConnectionString", "pool", "tasks", "logger", "cpuLoad"] as const;
 const CONFIG_KEYS = [
   "schema",
   "appName",
@@ -73,7 +79,7 @@ export class Weft {
         throw new ConfigError(key, `unknown key${hint ? `; did you mean "${hint}"?` : ""}`);
       }
     }
-    const { connectionString, pool, tasks = [], logger, cpuLoad, ...config } = options;
+    const { connectionString, sessionConnectionString, pool, tasks = [], logger, cpuLoad, ...config } = options;
     if (!Array.isArray(tasks)) throw new ConfigError("tasks", "expected an array of task definitions");
     const registry = new Map<string, AnyDefinition>();
     for (const t of tasks) {
@@ -85,6 +91,7 @@ export class Weft {
     }
     this.engine = new Engine({
       ...(connectionString !== undefined ? { connectionString } : {}),
+      ...(sessionConnectionString !== undefined ? { sessionConnectionString } : {}),
       ...(pool !== undefined ? { pool } : {}),
       ...(logger !== undefined ? { logger } : {}),
       ...(cpuLoad !== undefined ? { cpuLoad } : {}),

@@ -27,7 +27,15 @@ describe("LISTEN supervision", () => {
     pool = poolFor(url);
     await pool.query("CREATE TABLE public.aborted (task_id text)");
     // Reconcile by interval practically never: only the notification or the reconnect can abort the task.
-    weft = createWeft({ connectionString: url, tasks: [waiter], node: { reconcileIntervalMs: 600_000 } });
+    const session = new URL(url);
+    session.searchParams.set("application_name", "weft-session");
+    weft = createWeft({
+      connectionString: url,
+      // The LISTEN and leader connections use their own connection string (PgBouncer setups).
+      sessionConnectionString: session.toString(),
+      tasks: [waiter],
+      node: { reconcileIntervalMs: 600_000 },
+    });
     await weft.start();
   });
   afterAll(() => weft.stop(1_000));
@@ -35,10 +43,11 @@ describe("LISTEN supervision", () => {
   it("a cancel notified while the connection is down aborts the running attempt after the reconnect", async () => {
     const ref = await weft.client.schedule(waiter, null);
     await eventually(async () => ((await weft.client.getTask(ref.taskId)).state === "RUNNING" ? true : undefined));
-    const { rows } = await pool.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    const { rows } = await pool.query<{ pid: number; application_name: string }>(
+      "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
     );
     expect(rows).toHaveLength(1);
+    expect(rows[0]?.application_name).toBe("weft-session");
     await pool.query("SELECT pg_terminate_backend($1)", [rows[0]?.pid]);
     // Notified now, while the listener is disconnected: this notification is lost.
     await weft.client.cancelWorkflow(ref.workflowId);
