@@ -21,6 +21,7 @@ export const DEFAULTS = {
   retentionMs: 7 * 24 * 3600 * 1000,
   deadLetterRetentionMs: 30 * 24 * 3600 * 1000,
   timeoutGraceMs: 5_000,
+  cronMisfireGraceMs: 60_000,
   /** The default retry policy (BACKOFF): 1 s, 2 s, 4 s, ... up to 10 retries within an hour. */
   backoff: { initialDelayMs: 1_000, delayPeriodMs: 1_000, maxRetries: 10, maxIntervalMs: 3_600_000, jitter: 0.2 },
   fixed: { delayMs: 10_000, maxRetries: 10, maxIntervalMs: 24 * 3_600_000 },
@@ -66,6 +67,11 @@ export const plannerConfigSchema = z
      * is alive (the node itself aborts it at the timeout).
      */
     timeoutGraceMs: ms().default(DEFAULTS.timeoutGraceMs),
+    /**
+     * A cron tick later than this (no leader was running) is "missed": its task's
+     * \`missed\` policy decides whether it still fires.
+     */
+    cronMisfireGraceMs: ms().min(1_000).default(DEFAULTS.cronMisfireGraceMs),
   })
   .strict();
 

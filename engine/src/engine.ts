@@ -13,12 +13,14 @@ import { migrate } from "./db/migrate.js";
 import { ConfigError, DuplicateTaskError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Cleaner } from "./services/cleaner.js";
+import { CronService } from "./services/cron.js";
 import { LeaderElector } from "./services/leader.js";
 import { Listener, PlannerNudge } from "./services/listener.js";
 import { NodeRegistry, systemCpuLoad } from "./services/node-registry.js";
 import { Planner } from "./services/planner.js";
 import type { TaskHandler } from "./services/worker.js";
 import { Worker } from "./services/worker.js";
+import type { PublishedCron } from "./store/cron.js";
 import { Store } from "./store/index.js";
 
 export interface EngineOptions {
@@ -55,6 +57,7 @@ export class Engine {
   readonly worker: Worker | undefined;
   readonly elector: LeaderElector | undefined;
   private planner: Planner | undefined;
+  private cron: CronService | undefined;
   private cleaner: Cleaner | undefined;
   private readonly ownsPool: boolean;
   private readonly clientConfig: pg.ClientConfig;
@@ -90,6 +93,10 @@ export class Engine {
     const settings = resolveTaskSettings(this.config, handlers);
     const taskLimits: Record<string, number> = {};
     const taskTimeouts: Record<string, number> = {};
+    const taskCrons: Record<string, PublishedCron> = {};
+    for (const h of handlers.values()) {
+      if (h.cron) taskCrons[h.name] = { ...h.cron, ...(h.slot ? { slot: h.slot } : {}) };
+    }
     for (const [name, t] of settings) {
       if (t.maxParallelInCluster !== undefined) taskLimits[name] = t.maxParallelInCluster;
       if (t.timeoutMs !== undefined) taskTimeouts[name] = t.timeoutMs;
@@ -105,6 +112,7 @@ export class Engine {
           taskNames: [...handlers.keys()],
           taskLimits,
           taskTimeouts,
+          taskCrons,
         },
         node.heartbeatIntervalMs,
         this.log,
@@ -145,6 +153,11 @@ export class Engine {
 
   get isLeader(): boolean {
     return this.elector?.isLeader ?? false;
+  }
+
+  /** The cron service while this process leads. */
+  get activeCron(): CronService | undefined {
+    return this.cron;
   }
 
   /** The planner while this process leads (tests drive cycles through it). */
@@ -210,6 +223,15 @@ export class Engine {
       epoch,
     );
     await this.planner.start();
+    this.cron = new CronService(
+      this.store,
+      this.pool,
+      { nodeDeadAfterMs: this.config.planner.nodeDeadAfterMs, misfireGraceMs: this.config.planner.cronMisfireGraceMs },
+      epoch,
+      this.log,
+      () => this.elector?.connectionLost(),
+    );
+    await this.cron.start();
     if (this.config.cleaner.enabled) {
       this.cleaner = new Cleaner(this.store, this.pool, this.config.cleaner, this.log);
       await this.cleaner.start();
@@ -219,9 +241,11 @@ export class Engine {
   private async stopLeaderServices(): Promise<void> {
     const p = this.planner;
     const c = this.cleaner;
+    const cron = this.cron;
     this.planner = undefined;
     this.cleaner = undefined;
-    await Promise.all([p?.stop(), c?.stop()]);
+    this.cron = undefined;
+    await Promise.all([p?.stop(), c?.stop(), cron?.stop()]);
   }
 }
 

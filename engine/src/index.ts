@@ -13,6 +13,7 @@ export {
   suggest,
   type TaskSettings,
 } from "./config.js";
+export { type CronOptionsInput, CronSchedule, parseCronOptions } from "./cron.js";
 export { isUlid, quoteSchema, validateTaskName } from "./db/identifiers.js";
 export { loadMigrations, MIGRATIONS_DIR, migrate } from "./db/migrate.js";
 export {
@@ -30,9 +31,24 @@ export { createLogger, type Logger } from "./logger.js";
 export { encodePayload } from "./payload.js";
 export { maxAttempts, retryDelayMs } from "./retry.js";
 export { decide } from "./services/planner.js";
-export type { ChildSpec, FailureInfo, TaskExecution, TaskHandler, UpstreamOutcome } from "./services/worker.js";
+export type {
+  ChildSpec,
+  CronSpec,
+  FailureInfo,
+  TaskExecution,
+  TaskHandler,
+  UpstreamOutcome,
+} from "./services/worker.js";
+export {
+  MAX_SLOTS_PER_CALL,
+  parseInterval,
+  type SlotInterval,
+  validateRange,
+  validateTimeZone,
+} from "./slots.js";
 export type { DeadLetterFilter, DeadLetterRow } from "./store/dead-letters.js";
 export { Store } from "./store/index.js";
 export type { NodeInfo } from "./store/nodes.js";
 export type { TaskRecord, WorkflowRecord } from "./store/read.js";
+export type { SlotRow, SlotSeries } from "./store/slots.js";
 export type { NewTaskRow } from "./store/types.js";

@@ -23,6 +23,7 @@ import {
 import { DeadLetters } from "./dead-letters.js";
 import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
 import { resolvePlacement, validateWorkflowId } from "./options.js";
+import { SlotSeriesClient, type SlotSeriesOptions } from "./slots.js";
 import {
   type AnyDefinition,
   type AnyJoinDefinition,
@@ -323,6 +324,35 @@ export class WeftClient {
     const result = await withTransaction(this.engine.pool, (tx) => this.engine.store.cancel.cancelTask(tx, taskId));
     if (!result) throw new TaskNotFoundError(taskId);
     return result.tasks;
+  }
+
+  /**
+   * A series of time slots: of a slot task (\`defineSlotTask\`: engine-run, one
+   * task per slot), or, by name with an interval, a pull-mode series that
+   * callers process with \`acquire\` / \`process\`.
+   */
+  slots(task: AnyTaskDefinition): SlotSeriesClient;
+  slots(name: string, options: SlotSeriesOptions): SlotSeriesClient;
+  slots(task: AnyTaskDefinition | string, options?: SlotSeriesOptions): SlotSeriesClient {
+    if (typeof task === "string") {
+      if (typeof options !== "object" || options === null) {
+        throw new InvalidArgumentError("options", "a pull-mode series needs { every }");
+      }
+      const def = this.registry.get(task) as AnyTaskDefinition | undefined;
+      if (def?.slot) {
+        throw new InvalidArgumentError("task", `"${task}" is a slot task: pass its definition for engine-run slots`);
+      }
+      return new SlotSeriesClient(this.engine, task, options, null);
+    }
+    if (!task?.slot) {
+      throw new InvalidArgumentError("task", "expected a definition from defineSlotTask(), or a name and { every }");
+    }
+    return new SlotSeriesClient(
+      this.engine,
+      task.name,
+      { every: task.slot.every, timeZone: task.slot.timeZone },
+      { ordered: task.slot.ordered },
+    );
   }
 
   /** A handle on one workflow: its status, a wait, and its result. */

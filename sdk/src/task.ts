@@ -1,14 +1,18 @@
 import {
+  type CronOptionsInput,
   InvalidArgumentError,
   type Logger,
+  parseCronOptions,
+  parseInterval,
   type Queryable,
   type RetryPolicyInput,
   retryPolicySchema,
   type TaskErrorInfo,
   type ValidationIssue,
   validateTaskName,
+  validateTimeZone,
 } from "@weft/engine";
-import type { z } from "zod";
+import { z } from "zod";
 import type { ScheduleOptions, TaskRef } from "./types.js";
 
 /** What a task's `run` receives for one attempt. */
@@ -160,6 +164,15 @@ export interface TaskDefinition<
   S extends z.ZodType = z.ZodUnknown,
 > extends TaskDefinitionSpec<I, O, S> {
   readonly [taskBrand]: true;
+  /** Set by defineSlotTask: the series whose slots this task runs. */
+  readonly slot?: { readonly every: string; readonly timeZone: string; readonly ordered: boolean };
+  /** Set by defineCronTask (or defineSlotTask with \`cron\`): the schedule the leader fires. */
+  readonly cron?: {
+    readonly expression: string;
+    readonly timeZone: string;
+    readonly missed: "skip" | "catch-up";
+    readonly maxCatchUp: number;
+  };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: variance: a definition of any schemas is assignable here.
@@ -219,6 +232,14 @@ export function defineTask<I extends z.ZodType, O extends z.ZodType, S extends z
   spec: TaskDefinitionSpec<I, O, S>,
 ): TaskDefinition<I, O, S> {
   if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("defineTask", "expected an object");
+  for (const key of ["slot", "cron", "every"] as const) {
+    if (key in spec) {
+      throw new InvalidArgumentError(
+        `${spec.name}.${key}`,
+        "slot and cron tasks are defined with defineSlotTask / defineCronTask (their input is fixed)",
+      );
+    }
+  }
   validateTaskName(spec.name);
   if (!isZodSchema(spec.input)) throw new InvalidArgumentError(`${spec.name}.input`, "expected a zod schema");
   if (!isZodSchema(spec.output)) throw new InvalidArgumentError(`${spec.name}.output`, "expected a zod schema");
@@ -279,6 +300,70 @@ function validateFailureSettings(name: string, spec: FailureSettings<unknown>): 
   if (spec.onFailure !== undefined && typeof spec.onFailure !== "function") {
     throw new InvalidArgumentError(`${name}.onFailure`, "expected a function");
   }
+}
+
+/** The input of a slot task: its slot's start and end. */
+export const slotInput = z.object({ start: z.coerce.date(), end: z.coerce.date() });
+/** The input of a cron task: the tick it fires for. */
+export const cronInput = z.object({ tick: z.coerce.date() });
+
+export interface SlotTaskSpec<O extends z.ZodType, S extends z.ZodType = z.ZodUnknown>
+  extends Omit<TaskDefinitionSpec<typeof slotInput, O, S>, "input" | "guarantee"> {
+  /** The slot interval: a divisor of a day (15m, 1h, 8h: epoch-aligned) or 1d / 1w (calendar, in \`timeZone\`). */
+  readonly every: string;
+  /** For 1d and 1w slots, and for \`cron\` (default UTC). */
+  readonly timeZone?: string;
+  /** Run slots one at a time in time order: slot t starts after t-1 has finished. */
+  readonly ordered?: boolean;
+  /** At each tick, ensure (and so run) the slots that closed since the previous tick. */
+  readonly cron?: string | CronOptionsInput;
+}
+
+/**
+ * Defines a task that runs time slots (DTM): one task per slot of its series,
+ * created by \`client.slots(def).ensure(range)\` (or by its \`cron\`), run by the
+ * planner like any task; its outcome completes or fails the slot. The task gets
+ * the slot as \`ctx.input\` ({ start, end }).
+ */
+export function defineSlotTask<O extends z.ZodType, S extends z.ZodType = z.ZodUnknown>(
+  spec: SlotTaskSpec<O, S>,
+): TaskDefinition<typeof slotInput, O, S> {
+  if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("defineSlotTask", "expected an object");
+  const { every, timeZone = "UTC", ordered = false, cron, ...rest } = spec;
+  const interval = parseInterval(every);
+  validateTimeZone(timeZone);
+  if (typeof ordered !== "boolean") throw new InvalidArgumentError(`${spec.name}.ordered`, "expected a boolean");
+  const def = defineTask({ ...rest, input: slotInput } as TaskDefinitionSpec<typeof slotInput, O, S>);
+  return Object.freeze({
+    ...def,
+    slot: { every: interval.key, timeZone, ordered },
+    ...(cron !== undefined
+      ? {
+          cron: parseCronOptions(`${spec.name}.cron`, typeof cron === "string" ? { expression: cron, timeZone } : cron),
+        }
+      : {}),
+  }) as TaskDefinition<typeof slotInput, O, S>;
+}
+
+export interface CronTaskSpec<O extends z.ZodType, S extends z.ZodType = z.ZodUnknown>
+  extends Omit<TaskDefinitionSpec<typeof cronInput, O, S>, "input"> {
+  /** A cron expression (5 fields, or 6 with seconds first), or options with a time zone and the missed-tick policy. */
+  readonly cron: string | CronOptionsInput;
+}
+
+/**
+ * Defines a task that the planner's leader fires at every tick of its cron
+ * schedule, exactly once per tick across the cluster. The task gets the tick as
+ * \`ctx.input.tick\`.
+ */
+export function defineCronTask<O extends z.ZodType, S extends z.ZodType = z.ZodUnknown>(
+  spec: CronTaskSpec<O, S>,
+): TaskDefinition<typeof cronInput, O, S> {
+  if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("defineCronTask", "expected an object");
+  const { cron, ...rest } = spec;
+  const parsed = parseCronOptions(`${spec.name}.cron`, cron);
+  const def = defineTask({ ...rest, input: cronInput } as TaskDefinitionSpec<typeof cronInput, O, S>);
+  return Object.freeze({ ...def, cron: parsed }) as TaskDefinition<typeof cronInput, O, S>;
 }
 
 /** Whether a definition is a join (it has an \`upstream\` list). */

@@ -294,6 +294,8 @@ function toHandler(task: AnyDefinition, limit: () => number): TaskHandler {
     settings,
     ...(onFailure ? { onFailure: (failure: FailureInfo) => onFailure(failure) } : {}),
     ...(guarantee ? { guarantee } : {}),
+    ...(!join && (task as AnyTaskDefinition).slot ? { slot: (task as AnyTaskDefinition).slot } : {}),
+    ...(!join && (task as AnyTaskDefinition).cron ? { cron: (task as AnyTaskDefinition).cron } : {}),
     async execute(exec: TaskExecution): Promise<unknown> {
       const parsed = task.input.safeParse(exec.input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));

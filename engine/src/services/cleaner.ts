@@ -38,6 +38,8 @@ export class Cleaner extends LoopService {
       workflows += n;
       if (n < batchSize || this.stopping) break;
     }
+    // Cron ticks older than the retention, except each task's newest.
+    await this.store.cron.prune(this.pool, retentionMs);
     let deadLetters = 0;
     for (;;) {
       const n = await this.store.deadLetters.expire(this.pool, this.config.deadLetterRetentionMs, batchSize);

@@ -2,6 +2,7 @@ import { cpus, hostname, loadavg } from "node:os";
 import type pg from "pg";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
+import type { PublishedCron } from "../store/cron.js";
 import type { Store } from "../store/index.js";
 import { LoopService, OutageLog } from "./service.js";
 
@@ -12,6 +13,7 @@ export interface NodeIdentity {
   readonly taskLimits?: Readonly<Record<string, number>>;
   /** timeoutMs by task name, for the names that have one. */
   readonly taskTimeouts?: Readonly<Record<string, number>>;
+  readonly taskCrons?: Readonly<Record<string, PublishedCron>>;
 }
 
 /** The process's CPU load as a fraction of its cores (0..1), as the planner's CPU limit reads it. */
@@ -75,6 +77,7 @@ export class NodeRegistry extends LoopService {
       taskNames: this.identity.taskNames,
       ...(this.identity.taskLimits ? { taskLimits: this.identity.taskLimits } : {}),
       ...(this.identity.taskTimeouts ? { taskTimeouts: this.identity.taskTimeouts } : {}),
+      ...(this.identity.taskCrons ? { taskCrons: this.identity.taskCrons } : {}),
     });
     this.log.info({ node: this.id, taskNames: this.identity.taskNames }, "node registered");
   }

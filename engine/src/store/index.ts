@@ -1,6 +1,7 @@
 import { quoteSchema } from "../db/identifiers.js";
 import { CancelStore } from "./cancel.js";
 import { CleanerStore } from "./cleaner.js";
+import { CronStore } from "./cron.js";
 import { DeadLetterStore } from "./dead-letters.js";
 import { JoinStore } from "./joins.js";
 import { NodeStore } from "./nodes.js";
@@ -25,6 +26,7 @@ export class Store {
   readonly joins: JoinStore;
   readonly deadLetters: DeadLetterStore;
   readonly slots: SlotStore;
+  readonly cron: CronStore;
 
   constructor(schema: string) {
     const s = quoteSchema(schema);
@@ -40,5 +42,6 @@ export class Store {
     this.joins = new JoinStore(s);
     this.deadLetters = new DeadLetterStore(s, this.channel);
     this.slots = new SlotStore(s, this.channel);
+    this.cron = new CronStore(s, this.channel);
   }
 }

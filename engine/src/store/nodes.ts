@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/pg.js";
+import type { PublishedCron } from "./cron.js";
 
 export interface NodeRegistration {
   readonly id: string;
@@ -11,6 +12,8 @@ export interface NodeRegistration {
   readonly taskLimits?: Readonly<Record<string, number>>;
   /** timeoutMs by task name: the planner sets database deadlines from it. */
   readonly taskTimeouts?: Readonly<Record<string, number>>;
+  /** Cron schedules by task name: the leader fires them. */
+  readonly taskCrons?: Readonly<Record<string, PublishedCron>>;
 }
 
 export interface NodeInfo {
@@ -37,8 +40,8 @@ export class NodeStore {
   constructor(s: string, channel: string) {
     this.registerSql = `
       WITH n AS (
-        INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names, task_limits, task_timeouts)
-        VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb, $8::jsonb) RETURNING id
+        INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names, task_limits, task_timeouts, task_crons)
+        VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb, $8::jsonb, $9::jsonb) RETURNING id
       )
       SELECT pg_notify('${channel}', 'p') FROM n`;
     // Zero rows updated means the planner declared this node dead.
@@ -59,6 +62,7 @@ export class NodeStore {
       r.taskNames,
       JSON.stringify(r.taskLimits ?? {}),
       JSON.stringify(r.taskTimeouts ?? {}),
+      JSON.stringify(r.taskCrons ?? {}),
     ]);
   }
 

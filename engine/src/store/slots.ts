@@ -49,6 +49,7 @@ export class SlotStore {
   private readonly coverageSql: string;
   private readonly reopenPickSql: string;
   private readonly reopenSql: string;
+  private readonly reviveSql: string;
 
   constructor(s: string, channel: string) {
     // Calendar slots in a time zone, computed by the server's tz database: local
@@ -111,6 +112,7 @@ export class SlotStore {
         FROM ${s}.slots sl
        WHERE task_name = $1 AND every = $2 AND slot_start >= $3 AND slot_start < $4
        ORDER BY slot_start`;
+    this.reviveSql = `UPDATE ${s}.slots SET status = 'AVAILABLE' WHERE id = $1::bigint AND status = 'FAILED'`;
     this.reopenPickSql = `SELECT id::text AS id, slot_start, slot_end FROM ${s}.slots
       WHERE task_name = $1 AND every = $2 AND slot_start >= $3 AND slot_start < $4 AND status = ANY($5::text[])
       ORDER BY slot_start FOR UPDATE`;
@@ -128,7 +130,7 @@ export class SlotStore {
                task_id = ($2::jsonb ->> sl.id::text)
          WHERE sl.id = ANY($1::bigint[])
         RETURNING sl.task_id, sl.slot_start, sl.slot_end
-      ), ${slotTasksSql(s, "ins", "$3", "$4")}
+      ), ${slotTasksSql(s, "ins", "$4", "$3")}
       SELECT (SELECT count(*)::int FROM ins) AS reopened, (SELECT count(*) FROM t) AS tasks,
              (SELECT pg_notify('${channel}', 'p') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
   }
@@ -154,8 +156,18 @@ export class SlotStore {
   }
 
   /** Creates the missing slots of [from, to); with `tasks`, each new slot's task too. Returns how many were created. */
-  async ensure(q: Queryable, series: SlotSeries, from: Date, to: Date, tasks: SlotTasks | null): Promise<number> {
-    const slots = await this.boundaries(q, series, from, to);
+  async ensure(
+    q: Queryable,
+    series: SlotSeries,
+    from: Date,
+    to: Date,
+    tasks: SlotTasks | null,
+    /** Only slots that have ended by then (a cron filling the slots that just closed). */
+    closedBy?: Date,
+  ): Promise<number> {
+    let slots = await this.boundaries(q, series, from, to);
+    if (closedBy) slots = slots.filter((x) => x.end.getTime() <= closedBy.getTime());
+    if (slots.length === 0) return 0;
     const { rows } = await q.query<{ inserted: number }>(this.ensureSql, [
       series.taskName,
       series.interval.key,
@@ -201,6 +213,11 @@ export class SlotStore {
       maxAttempts,
     ]);
     return rows[0]?.status;
+  }
+
+  /** Pull mode: a FAILED slot taken again is AVAILABLE while its taker's transaction holds it. */
+  async revive(tx: Queryable, id: string): Promise<void> {
+    await tx.query(this.reviveSql, [id]);
   }
 
   async coverage(q: Queryable, series: SlotSeries, from: Date, to: Date): Promise<SlotRow[]> {

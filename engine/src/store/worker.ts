@@ -127,7 +127,7 @@ export class WorkerStore {
         UPDATE ${s}.slots sl
            SET status = CASE WHEN d.state = 'COMPLETED' THEN 'COMPLETE' ELSE 'FAILED' END,
                attempts = sl.attempts + (d.state = 'FAILED')::int,
-               message = CASE WHEN d.state = 'FAILED' THEN $2::jsonb -> d.id -> 'e' ->> 'message' END,
+               message = CASE WHEN d.state = 'FAILED' THEN $2::jsonb -> d.id -> 'e' ->> 'message' ELSE sl.message END,
                completed_at = CASE WHEN d.state = 'COMPLETED' THEN now() END,
                completed_by = CASE WHEN d.state = 'COMPLETED' THEN d.id END
           FROM done d

@@ -1,0 +1,368 @@
+import {
+  type Engine,
+  InvalidArgumentError,
+  parseInterval,
+  type Queryable,
+  SlotNotAcquiredError,
+  type SlotRow,
+  type SlotSeries,
+  validateRange,
+  validateTaskName,
+  validateTimeZone,
+  withTransaction,
+} from "@weft/engine";
+
+/** A slot's state in a coverage report. ACQUIRED: being processed now; MISSING: never ensured. */
+export type SlotStatus = "AVAILABLE" | "ACQUIRED" | "COMPLETE" | "SKIP" | "FAILED" | "MISSING";
+
+export interface SlotState {
+  readonly start: Date;
+  readonly end: Date;
+  readonly status: SlotStatus;
+  /** 1, plus one per re-open. */
+  readonly generation: number;
+  /** Failed attempts of this generation. */
+  readonly attempts: number;
+  /** The last failure's message. */
+  readonly message: string | null;
+  readonly completedAt: Date | null;
+  /** The task (engine-run) or worker (pull mode) that completed it. */
+  readonly completedBy: string | null;
+  /** Earlier generations, oldest first. */
+  readonly history: readonly SlotHistoryEntry[];
+}
+
+export interface SlotHistoryEntry {
+  readonly generation: number;
+  readonly status: string;
+  readonly completedAt: string | null;
+  readonly completedBy: string | null;
+  readonly message: string | null;
+  readonly reopenedAt: string;
+}
+
+export interface SlotCoverage {
+  readonly from: Date;
+  readonly to: Date;
+  readonly every: string;
+  readonly slots: readonly SlotState[];
+  readonly counts: {
+    readonly total: number;
+    readonly complete: number;
+    readonly skipped: number;
+    /** AVAILABLE: to do, or failed and waiting for a retry. */
+    readonly pending: number;
+    readonly acquired: number;
+    readonly failed: number;
+    readonly missing: number;
+  };
+  /** Maximal runs of slots that are neither COMPLETE nor SKIP. */
+  readonly gaps: readonly { readonly from: Date; readonly to: Date }[];
+  /**
+   * One character per slot: `#` complete, `-` skipped, `.` pending, `>` acquired,
+   * `x` failed, `?` missing.
+   */
+  readonly grid: string;
+}
+
+export interface SlotRange {
+  readonly from: Date;
+  readonly to: Date;
+}
+
+export interface AcquireOptions {
+  /** Slots whose start is in [from, to). */
+  readonly range: SlotRange;
+  /** Oldest first (default) or newest first. */
+  readonly order?: "oldest" | "newest";
+  /** Which slots to take: AVAILABLE (default); add FAILED to retry given-up slots. */
+  readonly status?: readonly ("AVAILABLE" | "FAILED")[];
+  /** Recorded as the slot's completedBy. */
+  readonly worker?: string;
+}
+
+const GRID: Record<SlotStatus, string> = {
+  COMPLETE: "#",
+  SKIP: "-",
+  AVAILABLE: ".",
+  ACQUIRED: ">",
+  FAILED: "x",
+  MISSING: "?",
+};
+
+/**
+ * A pull-mode slot, locked by the caller's transaction until it commits or
+ * rolls back. End it with `complete`, `fail` or `skip`, then commit; if the
+ * process dies first, the transaction's end releases the slot.
+ */
+export class AcquiredSlot {
+  private done = false;
+
+  /** @internal */
+  constructor(
+    private readonly engine: Engine,
+    private readonly tx: Queryable,
+    private readonly row: SlotRow,
+    private readonly worker: string | null,
+    private readonly maxAttempts: number,
+  ) {}
+
+  get start(): Date {
+    return this.row.slot_start;
+  }
+  get end(): Date {
+    return this.row.slot_end;
+  }
+  get generation(): number {
+    return this.row.generation;
+  }
+  /** Failed attempts before this one. */
+  get attempts(): number {
+    return this.row.attempts;
+  }
+  /** The previous attempt's failure message. */
+  get message(): string | null {
+    return this.row.message;
+  }
+
+  complete(): Promise<void> {
+    return this.finish("COMPLETE", null);
+  }
+
+  skip(reason?: string): Promise<void> {
+    return this.finish("SKIP", reason ?? null);
+  }
+
+  /** Back to AVAILABLE with `message` and one more attempt (FAILED once the series' maxAttempts is reached). */
+  fail(message: string): Promise<void> {
+    if (typeof message !== "string") throw new InvalidArgumentError("message", "expected a string");
+    return this.finish("AVAILABLE", message.slice(0, 10_000));
+  }
+
+  private async finish(status: "COMPLETE" | "SKIP" | "AVAILABLE", message: string | null): Promise<void> {
+    if (this.done) throw new SlotNotAcquiredError("this slot was already completed, failed or skipped");
+    const result = await this.engine.store.slots.finish(
+      this.tx,
+      this.row.id,
+      this.row.generation,
+      status,
+      message,
+      this.worker,
+      this.maxAttempts,
+    );
+    if (result === undefined) {
+      throw new SlotNotAcquiredError(
+        `slot ${this.row.slot_start.toISOString()} is no longer AVAILABLE at generation ${this.row.generation}`,
+      );
+    }
+    this.done = true;
+  }
+}
+
+/** Options of a pull-mode series (no task definition). */
+export interface SlotSeriesOptions {
+  readonly every: string;
+  /** For 1d and 1w slots (default UTC). */
+  readonly timeZone?: string;
+  /** Pull mode: a slot failed this many times becomes FAILED (default 0: never). */
+  readonly maxAttempts?: number;
+}
+
+/**
+ * One series of time slots: a task name and an interval. Engine-run series
+ * (from `defineSlotTask`) have a task per slot that the planner runs; pull-mode
+ * series are processed by callers with `acquire` / `process`.
+ */
+export class SlotSeriesClient {
+  private readonly series: SlotSeries;
+
+  /** @internal created by WeftClient.slots */
+  constructor(
+    private readonly engine: Engine,
+    taskName: string,
+    options: SlotSeriesOptions,
+    private readonly engineRun: { readonly ordered: boolean } | null,
+  ) {
+    validateTaskName(taskName);
+    const interval = parseInterval(options.every);
+    const timeZone = validateTimeZone(options.timeZone ?? "UTC");
+    const max = options.maxAttempts ?? 0;
+    if (!Number.isInteger(max) || max < 0 || max > 1_000_000) {
+      throw new InvalidArgumentError("maxAttempts", "expected an integer from 0 to 1000000");
+    }
+    this.maxAttempts = max;
+    this.series = { taskName, interval, timeZone };
+  }
+
+  private readonly maxAttempts: number;
+
+  get taskName(): string {
+    return this.series.taskName;
+  }
+  /** The normalised interval (`60m` is `1h`). */
+  get every(): string {
+    return this.series.interval.key;
+  }
+
+  /**
+   * Creates every missing slot of [from, to) (aligned to the interval), and for
+   * an engine-run series its task. Idempotent, safe from many processes at once.
+   * Returns how many slots it created.
+   */
+  async ensure(range: SlotRange): Promise<number> {
+    const { from, to } = validateRange(range);
+    return this.engine.store.slots.ensure(this.engine.pool, this.series, from, to, this.engineRun);
+  }
+
+  /** Every slot of [from, to) with its state, counts, gaps and a one-line grid. */
+  async coverage(range: SlotRange): Promise<SlotCoverage> {
+    const { from, to } = validateRange(range);
+    const expected = await this.engine.store.slots.boundaries(this.engine.pool, this.series, from, to);
+    const rows = await this.engine.store.slots.coverage(this.engine.pool, this.series, expected[0]?.start ?? from, to);
+    const byStart = new Map(rows.map((r) => [r.slot_start.getTime(), r]));
+    const slots: SlotState[] = expected.map(({ start, end }) => {
+      const r = byStart.get(start.getTime());
+      if (!r) {
+        return {
+          start,
+          end,
+          status: "MISSING",
+          generation: 0,
+          attempts: 0,
+          message: null,
+          completedAt: null,
+          completedBy: null,
+          history: [],
+        };
+      }
+      return {
+        start,
+        end,
+        status: r.acquired ? "ACQUIRED" : r.status,
+        generation: r.generation,
+        attempts: r.attempts,
+        message: r.message,
+        completedAt: r.completed_at,
+        completedBy: r.completed_by,
+        history: (r.history ?? []) as SlotHistoryEntry[],
+      };
+    });
+    const count = (s: SlotStatus) => slots.filter((x) => x.status === s).length;
+    const gaps: { from: Date; to: Date }[] = [];
+    for (const s of slots) {
+      if (s.status === "COMPLETE" || s.status === "SKIP") continue;
+      const last = gaps[gaps.length - 1];
+      if (last && last.to.getTime() === s.start.getTime()) last.to = s.end;
+      else gaps.push({ from: s.start, to: s.end });
+    }
+    return {
+      from,
+      to,
+      every: this.series.interval.key,
+      slots,
+      counts: {
+        total: slots.length,
+        complete: count("COMPLETE"),
+        skipped: count("SKIP"),
+        pending: count("AVAILABLE"),
+        acquired: count("ACQUIRED"),
+        failed: count("FAILED"),
+        missing: count("MISSING"),
+      },
+      gaps,
+      grid: slots.map((s) => GRID[s.status]).join(""),
+    };
+  }
+
+  /**
+   * Re-opens the finished slots of [from, to) (COMPLETE, SKIP and FAILED by
+   * default) for reprocessing: each gets a new generation, keeps the story of
+   * the old one, and (engine-run) a new task. A run of an older generation can
+   * no longer complete it. Returns how many were re-opened.
+   */
+  async reopen(
+    range: SlotRange,
+    options: { readonly status?: readonly ("COMPLETE" | "SKIP" | "FAILED")[] } = {},
+  ): Promise<number> {
+    const { from, to } = validateRange(range);
+    const statuses = options.status ?? ["COMPLETE", "SKIP", "FAILED"];
+    if (
+      !Array.isArray(statuses) ||
+      statuses.length === 0 ||
+      statuses.some((s) => !["COMPLETE", "SKIP", "FAILED"].includes(s))
+    ) {
+      throw new InvalidArgumentError("status", "expected a non-empty list of COMPLETE, SKIP, FAILED");
+    }
+    return withTransaction(this.engine.pool, (tx) =>
+      this.engine.store.slots.reopen(tx, this.series, from, to, statuses, this.engineRun),
+    );
+  }
+
+  /**
+   * Pull mode, DTC style: locks the first matching slot (FOR UPDATE SKIP LOCKED)
+   * inside `tx`, a transaction the caller holds for the duration of its work,
+   * or returns null when none is free. Commit after `complete`, `fail` or `skip`.
+   */
+  async acquire(tx: Queryable, options: AcquireOptions): Promise<AcquiredSlot | null> {
+    if (this.engineRun) {
+      throw new InvalidArgumentError(
+        "acquire",
+        `slots of "${this.series.taskName}" are run by the engine (defineSlotTask); pull mode is for series without a task`,
+      );
+    }
+    if (typeof tx?.query !== "function") throw new InvalidArgumentError("tx", "expected a client inside BEGIN");
+    const { from, to } = validateRange(options?.range);
+    const order = options.order ?? "oldest";
+    if (order !== "oldest" && order !== "newest")
+      throw new InvalidArgumentError("order", `expected "oldest" or "newest"`);
+    const status = options.status ?? ["AVAILABLE"];
+    if (!Array.isArray(status) || status.length === 0 || status.some((s) => s !== "AVAILABLE" && s !== "FAILED")) {
+      throw new InvalidArgumentError("status", "expected a non-empty list of AVAILABLE, FAILED");
+    }
+    const row = await this.engine.store.slots.acquire(tx, this.series, status, from, to, order);
+    if (!row) return null;
+    if (row.status === "FAILED") {
+      // Taking a given-up slot again: it is AVAILABLE while this transaction holds it.
+      await this.engine.store.slots.revive(tx, row.id);
+    }
+    return new AcquiredSlot(this.engine, tx, row, options.worker ?? null, this.maxAttempts);
+  }
+
+  /**
+   * Pull mode with the transaction managed: acquires a slot, runs `work` with it
+   * and the transaction, completes the slot when `work` returns (skips it when it
+   * returns "skip"), fails it with the error's message when it throws, and
+   * commits. Returns the slot's start, or null when no slot was free.
+   */
+  async process(
+    options: AcquireOptions,
+    work: (slot: AcquiredSlot, tx: Queryable) => Promise<"skip" | undefined | void>,
+  ): Promise<Date | null> {
+    const client = await this.engine.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const slot = await this.acquire(client, options);
+      if (!slot) {
+        await client.query("COMMIT");
+        return null;
+      }
+      await client.query("SAVEPOINT weft_slot_work");
+      try {
+        const outcome = await work(slot, client);
+        if (outcome === "skip") await slot.skip();
+        else await slot.complete();
+      } catch (error) {
+        // The work's own writes are undone; the failure is recorded.
+        await client.query("ROLLBACK TO SAVEPOINT weft_slot_work");
+        await slot.fail(error instanceof Error ? error.message : String(error));
+      }
+      await client.query("COMMIT");
+      return slot.start;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}
