@@ -21,8 +21,13 @@ describe("cron service", () => {
   };
   const service = (epoch = 0) => {
     const deposed: string[] = [];
-    const s = new CronService(store, pool, { nodeDeadAfterMs: 60_000, misfireGraceMs: 5_000 }, epoch, memoryLogger().logger, () =>
-      deposed.push("deposed"),
+    const s = new CronService(
+      store,
+      pool,
+      { nodeDeadAfterMs: 60_000, misfireGraceMs: 5_000 },
+      epoch,
+      memoryLogger().logger,
+      () => deposed.push("deposed"),
     );
     return { s, deposed };
   };
@@ -33,7 +38,7 @@ describe("cron service", () => {
         [name],
       )
     ).rows;
-  const minute = (name: string, missed: "skip" | "catch-up", maxCatchUp = 3): PublishedCron => ({
+  const minute = (missed: "skip" | "catch-up", maxCatchUp = 3): PublishedCron => ({
     expression: "* * * * *",
     timeZone: "UTC",
     missed,
@@ -45,14 +50,16 @@ describe("cron service", () => {
   });
 
   it("records a baseline at first sight, then fires each due tick once with its task", async () => {
-    await publish({ m: minute("m", "skip") });
+    await publish({ m: minute("skip") });
     const { s } = service();
     await s.cycle();
     const [baseline] = await ticks("m");
     expect(baseline?.task_id).toBeNull();
     // Move the baseline back past the start of the previous minute: one or two minute ticks are
     // due now, some older than the 5 s grace (missed, skipped), one perhaps within it (fired).
-    await pool.query("UPDATE weft.cron_ticks SET tick_at = date_trunc('minute', now()) - interval '1 minute' - interval '1 second'");
+    await pool.query(
+      "UPDATE weft.cron_ticks SET tick_at = date_trunc('minute', now()) - interval '1 minute' - interval '1 second'",
+    );
     await s.cycle();
     await s.cycle();
     const rows = await ticks("m");
@@ -64,7 +71,7 @@ describe("cron service", () => {
   });
 
   it("missed ticks: skip fires none of them; catch-up fires the most recent maxCatchUp", async () => {
-    await publish({ skipper: minute("skipper", "skip"), catcher: minute("catcher", "catch-up", 3) });
+    await publish({ skipper: minute("skip"), catcher: minute("catch-up", 3) });
     // Both were last seen 10 minutes ago.
     await pool.query(
       `INSERT INTO weft.cron_ticks (task_name, tick_at) VALUES
@@ -89,7 +96,7 @@ describe("cron service", () => {
   });
 
   it("a deposed leader's cron writes nothing and steps down (epoch fence)", async () => {
-    await publish({ m: minute("m", "skip") });
+    await publish({ m: minute("skip") });
     await pool.query("UPDATE weft.leader SET epoch = 7");
     const { s, deposed } = service(6);
     await s.cycle();
@@ -99,7 +106,7 @@ describe("cron service", () => {
 
   it("a slot cron ensures the slots that closed since the previous tick, and no task of its own", async () => {
     await publish({
-      hourly: { ...minute("hourly", "skip"), slot: { every: "1m", timeZone: "UTC", ordered: false } },
+      hourly: { ...minute("skip"), slot: { every: "1m", timeZone: "UTC", ordered: false } },
     });
     await pool.query(
       "INSERT INTO weft.cron_ticks (task_name, tick_at) VALUES ('hourly', date_trunc('minute', now()) - interval '3 minutes')",
@@ -115,7 +122,9 @@ describe("cron service", () => {
     for (let i = 1; i < slots.rows.length; i++) {
       expect(slots.rows[i]?.slot_start.getTime()).toBe(slots.rows[i - 1]?.slot_end.getTime());
     }
-    const tasks = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'hourly'");
+    const tasks = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'hourly'",
+    );
     expect(tasks.rows[0]?.n).toBe(slots.rows.length);
   });
 });

@@ -336,7 +336,7 @@ export class SlotSeriesClient {
    */
   async process(
     options: AcquireOptions,
-    work: (slot: AcquiredSlot, tx: Queryable) => Promise<"skip" | undefined | void>,
+    work: (slot: AcquiredSlot, tx: Queryable) => Promise<"skip" | undefined>,
   ): Promise<Date | null> {
     const client = await this.engine.pool.connect();
     try {

@@ -93,7 +93,10 @@ describe("slots and cron on a cluster", () => {
     expect(await series.process({ range }, async () => undefined)).toEqual(new Date(WEEK_START + H));
     worker.child.kill("SIGKILL");
     await worker.exited;
-    const taken = await eventually(async () => (await series.process({ range }, async () => undefined)) ?? undefined, 10_000);
+    const taken = await eventually(
+      async () => (await series.process({ range }, async () => undefined)) ?? undefined,
+      10_000,
+    );
     expect(taken).toEqual(range.from);
     expect((await series.coverage(range)).grid).toBe("##");
   });

@@ -46,10 +46,10 @@ describe("time slots", () => {
     run: async (ctx) => {
       const started = new Date();
       await new Promise((r) => setTimeout(r, 5));
-      await pool.query("INSERT INTO public.ordered_runs (start_at, started_at, ended_at) VALUES ($1, $2, clock_timestamp())", [
-        ctx.input.start,
-        started,
-      ]);
+      await pool.query(
+        "INSERT INTO public.ordered_runs (start_at, started_at, ended_at) VALUES ($1, $2, clock_timestamp())",
+        [ctx.input.start, started],
+      );
       return null;
     },
   });
@@ -155,14 +155,20 @@ describe("time slots", () => {
     const berlin = weft.client.slots("berlin-daily", { every: "1d", timeZone: "Europe/Berlin" });
     await berlin.ensure({ from: new Date("2026-03-28T12:00:00Z"), to: new Date("2026-03-31T00:00:00Z") });
     await berlin.ensure({ from: new Date("2026-10-24T12:00:00Z"), to: new Date("2026-10-27T00:00:00Z") });
-    const spring = await berlin.coverage({ from: new Date("2026-03-28T00:00:00Z"), to: new Date("2026-03-31T00:00:00Z") });
+    const spring = await berlin.coverage({
+      from: new Date("2026-03-28T00:00:00Z"),
+      to: new Date("2026-03-31T00:00:00Z"),
+    });
     expect(spring.slots.map((s) => [s.start.toISOString(), (s.end.getTime() - s.start.getTime()) / H])).toEqual([
       ["2026-03-27T23:00:00.000Z", 24],
       ["2026-03-28T23:00:00.000Z", 23],
       ["2026-03-29T22:00:00.000Z", 24],
       ["2026-03-30T22:00:00.000Z", 24],
     ]);
-    const autumn = await berlin.coverage({ from: new Date("2026-10-25T00:00:00Z"), to: new Date("2026-10-26T12:00:00Z") });
+    const autumn = await berlin.coverage({
+      from: new Date("2026-10-25T00:00:00Z"),
+      to: new Date("2026-10-26T12:00:00Z"),
+    });
     // From 02:00 local on 25 October: aligned down to that local midnight (22:00Z the day before).
     expect(autumn.slots.map((s) => [s.start.toISOString(), (s.end.getTime() - s.start.getTime()) / H])).toEqual([
       ["2026-10-24T22:00:00.000Z", 25],
