@@ -63,6 +63,22 @@ describe("slots and cron on a cluster", () => {
       "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'hourSlot'",
     );
     expect(tasksRows[0]?.n).toBe(168);
+    // Re-opening one day runs exactly its 24 slots again.
+    const day3 = { from: new Date(WEEK_START + 48 * H), to: new Date(WEEK_START + 72 * H) };
+    expect(await series.reopen(day3)).toBe(24);
+    await eventually(async () => {
+      const c = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM public.slot_log");
+      return c.rows[0]?.n === 192 ? true : undefined;
+    }, 60_000);
+    await eventually(async () => ((await series.coverage(range)).counts.complete === 168 ? true : undefined), 30_000);
+    const rerun = await pool.query<{ start_at: Date }>(
+      "SELECT start_at FROM public.slot_log GROUP BY start_at HAVING count(*) = 2 ORDER BY start_at",
+    );
+    expect(rerun.rows.map((r) => r.start_at.getTime())).toEqual(
+      Array.from({ length: 24 }, (_, h) => WEEK_START + (48 + h) * H),
+    );
+    const generations = (await series.coverage(range)).slots.map((x) => x.generation);
+    expect(generations.filter((g) => g === 2)).toHaveLength(24);
     // Raced again on a pull series: still one row per slot.
     for (const n of three) n.send({ type: "ensure", series: "raced", ...week });
     const again = await Promise.all(
