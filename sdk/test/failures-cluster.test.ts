@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EO_DDL, EXEC_LOG_DDL, fixtureTasks } from "../../test/fixtures/tasks.js";
 import { eventually, freshDatabase, type NodeProcess, poolFor, ROOT, spawnNode } from "../../test/support.js";
 import { createClient, type Weft } from "../src/index.js";
@@ -70,6 +70,8 @@ describe("failures of node processes", () => {
     client = createClient({ connectionString: url, tasks: Object.values(tasks) });
     await client.start();
   });
+  // A failed test must not leave its nodes (and its leader) to the next one.
+  afterEach(() => stopAll());
   afterAll(async () => {
     await stopAll();
     await client.stop();
@@ -127,16 +129,22 @@ describe("failures of node processes", () => {
     await startLeader("lead", { TASKS: "work", CAPACITY: "1", TIMEOUT_GRACE_MS: "300", DEAD_AFTER_MS: "20000" });
     const a = await start("hung", { TASKS: "hang", CAPACITY: "1", DEAD_AFTER_MS: "20000" });
     const started = Date.now();
-    const ref = await client.client.schedule(tasks.hang, { hangMs: 6_000 });
+    const ref = await client.client.schedule(tasks.hang, { hangMs: 10_000 });
     await assignedTo(ref.taskId, a);
     await start("rescuer", { TASKS: "hang", CAPACITY: "10", DEAD_AFTER_MS: "20000" });
     await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
     // Done while the hung node is still blocked (its node row stays: it is not dead).
-    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(Date.now() - started).toBeLessThan(10_000);
     const row = await taskRow(ref.taskId);
-    expect(row?.result).toEqual({ node: "rescuer", attempt: 2 });
-    expect(row?.attempt_log[0]?.error.code).toBe("ATTEMPT_LOST");
-    expect(row?.attempt_log[0]?.error.message).toMatch(/deadline/);
+    // Attempt 2 may have gone to the hung node too, if the rescuer registered after the
+    // first deadline (a loaded machine): it is then re-planned at its own deadline.
+    expect(row?.result.node).toBe("rescuer");
+    expect(row?.attempt).toBeGreaterThanOrEqual(2);
+    expect(row?.attempt_log).toHaveLength((row?.attempt ?? 0) - 1);
+    for (const lost of row?.attempt_log ?? []) {
+      expect(lost.error.code).toBe("ATTEMPT_LOST");
+      expect(lost.error.message).toMatch(/deadline/);
+    }
     const { rows } = await pool.query("SELECT count(*)::int AS n FROM weft.nodes WHERE app_name = 'hung'");
     expect(rows[0].n).toBe(1);
     await stopAll();
