@@ -43,10 +43,13 @@ describe("LISTEN supervision", () => {
   it("a cancel notified while the connection is down aborts the running attempt after the reconnect", async () => {
     const ref = await weft.client.schedule(waiter, null);
     await eventually(async () => ((await weft.client.getTask(ref.taskId)).state === "RUNNING" ? true : undefined));
-    const { rows } = await pool.query<{ pid: number; application_name: string }>(
-      "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
-    );
-    expect(rows).toHaveLength(1);
+    // pg_stat_activity may lag a loaded server for a moment: poll for the listener's backend.
+    const rows = await eventually(async () => {
+      const found = await pool.query<{ pid: number; application_name: string }>(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+      );
+      return found.rows.length === 1 ? found.rows : undefined;
+    }, 10_000);
     expect(rows[0]?.application_name).toBe("weft-session");
     await pool.query("SELECT pg_terminate_backend($1)", [rows[0]?.pid]);
     // Notified now, while the listener is disconnected: this notification is lost.
