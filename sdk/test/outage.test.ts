@@ -87,7 +87,6 @@ describe("database outage", () => {
       const lines = node.output().split("\n");
       const failures = lines.filter((l) => l.includes("retrying until the database answers")).length;
       const recoveries = lines.filter((l) => l.includes("recovered")).length;
-      if (process.env.DEBUG_OUTAGE) console.log({ failures, recoveries });
       // One warning per service that noticed the outage, not one per task.
       expect(failures).toBeGreaterThan(0);
       expect(failures).toBeLessThanOrEqual(10);
