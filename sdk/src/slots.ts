@@ -175,6 +175,7 @@ export interface SlotSeriesOptions {
  */
 export class SlotSeriesClient {
   private readonly series: SlotSeries;
+  private readonly maxAttempts: number;
 
   /** @internal created by WeftClient.slots */
   constructor(
@@ -193,8 +194,6 @@ export class SlotSeriesClient {
     this.maxAttempts = max;
     this.series = { taskName, interval, timeZone };
   }
-
-  private readonly maxAttempts: number;
 
   get taskName(): string {
     return this.series.taskName;

@@ -1,5 +1,7 @@
 import type { Queryable } from "../db/pg.js";
 import type { CronSpec } from "../services/worker.js";
+import { fenceSql } from "./planner.js";
+import { ownWorkflowTasksSql } from "./schedule.js";
 
 /** A cron schedule as a node publishes it, with the slot series it fills (if any). */
 export interface PublishedCron extends CronSpec {
@@ -25,22 +27,13 @@ export class CronStore {
     // Records ticks (each once: primary key) and creates a task, in a workflow of
     // its own, for every new tick that fires (task id not null).
     this.fireSql = `
-      WITH fence AS MATERIALIZED (SELECT 1 FROM ${s}.leader WHERE epoch = $4::bigint FOR SHARE),
-      ins AS (
+      WITH ${fenceSql(s, "$4")}, ins AS (
         INSERT INTO ${s}.cron_ticks (task_name, tick_at, task_id)
         SELECT $1, x.tick_at, x.task_id FROM unnest($2::timestamptz[], $3::text[]) AS x(tick_at, task_id)
          WHERE EXISTS (SELECT 1 FROM fence)
         ON CONFLICT DO NOTHING
         RETURNING task_id, tick_at
-      ), wf AS (
-        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
-        SELECT task_id, task_id, 1, 1 FROM ins WHERE task_id IS NOT NULL
-        RETURNING 1
-      ), t AS (
-        INSERT INTO ${s}.tasks (id, workflow_id, task_name, input)
-        SELECT task_id, task_id, $1, jsonb_build_object('tick', tick_at) FROM ins WHERE task_id IS NOT NULL
-        RETURNING 1
-      )
+      ), ${ownWorkflowTasksSql(s, "ins", "$1", "jsonb_build_object('tick', tick_at)")}
       SELECT coalesce((SELECT array_agg(tick_at ORDER BY tick_at) FROM ins), '{}') AS recorded,
              (SELECT count(*)::int FROM t) AS tasks, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
              (SELECT pg_notify('${channel}', 'p') FROM t LIMIT 1) AS notified`;

@@ -9,7 +9,7 @@ import { attemptEntrySql } from "./worker.js";
  * new epoch and writes nothing. This covers a leader whose advisory lock no
  * longer means anything (behind a transaction-mode pooler, say).
  */
-function fenceSql(s: string, epochParam: string): string {
+export function fenceSql(s: string, epochParam: string): string {
   return `fence AS MATERIALIZED (SELECT 1 AS ok FROM ${s}.leader WHERE epoch = ${epochParam}::bigint FOR SHARE)`;
 }
 

@@ -113,6 +113,33 @@ export function taskSelectList(inherited = "NULL::text[]"): string {
     CASE WHEN c.join_pending > 0 THEN 'JOIN' END`;
 }
 
+/**
+ * CTEs \`wf\` and \`t\` that create, for each row of \`rows\` with a task_id, a
+ * task in a workflow of its own (slot tasks, cron ticks): \`input\` is an SQL
+ * expression over the row; \`affinity\` an SQL text expression (NULL: none) for
+ * the group \`affinityGroup\`.
+ */
+export function ownWorkflowTasksSql(
+  s: string,
+  rows: string,
+  taskName: string,
+  input: string,
+  affinity = "NULL::text",
+  affinityGroup = "weft.slots",
+): string {
+  return `wf AS (
+        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
+        SELECT task_id, task_id, 1, 1 FROM ${rows} WHERE task_id IS NOT NULL
+        RETURNING 1
+      ), t AS (
+        INSERT INTO ${s}.tasks (id, workflow_id, task_name, input, affinity_group, affinity)
+        SELECT task_id, task_id, ${taskName}, ${input},
+               CASE WHEN ${affinity} IS NOT NULL THEN '${affinityGroup}' END, ${affinity}
+          FROM ${rows} WHERE task_id IS NOT NULL
+        RETURNING 1
+      )`;
+}
+
 /** Inserts tasks and their workflows: new workflows are created, existing ones must be RUNNING. */
 export class ScheduleStore {
   private readonly insertSql: string;

@@ -2,6 +2,7 @@ import type { Queryable } from "../db/pg.js";
 import { InvalidRangeError } from "../errors.js";
 import { newIdAt } from "../ids.js";
 import { fixedSlotStarts, MAX_SLOTS_PER_CALL, type SlotInterval } from "../slots.js";
+import { ownWorkflowTasksSql } from "./schedule.js";
 
 /** One series of slots: a task name and an interval (calendar intervals in a time zone). */
 export interface SlotSeries {
@@ -70,7 +71,7 @@ export class SlotStore {
           FROM unnest($3::timestamptz[], $4::timestamptz[], $5::text[]) AS x(slot_start, slot_end, task_id)
         ON CONFLICT DO NOTHING
         RETURNING task_id, slot_start, slot_end
-      ), ${slotTasksSql(s, "ins", "$6")}
+      ), ${slotTasks(s, "$1", "$6")}
       SELECT (SELECT count(*)::int FROM ins) AS inserted, (SELECT count(*) FROM wf) AS workflows,
              (SELECT count(*) FROM t) AS tasks,
              (SELECT pg_notify('${channel}', 'p') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
@@ -130,7 +131,7 @@ export class SlotStore {
                task_id = ($2::jsonb ->> sl.id::text)
          WHERE sl.id = ANY($1::bigint[])
         RETURNING sl.task_id, sl.slot_start, sl.slot_end
-      ), ${slotTasksSql(s, "ins", "$4", "$3")}
+      ), ${slotTasks(s, "$3", "$4")}
       SELECT (SELECT count(*)::int FROM ins) AS reopened, (SELECT count(*) FROM t) AS tasks,
              (SELECT pg_notify('${channel}', 'p') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
   }
@@ -262,21 +263,13 @@ function seriesAffinity(series: SlotSeries): string {
   return `${series.taskName}/${series.interval.key}`;
 }
 
-/**
- * CTEs that create a workflow and a task for each row of \`rows\` with a task id
- * (columns task_id, slot_start, slot_end). The task's input is the slot's
- * { start, end }; \`affinity\` (an SQL parameter) orders the series.
- */
-function slotTasksSql(s: string, rows: string, affinity: string, taskName = "$1"): string {
-  return `wf AS (
-        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
-        SELECT task_id, task_id, 1, 1 FROM ${rows} WHERE task_id IS NOT NULL
-        RETURNING 1
-      ), t AS (
-        INSERT INTO ${s}.tasks (id, workflow_id, task_name, input, affinity_group, affinity)
-        SELECT task_id, task_id, ${taskName}, jsonb_build_object('start', slot_start, 'end', slot_end),
-               CASE WHEN ${affinity}::text IS NOT NULL THEN 'weft.slots' END, ${affinity}::text
-          FROM ${rows} WHERE task_id IS NOT NULL
-        RETURNING 1
-      )`;
+/** A slot's task: input { start, end }; \`affinity\` (an SQL parameter) orders the series. */
+function slotTasks(s: string, taskName: string, affinity: string): string {
+  return ownWorkflowTasksSql(
+    s,
+    "ins",
+    taskName,
+    "jsonb_build_object('start', slot_start, 'end', slot_end)",
+    `${affinity}::text`,
+  );
 }
