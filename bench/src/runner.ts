@@ -234,6 +234,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     await Promise.all(nodes.map((n) => n.kill()));
     for (const node of nodes) liveNodes.delete(node);
     await monitor?.close().catch(() => undefined);
-    await dropDatabase(spec.serverUrl, dbName).catch(() => undefined);
+    // BENCH_KEEP_DB=1 keeps the run's database for a look at its tasks afterwards.
+    if (process.env.BENCH_KEEP_DB !== "1") await dropDatabase(spec.serverUrl, dbName).catch(() => undefined);
   }
 }

@@ -157,6 +157,13 @@ export const engineConfigSchema = z
       .min(1)
       .max(256 * 1024 * 1024)
       .default(DEFAULTS.maxPayloadBytes),
+    /**
+     * Prepare the hot-path statements (planner, fetch, completion, affinity
+     * release) by name and run them with generic plans on connections of their
+     * own. Turn off behind a transaction-mode pooler that cannot keep
+     * prepared statements or session settings (PgBouncer before 1.21).
+     */
+    preparedStatements: z.boolean().default(true),
     node: nodeConfigSchema.default(() => nodeConfigSchema.parse({})),
     planner: plannerConfigSchema.default(() => plannerConfigSchema.parse({})),
     cleaner: cleanerConfigSchema.default(() => cleanerConfigSchema.parse({})),

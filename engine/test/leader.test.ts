@@ -35,7 +35,10 @@ describe("leader election", () => {
     // Kill the leader's session: the advisory lock goes with it, the leader is
     // deposed, and one of the two (the old leader's process is alive) wins again.
     await pool.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
+      // Only this database's: other test files run beside this one on a shared server.
+      `SELECT pg_terminate_backend(pid) FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
     await eventually(async () => (events.some((e) => e.endsWith("-")) ? true : undefined), 10_000);
     await eventually(async () => (a.isLeader !== b.isLeader ? true : undefined), 10_000);

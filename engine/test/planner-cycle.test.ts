@@ -168,19 +168,42 @@ describe("planner cycles", () => {
     await planner.cycle();
     expect((await byWorkflow(w2)).every((r) => r.queue === "PARKED")).toBe(true);
 
-    // w1 done: the key goes to w2 (created before w3), whose tasks run together.
+    // The worker's release after w1's first outcome: w1 still has a task with the key.
+    const w1Key = { affinity_group: "account", affinity: "42", workflow_id: w1 };
+    expect(await store.affinity.release(pool, [w1Key])).toEqual({ freed: 0, unparked: 0 });
+
+    // w1 done: the release after its last outcome hands the key to w2 (created
+    // before w3), whose tasks run together.
     await pool.query("UPDATE weft.tasks SET queue = 'DELETED', state = 'COMPLETED' WHERE workflow_id = $1", [w1]);
-    await planner.cycle();
+    expect(await store.affinity.release(pool, [w1Key])).toEqual({ freed: 1, unparked: 2 });
     await planner.cycle();
     expect((await byWorkflow(w2)).map((r) => r.state)).toEqual(["RUNNING", "RUNNING"]);
     expect((await byWorkflow(w3))[0]?.queue).toBe("PARKED");
     const holder = await pool.query("SELECT workflow_id FROM weft.affinity_holders WHERE affinity_group = 'account'");
     expect(holder.rows).toEqual([{ workflow_id: w2 }]);
 
-    // A cancelled (here: finished) holder releases at once; w3 is next.
+    // A cancelled holder releases at once; w3 is next.
     await pool.query("UPDATE weft.tasks SET queue = 'DELETED', state = 'CANCELLED' WHERE workflow_id = $1", [w2]);
-    await planner.cycle();
+    expect(await store.affinity.releaseWorkflow(pool, w2)).toEqual({ freed: 1, unparked: 1 });
     await planner.cycle();
     expect((await byWorkflow(w3))[0]?.state).toBe("RUNNING");
+  });
+
+  it("affinity: the planner's sweep frees a key whose release never ran (its node died after the commit)", async () => {
+    await addNode("N1", 20, ["t"]);
+    const key = { affinityGroup: "account", affinity: "7" };
+    const [w1] = await schedule(1, key);
+    const [w2] = await schedule(1, key);
+    // Scheduled while w1 holds the key: w2 starts PARKED, with no planner write.
+    expect((await tasksOf([w2 as string]))[0]).toMatchObject({ queue: "PARKED", park_reason: "AFFINITY" });
+    await planner.cycle();
+    expect((await tasksOf([w1 as string]))[0]?.state).toBe("RUNNING");
+    await pool.query("UPDATE weft.tasks SET queue = 'DELETED', state = 'COMPLETED' WHERE id = $1", [w1]);
+    await new Promise((r) => setTimeout(r, 20)); // past deadNodeSweepMs
+    await planner.cycle(); // the sweep hands the key to w2 ...
+    await planner.cycle(); // ... and the next cycle places it
+    expect((await tasksOf([w2 as string]))[0]?.state).toBe("RUNNING");
+    const holder = await pool.query("SELECT workflow_id FROM weft.affinity_holders");
+    expect(holder.rows).toEqual([{ workflow_id: w2 }]);
   });
 });

@@ -36,7 +36,7 @@ describe("recording outcomes (fencing)", () => {
         children: [child],
       },
     ]);
-    expect(res).toEqual({ recorded: 1, refused: [], finishedWorkflows: 0, retried: 0 });
+    expect(res).toEqual({ recorded: 1, refused: [], finishedWorkflows: 0, retried: 0, heldKeys: [] });
     const wf = await store.read.workflow(pool, row.workflow_id);
     expect(wf).toMatchObject({ status: "RUNNING", pending_tasks: 1, total_tasks: 2 });
     // Sending the same batch again (a retry after a lost COMMIT) changes nothing,
@@ -52,7 +52,7 @@ describe("recording outcomes (fencing)", () => {
         children: [child],
       },
     ]);
-    expect(again).toEqual({ recorded: 0, refused: [], finishedWorkflows: 0, retried: 0 });
+    expect(again).toEqual({ recorded: 0, refused: [], finishedWorkflows: 0, retried: 0, heldKeys: [] });
     expect((await store.read.workflowTasks(pool, row.workflow_id)).length).toBe(2);
   });
 
@@ -75,7 +75,7 @@ describe("recording outcomes (fencing)", () => {
         children: [child],
       },
     ]);
-    expect(stale).toEqual({ recorded: 0, refused: [row.id], finishedWorkflows: 0, retried: 0 });
+    expect(stale).toEqual({ recorded: 0, refused: [row.id], finishedWorkflows: 0, retried: 0, heldKeys: [] });
     expect(await store.read.task(pool, child.id)).toBeUndefined();
     const ok = await store.worker.complete(pool, [
       {
@@ -88,7 +88,7 @@ describe("recording outcomes (fencing)", () => {
         children: [],
       },
     ]);
-    expect(ok).toEqual({ recorded: 1, refused: [], finishedWorkflows: 1, retried: 0 });
+    expect(ok).toEqual({ recorded: 1, refused: [], finishedWorkflows: 1, retried: 0, heldKeys: [] });
     expect((await store.read.workflow(pool, row.workflow_id))?.status).toBe("COMPLETED");
     expect((await store.read.task(pool, row.id))?.result).toBe("fresh");
   });
@@ -124,7 +124,7 @@ describe("recording outcomes (fencing)", () => {
         children: [],
       })),
     );
-    expect(res).toEqual({ recorded: 300, refused: [], finishedWorkflows: 300, retried: 0 });
+    expect(res).toEqual({ recorded: 300, refused: [], finishedWorkflows: 300, retried: 0, heldKeys: [] });
     expect((await store.read.task(pool, rows[1]?.id ?? ""))?.result).toEqual({
       i: 1,
       text: 'quote " and \\ backslash',

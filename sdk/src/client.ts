@@ -297,6 +297,8 @@ export class WeftClient {
       this.engine.store.cancel.cancelWorkflow(tx, workflowId, reason ?? null),
     );
     if (!result) throw new WorkflowNotFoundError(workflowId);
+    // Its affinity keys go to the next workflows in line at once.
+    if (result.cancelled) await this.engine.store.affinity.releaseWorkflow(this.engine.pool, workflowId);
     return result.cancelled;
   }
 
@@ -323,6 +325,7 @@ export class WeftClient {
     validateWorkflowId(taskId, "taskId");
     const result = await withTransaction(this.engine.pool, (tx) => this.engine.store.cancel.cancelTask(tx, taskId));
     if (!result) throw new TaskNotFoundError(taskId);
+    if (result.tasks > 0) await this.engine.store.affinity.releaseWorkflow(this.engine.pool, result.workflowId);
     return result.tasks;
   }
 

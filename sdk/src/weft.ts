@@ -58,6 +58,7 @@ const CONFIG_KEYS = [
   "schema",
   "appName",
   "maxPayloadBytes",
+  "preparedStatements",
   "node",
   "planner",
   "cleaner",

@@ -187,6 +187,24 @@ describe("tasks, workflows and children", () => {
     }
   });
 
+  it("runs without prepared statements (for a transaction-mode pooler)", async () => {
+    const plain = createWeft({
+      connectionString: url,
+      schema: "weft_plain",
+      tasks: [add],
+      preparedStatements: false,
+    });
+    await plain.start();
+    try {
+      const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => plain.client.schedule(add, { a: i, b: 1 })));
+      for (const [i, { workflowId }] of ids.entries()) {
+        expect(await plain.client.workflow(workflowId).result(add)).toEqual({ sum: i + 1 });
+      }
+    } finally {
+      await plain.stop();
+    }
+  });
+
   it("adds a task to an existing running workflow", async () => {
     const root = await weft.client.schedule(child, { n: 1, sleepMs: 500 });
     const extra = await weft.client.schedule(add, { a: 4, b: 4 }, { workflowId: root.workflowId });

@@ -1,8 +1,24 @@
 import pg from "pg";
+import type { Statement } from "./statement.js";
 
 /** Anything that can run a parameterised query: a Pool, a PoolClient or a Client inside BEGIN. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * Runs a hot-path statement: prepared by name on a pg pool or client (see
+ * Statement), as plain text on any other Queryable.
+ */
+export function exec<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  q: Queryable,
+  stmt: Statement,
+  values: unknown[],
+): Promise<pg.QueryResult<R>> {
+  if (stmt.name !== undefined && (q instanceof pg.Pool || q instanceof pg.Client)) {
+    return q.query<R>({ name: stmt.name, text: stmt.text, values });
+  }
+  return q.query<R>(stmt.text, values);
 }
 
 /** PostgreSQL error codes after which the whole transaction may simply be retried. */
@@ -51,6 +67,23 @@ export async function withTransaction<T>(
     } finally {
       client.release(broken);
     }
+  }
+}
+
+/**
+ * Runs \`work\` in a transaction on \`q\`: a pool lends a client for it (see
+ * withTransaction); a single connection (not already in a transaction) is used as is.
+ */
+export async function inTransaction<T>(q: Queryable, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  if (q instanceof pg.Pool) return withTransaction(q, work, 1);
+  await q.query("BEGIN");
+  try {
+    const result = await work(q);
+    await q.query("COMMIT");
+    return result;
+  } catch (error) {
+    await q.query("ROLLBACK").catch(() => undefined);
+    throw error;
   }
 }
 

@@ -67,7 +67,7 @@ export class Planner extends LoopService {
     }
     const readHolders = async () =>
       new Map(
-        (await this.store.planner.holders(this.db, [...keys.values()])).map((h) => [
+        (await this.store.affinity.holders(this.db, [...keys.values()])).map((h) => [
           keyOf(h.affinity_group, h.affinity),
           h.workflow_id,
         ]),
@@ -76,7 +76,7 @@ export class Planner extends LoopService {
     // Only keys nobody holds are handed over (the usual case is that they are held).
     const free = [...keys.entries()].filter(([k]) => !holders.has(k)).map(([, key]) => key);
     if (free.length > 0) {
-      await this.store.planner.handOver(this.db, free, this.epoch);
+      await this.store.affinity.handOver(this.db, free, this.epoch);
       holders = await readHolders();
     }
     const candidates: Candidate[] = [];
@@ -84,7 +84,14 @@ export class Planner extends LoopService {
     for (const c of fetched) {
       if (c.affinity === null || c.affinity === undefined) candidates.push(c);
       else if (holders.get(keyOf(c.affinity_group as string, c.affinity)) === c.workflow_id) candidates.push(c);
-      else parked.push({ id: c.id, queue: "PARKED", node: null, parkReason: "AFFINITY" });
+      else
+        parked.push({
+          id: c.id,
+          queue: "PARKED",
+          node: null,
+          parkReason: "AFFINITY",
+          affinityKey: { group: c.affinity_group as string, affinity: c.affinity },
+        });
     }
     return { candidates, parked };
   }
@@ -176,6 +183,11 @@ export class Planner extends LoopService {
         this.log.warn({ tasks: swept.overdue }, "attempts passed their deadline; re-planning them");
       }
       handled += swept.released;
+      // Keys are released by whoever finishes their holder's last task; this
+      // catches a release that never ran (a node that died right after its commit).
+      const keys = await store.affinity.releaseFinished(db, this.epoch);
+      if (keys.freed > 0) this.log.debug({ keys: keys.freed }, "freed affinity keys left held");
+      handled += keys.unparked;
     }
     if (sweep || performance.now() >= this.nextDueAt) {
       const due = await store.planner.promoteDue(db, config.batchSize, this.epoch);
@@ -188,9 +200,6 @@ export class Planner extends LoopService {
             ? Number.POSITIVE_INFINITY
             : performance.now() + due.nextDueMs;
     }
-
-    // Keys whose holder has finished with them go to the next workflow in line.
-    handled += await store.planner.releaseAffinity(db, this.epoch);
 
     const nodes = await store.planner.liveNodes(db, config.nodeDeadAfterMs);
     const free = new Map<string, number>();

@@ -15,6 +15,7 @@ import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { encodePayload } from "../payload.js";
 import { maxAttempts, retryDelayMs } from "../retry.js";
+import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
 import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
 import type { Listener } from "./listener.js";
@@ -184,6 +185,9 @@ class Semaphore {
 
 /** Completion batches recorded at the same time by one node. */
 const FLUSHES_IN_FLIGHT = 2;
+/** Affinity keys per release statement, and releases running at once. */
+const RELEASE_CHUNK = 250;
+const RELEASES_IN_FLIGHT = 2;
 
 /** One attempt as its handler sees it. A class, not a literal with closures: one is made per task. */
 class Execution implements TaskExecution {
@@ -326,6 +330,9 @@ export class Worker implements Service {
   private readonly unsubscribe: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private abandonFlush = false;
+  /** Affinity keys to release (see queueRelease), and the release running. */
+  private readonly keysToRelease = new Map<string, AffinityHolder>();
+  private readonly releases = new Set<Promise<void>>();
   /** After stop(): attempts that end now were released; their outcomes are dropped. */
   private closed = false;
   /** Attempts started since start (for tests and the bench). */
@@ -339,6 +346,8 @@ export class Worker implements Service {
   constructor(
     private readonly store: Store,
     private readonly pool: pg.Pool,
+    /** For fetches, completion batches and affinity releases (generic plans; see Engine). */
+    private readonly hotPool: pg.Pool,
     private readonly config: NodeConfig,
     private readonly maxPayloadBytes: number,
     private readonly handlers: ReadonlyMap<string, TaskHandler>,
@@ -395,7 +404,9 @@ export class Worker implements Service {
     // Outcomes that cannot be recorded (database unreachable) within the grace
     // period are given up: their tasks are re-planned when the node is declared dead.
     const drained = await Promise.race([
-      this.drainOutcomes().then(() => true),
+      this.drainOutcomes()
+        .then(() => this.releasesSettled())
+        .then(() => true),
       sleep(Math.max(graceMs, 1_000)).then(() => false),
     ]);
     if (!drained) {
@@ -446,7 +457,7 @@ export class Worker implements Service {
       let full = false;
       if (free > 0) {
         try {
-          const rows = await this.store.worker.fetch(this.pool, this.registry.nodeId, this.cursor, free);
+          const rows = await this.store.worker.fetch(this.hotPool, this.registry.nodeId, this.cursor, free);
           this.fetchOutage.success();
           full = rows.length === free;
           await this.launchAll(rows);
@@ -731,6 +742,7 @@ export class Worker implements Service {
     try {
       await client.query("COMMIT");
       client.release();
+      this.queueRelease(res.heldKeys);
       return true;
     } catch (error) {
       client.release(error instanceof Error ? error : true);
@@ -818,9 +830,58 @@ export class Worker implements Service {
   }
 
   private async record(batch: readonly OutcomeRow[]): Promise<void> {
-    const res = await this.store.worker.complete(this.pool, batch);
+    const res = await this.store.worker.complete(this.hotPool, batch);
     if (res.refused.length > 0) {
       this.log.info({ tasks: res.refused }, "outcomes refused: their assignments were revoked (fencing token changed)");
+    }
+    this.queueRelease(res.heldKeys);
+  }
+
+  /**
+   * After a commit that finished tasks with affinity keys: queues the keys for
+   * a release. Releases run beside the completion batches (which go on
+   * meanwhile), a few at a time, each taking the keys queued so far.
+   */
+  private queueRelease(keys: readonly AffinityHolder[]): void {
+    if (keys.length === 0) return;
+    for (const k of keys) this.keysToRelease.set(`${k.affinity_group}\u0000${k.affinity}\u0000${k.workflow_id}`, k);
+    this.pumpReleases();
+  }
+
+  /** Starts releases, up to RELEASES_IN_FLIGHT, of up to RELEASE_CHUNK keys each. */
+  private pumpReleases(): void {
+    while (this.releases.size < RELEASES_IN_FLIGHT && this.keysToRelease.size > 0) {
+      // In chunks: the planner places the tasks of one while the next is released.
+      const keys: AffinityHolder[] = [];
+      for (const [id, key] of this.keysToRelease) {
+        keys.push(key);
+        this.keysToRelease.delete(id);
+        if (keys.length >= RELEASE_CHUNK) break;
+      }
+      const release: Promise<void> = this.releaseKeys(keys).finally(() => {
+        this.releases.delete(release);
+        this.pumpReleases();
+      });
+      this.releases.add(release);
+    }
+  }
+
+  /** Resolves when no release is queued or running. */
+  private async releasesSettled(): Promise<void> {
+    while (this.releases.size > 0) await Promise.all(this.releases);
+  }
+
+  /**
+   * Hands on the keys their workflows are done with. Best effort: a release
+   * that fails is done by the planner's sweep instead.
+   */
+  private async releaseKeys(keys: readonly AffinityHolder[]): Promise<void> {
+    try {
+      await this.store.affinity.release(this.hotPool, keys);
+    } catch (error) {
+      // A lock timeout means a caller's open transaction scheduled with the key.
+      const level = (error as { code?: string }).code === "55P03" ? "debug" : "warn";
+      this.log[level]({ err: error, keys: keys.length }, "could not release affinity keys; the planner's sweep will");
     }
   }
 

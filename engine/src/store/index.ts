@@ -1,4 +1,6 @@
 import { quoteSchema } from "../db/identifiers.js";
+import { Statements } from "../db/statement.js";
+import { AffinityStore } from "./affinity.js";
 import { CancelStore } from "./cancel.js";
 import { CleanerStore } from "./cleaner.js";
 import { CronStore } from "./cron.js";
@@ -19,6 +21,7 @@ export class Store {
   readonly schedule: ScheduleStore;
   readonly worker: WorkerStore;
   readonly planner: PlannerStore;
+  readonly affinity: AffinityStore;
   readonly nodes: NodeStore;
   readonly cleaner: CleanerStore;
   readonly read: ReadStore;
@@ -28,13 +31,15 @@ export class Store {
   readonly slots: SlotStore;
   readonly cron: CronStore;
 
-  constructor(schema: string) {
+  constructor(schema: string, options: { readonly preparedStatements?: boolean } = {}) {
     const s = quoteSchema(schema);
+    const statements = new Statements(options.preparedStatements ?? true);
     this.schema = schema;
     this.channel = `weft:${schema}`;
     this.schedule = new ScheduleStore(s);
-    this.worker = new WorkerStore(s, this.channel);
-    this.planner = new PlannerStore(s, this.channel);
+    this.worker = new WorkerStore(s, this.channel, statements);
+    this.planner = new PlannerStore(s, this.channel, statements);
+    this.affinity = new AffinityStore(s, this.channel, statements);
     this.nodes = new NodeStore(s, this.channel);
     this.cleaner = new CleanerStore(s);
     this.read = new ReadStore(s);

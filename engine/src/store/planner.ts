@@ -1,4 +1,5 @@
-import type { Queryable } from "../db/pg.js";
+import { exec, type Queryable } from "../db/pg.js";
+import { Statements } from "../db/statement.js";
 import { attemptEntrySql } from "./worker.js";
 
 /**
@@ -23,13 +24,6 @@ export interface Candidate {
   readonly workflow_id?: string;
   readonly affinity_group?: string | null;
   readonly affinity?: string | null;
-}
-
-/** An affinity key and the workflow holding it. */
-export interface AffinityHolder {
-  readonly affinity_group: string;
-  readonly affinity: string;
-  readonly workflow_id: string;
 }
 
 export interface LiveNode {
@@ -62,6 +56,8 @@ export interface PlanDecision {
   readonly queue: "READY" | "PARKED";
   readonly node: string | null;
   readonly parkReason: string | null;
+  /** For a park for AFFINITY: the key, whose holder the apply checks again. */
+  readonly affinityKey?: { readonly group: string; readonly affinity: string };
 }
 
 /** The planner's queries. Each transition is a single atomic, guarded statement. */
@@ -69,15 +65,16 @@ export class PlannerStore {
   private readonly nodesSql: string;
   private readonly candidatesSql: string;
   private readonly runningByNameSql: string;
-  private readonly freedHoldersSql: string;
-  private readonly handOverSql: string;
-  private readonly holdersSql: string;
   private readonly applySql: string;
   private readonly sweepSql: string;
   private readonly dueSql: string;
   private readonly epochSql: string;
 
-  constructor(s: string, channel: string) {
+  constructor(
+    s: string,
+    channel: string,
+    private readonly statements: Statements = new Statements(false),
+  ) {
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
     // cannot drift from the truth the way a maintained counter could.
     this.nodesSql = `SELECT n.id, n.capacity, n.task_names, n.task_limits, n.task_timeouts, n.cpu_load,
@@ -90,42 +87,6 @@ export class PlannerStore {
     this.runningByNameSql = `SELECT task_name, count(*)::int AS running FROM ${s}.tasks
       WHERE assigned_node IS NOT NULL AND queue = 'READY' AND task_name = ANY($1::text[])
       GROUP BY task_name`;
-    // Holders whose workflow has no unfinished task with their key any more.
-    this.freedHoldersSql = `WITH ${fenceSql(s, "$1")}
-      DELETE FROM ${s}.affinity_holders h
-      WHERE EXISTS (SELECT 1 FROM fence) AND NOT EXISTS (
-        SELECT 1 FROM ${s}.tasks t
-         WHERE t.affinity_group = h.affinity_group AND t.affinity = h.affinity AND t.workflow_id = h.workflow_id
-           AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')
-      RETURNING affinity_group, affinity`;
-    // Gives free keys to the oldest workflow with an unfinished task with the key
-    // (tasks_affinity_idx), and releases that workflow's tasks parked for the key.
-    this.handOverSql = `
-      WITH ${fenceSql(s, "$3")}, acquired AS (
-        INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
-        SELECT k.g, k.a, n.workflow_id
-          FROM unnest($1::text[], $2::text[]) AS k(g, a)
-          CROSS JOIN LATERAL (
-            SELECT t.workflow_id FROM ${s}.tasks t
-             WHERE t.affinity_group = k.g AND t.affinity = k.a AND t.affinity IS NOT NULL AND t.queue <> 'DELETED'
-             ORDER BY t.workflow_id LIMIT 1) n
-         WHERE EXISTS (SELECT 1 FROM fence)
-        ON CONFLICT DO NOTHING
-        RETURNING affinity_group, affinity, workflow_id
-      ), unparked AS (
-        -- One probe of tasks_affinity_idx per key handed over (LATERAL keeps it so).
-        UPDATE ${s}.tasks t SET queue = 'READY', park_reason = NULL
-         WHERE t.id = ANY(ARRAY(
-                 SELECT w.id FROM acquired a CROSS JOIN LATERAL (
-                   SELECT t2.id FROM ${s}.tasks t2
-                    WHERE t2.affinity_group = a.affinity_group AND t2.affinity = a.affinity
-                      AND t2.workflow_id = a.workflow_id AND t2.affinity IS NOT NULL AND t2.queue <> 'DELETED') w))
-           AND t.queue = 'PARKED' AND t.park_reason = 'AFFINITY'
-        RETURNING t.id
-      )
-      SELECT (SELECT count(*)::int FROM unparked) AS unparked`;
-    this.holdersSql = `SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
-      JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`;
     // Per task name (fair share within a batch), highest priority first, then
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
@@ -148,8 +109,21 @@ export class PlannerStore {
     //
     // $4: timeout by task name (ms, grace included): an assigned task with one
     // gets a database deadline. $5: the leader's epoch (see fenceSql).
+    //
+    // Parks for AFFINITY ($6 groups, $7 keys) are checked again against the
+    // holders as they are now, locked FOR SHARE until this commits (so a
+    // release, which locks them FOR UPDATE and then takes a fresh snapshot,
+    // sees the parks). A key handed on to the task's own workflow since the
+    // planner read it, or being handed on right now (its row locked: skipped,
+    // the planner never waits), leaves the task as it is for the next cycle:
+    // parking it would strand it. The InitPlan takes the locks before any task row.
     this.applySql = `
-      WITH ${fenceSql(s, "$5")}, applied AS (
+      WITH ${fenceSql(s, "$5")}, held AS MATERIALIZED (
+        SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
+         WHERE h.affinity_group = ANY($6::text[]) AND h.affinity = ANY($7::text[])
+         ORDER BY h.affinity_group, h.affinity
+           FOR SHARE SKIP LOCKED
+      ), applied AS (
         UPDATE ${s}.tasks t
            SET queue = CASE WHEN $3::jsonb ? t.id THEN 'PARKED' ELSE 'READY' END,
                park_reason = $3::jsonb ->> t.id,
@@ -161,7 +135,10 @@ export class PlannerStore {
                deadline = CASE WHEN $2::jsonb ? t.id AND $4::jsonb ? t.task_name
                                THEN now() + make_interval(secs => ($4::jsonb ->> t.task_name)::float8 / 1000) END
          WHERE t.id = ANY($1::text[]) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
-           AND EXISTS (SELECT 1 FROM fence)
+           AND EXISTS (SELECT 1 FROM fence) AND (SELECT count(*) FROM held) >= 0
+           AND (cardinality($7::text[]) = 0 OR $3::jsonb ->> t.id IS DISTINCT FROM 'AFFINITY' OR EXISTS (
+                 SELECT 1 FROM held h WHERE h.affinity_group = t.affinity_group AND h.affinity = t.affinity
+                    AND h.workflow_id <> t.workflow_id))
         RETURNING t.assigned_node
       )
       SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
@@ -235,52 +212,22 @@ export class PlannerStore {
   }
 
   async liveNodes(q: Queryable, deadAfterMs: number): Promise<LiveNode[]> {
-    return (await q.query<LiveNode>(this.nodesSql, [deadAfterMs])).rows;
+    return (await exec<LiveNode>(q, this.statements.get(this.nodesSql), [deadAfterMs])).rows;
   }
 
   async runningByName(q: Queryable, names: readonly string[]): Promise<Map<string, number>> {
     if (names.length === 0) return new Map();
-    const { rows } = await q.query<{ task_name: string; running: number }>(this.runningByNameSql, [names]);
+    const { rows } = await exec<{ task_name: string; running: number }>(q, this.statements.get(this.runningByNameSql), [
+      names,
+    ]);
     return new Map(rows.map((r) => [r.task_name, r.running]));
-  }
-
-  /** Frees the keys whose holder has finished with them, and hands them on. Returns tasks released from PARKED. */
-  async releaseAffinity(q: Queryable, epoch: number): Promise<number> {
-    const { rows } = await q.query<{ affinity_group: string; affinity: string }>(this.freedHoldersSql, [epoch]);
-    if (rows.length === 0) return 0;
-    return this.handOver(q, rows, epoch);
-  }
-
-  /** Gives each free key among \`keys\` to its oldest waiting workflow; returns tasks released from PARKED. */
-  async handOver(
-    q: Queryable,
-    keys: readonly { affinity_group: string; affinity: string }[],
-    epoch: number,
-  ): Promise<number> {
-    if (keys.length === 0) return 0;
-    const { rows } = await q.query<{ unparked: number }>(this.handOverSql, [
-      keys.map((k) => k.affinity_group),
-      keys.map((k) => k.affinity),
-      epoch,
-    ]);
-    return rows[0]?.unparked ?? 0;
-  }
-
-  async holders(
-    q: Queryable,
-    keys: readonly { affinity_group: string; affinity: string }[],
-  ): Promise<AffinityHolder[]> {
-    if (keys.length === 0) return [];
-    const { rows } = await q.query<AffinityHolder>(this.holdersSql, [
-      keys.map((k) => k.affinity_group),
-      keys.map((k) => k.affinity),
-    ]);
-    return rows;
   }
 
   async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
     if (limits.size === 0) return [];
-    return (await q.query<Candidate>(this.candidatesSql, [[...limits.keys()], [...limits.values()]])).rows;
+    return (
+      await exec<Candidate>(q, this.statements.get(this.candidatesSql), [[...limits.keys()], [...limits.values()]])
+    ).rows;
   }
 
   /**
@@ -300,18 +247,26 @@ export class PlannerStore {
     const ids = new Array<string>(decisions.length);
     const nodes: string[] = [];
     const parked: string[] = [];
+    const groups = new Set<string>();
+    const keys = new Set<string>();
     for (let i = 0; i < decisions.length; i++) {
       const d = decisions[i] as PlanDecision;
       ids[i] = d.id;
       if (d.node !== null) nodes.push(`"${d.id}":"${d.node}"`);
       else if (d.queue === "PARKED") parked.push(`"${d.id}":"${d.parkReason ?? "UNKNOWN"}"`);
+      if (d.affinityKey) {
+        groups.add(d.affinityKey.group);
+        keys.add(d.affinityKey.affinity);
+      }
     }
-    const { rows } = await q.query<{ applied: number; fenced: boolean }>(this.applySql, [
+    const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.statements.get(this.applySql), [
       ids,
       `{${nodes.join(",")}}`,
       `{${parked.join(",")}}`,
       JSON.stringify(timeouts),
       epoch,
+      [...groups],
+      [...keys],
     ]);
     return { applied: rows[0]?.applied ?? 0, fenced: rows[0]?.fenced ?? false };
   }

@@ -102,15 +102,15 @@ export const TASK_INSERT_COLUMNS = `id, workflow_id, parent_id, task_name, input
  * statement that records the parent's outcome); forks inherit none. A join that
  * still waits for something starts PARKED.
  */
-export function taskSelectList(inherited = "NULL::text[]"): string {
+export function taskSelectList(inherited = "NULL::text[]", parkedForAffinity = "false"): string {
   // A JSON null input becomes SQL NULL in jsonb_to_recordset: store it as JSON null.
   return `c.id, c.workflow_id, c.parent_id, c.task_name, coalesce(c.input, 'null'::jsonb), c.priority,
     coalesce(c.run_after, now() + c.delay_ms * interval '1 millisecond'), c.affinity_group, c.affinity,
     nullif(CASE WHEN c.is_fork THEN '{}'::text[] ELSE coalesce(${inherited}, '{}'::text[]) END
            || coalesce(string_to_array(c.own_joins, ','), '{}'::text[]), '{}'::text[]),
     c.is_fork, c.join_pending,
-    CASE WHEN c.join_pending > 0 THEN 'PARKED' ELSE 'NEW' END,
-    CASE WHEN c.join_pending > 0 THEN 'JOIN' END`;
+    CASE WHEN c.join_pending > 0 OR ${parkedForAffinity} THEN 'PARKED' ELSE 'NEW' END,
+    CASE WHEN c.join_pending > 0 THEN 'JOIN' WHEN ${parkedForAffinity} THEN 'AFFINITY' END`;
 }
 
 /**
@@ -160,9 +160,37 @@ export class ScheduleStore {
            SET pending_tasks = w.pending_tasks + ($5::jsonb ->> w.id)::int,
                total_tasks = w.total_tasks + ($5::jsonb ->> w.id)::int
          WHERE w.id = ANY($4::text[])
+      ), c AS MATERIALIZED (
+        SELECT * FROM ${unnestTasks(6)}
+      ), claimed AS (
+        -- A key nobody holds goes to the oldest workflow scheduling it here.
+        INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
+        SELECT DISTINCT ON (c.affinity_group, c.affinity) c.affinity_group, c.affinity, c.workflow_id
+          FROM c WHERE c.affinity IS NOT NULL
+         ORDER BY c.affinity_group, c.affinity, c.workflow_id
+        ON CONFLICT DO NOTHING
+        RETURNING affinity_group, affinity, workflow_id
+      ), held AS MATERIALIZED (
+        -- A key held by another workflow: its tasks start PARKED. The holder row
+        -- stays locked FOR SHARE until this commits, so the release that hands
+        -- the key on (FOR UPDATE, then a fresh snapshot) sees and unparks them.
+        SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
+         WHERE h.affinity_group = ANY(ARRAY(SELECT DISTINCT affinity_group FROM c WHERE affinity IS NOT NULL))
+           AND h.affinity = ANY(ARRAY(SELECT DISTINCT affinity FROM c WHERE affinity IS NOT NULL))
+         ORDER BY h.affinity_group, h.affinity
+           FOR SHARE
+      ), holder_map AS MATERIALIZED (
+        -- { group: { key: holding workflow } }, looked up per row (no join, see PlannerStore.apply).
+        SELECT coalesce(jsonb_object_agg(g, m), '{}'::jsonb) AS m FROM (
+          SELECT affinity_group AS g, jsonb_object_agg(affinity, workflow_id) AS m
+            FROM (SELECT * FROM claimed UNION ALL SELECT * FROM held) x
+           GROUP BY affinity_group) y
       )
       INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
-      SELECT ${taskSelectList()} FROM ${unnestTasks(6)}`;
+      SELECT ${taskSelectList(
+        "NULL::text[]",
+        `coalesce((SELECT m FROM holder_map) -> c.affinity_group ->> c.affinity <> c.workflow_id, false)`,
+      )} FROM c`;
   }
 
   /**

@@ -1,4 +1,6 @@
-import type { Queryable } from "../db/pg.js";
+import { exec, type Queryable } from "../db/pg.js";
+import { Statements } from "../db/statement.js";
+import type { AffinityHolder } from "./affinity.js";
 import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
 import { recordsetTasks, TASK_INSERT_COLUMNS, taskSelectList, tasksJson } from "./schedule.js";
 import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
@@ -26,6 +28,16 @@ export interface CompleteResult {
   readonly retried: number;
   /** How many workflows reached a final status in this batch. */
   readonly finishedWorkflows: number;
+  /** Affinity keys (with their workflow) of the tasks finished: release them after the commit. */
+  readonly heldKeys: readonly AffinityHolder[];
+}
+
+interface CompleteRow {
+  recorded: number;
+  finished: number;
+  retried: number;
+  refused: string[] | null;
+  held_keys: [string, string, string][] | null;
 }
 
 /** The worker's queries: fetch its assignments, record outcomes, release on shutdown. */
@@ -40,7 +52,11 @@ export class WorkerStore {
   private readonly upstreamSql: string;
   private readonly messagesSql: string;
 
-  constructor(s: string, channel: string) {
+  constructor(
+    s: string,
+    channel: string,
+    private readonly statements: Statements = new Statements(false),
+  ) {
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
     // assignments newer than the last token it saw.
     this.fetchSql = `SELECT ${ASSIGNED_COLUMNS} FROM ${s}.tasks
@@ -108,7 +124,7 @@ export class WorkerStore {
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
                                         FROM unnest($9::int[]) b) l) >= 0
-        RETURNING t.id, t.workflow_id, t.state, t.awaited_by
+        RETURNING t.id, t.workflow_id, t.state, t.awaited_by, t.affinity_group, t.affinity
       ), dead AS (
         -- The dead-letter copy reads the task as it was before this statement
         -- (its node and start time), plus this attempt.
@@ -239,6 +255,11 @@ export class WorkerStore {
              (SELECT count(*)::int FROM edges) AS edges,
              (SELECT count(*)::int FROM joins) AS joins,
              (SELECT count(*)::int FROM messages) AS messages,
+             -- The affinity keys of finished tasks: the caller releases those
+             -- their workflow is done with once this has committed (AffinityStore).
+             (SELECT json_agg(json_build_array(affinity_group, affinity, workflow_id))
+                FROM (SELECT DISTINCT affinity_group, affinity, workflow_id FROM done WHERE affinity IS NOT NULL) k)
+               AS held_keys,
              pg_notify('${channel}', 'p')`;
     this.messagesSql = `SELECT join_task_id, message FROM ${s}.join_messages
       WHERE join_task_id = ANY($1::text[]) ORDER BY join_task_id, seq`;
@@ -261,7 +282,7 @@ export class WorkerStore {
   }
 
   async fetch(q: Queryable, nodeId: string, afterToken: number, limit: number): Promise<AssignedTaskRow[]> {
-    const { rows } = await q.query<AssignedTaskRow>(this.fetchSql, [nodeId, afterToken, limit]);
+    const { rows } = await exec<AssignedTaskRow>(q, this.statements.get(this.fetchSql), [nodeId, afterToken, limit]);
     return rows;
   }
 
@@ -302,31 +323,33 @@ export class WorkerStore {
         `"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}${extra}}`,
       );
     }
-    const { rows } = await q.query<{ recorded: number; finished: number; retried: number; refused: string[] | null }>(
-      this.completeSql,
-      [
-        finalIds,
-        `{${parts.join(",")}}`,
-        tasksJson(children),
-        newJoins,
-        edges.map((e) => e.joinId),
-        edges.map((e) => e.upstreamId),
-        edges.map((e) => e.position),
-        edges.map((e) => e.parentId),
-        [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
-        messages.map((m) => m.from),
-        messages.map((m) => m.joinName),
-        messages.map((m) => m.message),
-        retryIds,
-        outcomes.filter((o) => o.slot).map((o) => o.id),
-      ],
-    );
-    const row = rows[0] as { recorded: number; finished: number; retried: number; refused: string[] | null };
+    const { rows } = await exec<CompleteRow>(q, this.statements.get(this.completeSql), [
+      finalIds,
+      `{${parts.join(",")}}`,
+      tasksJson(children),
+      newJoins,
+      edges.map((e) => e.joinId),
+      edges.map((e) => e.upstreamId),
+      edges.map((e) => e.position),
+      edges.map((e) => e.parentId),
+      [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
+      messages.map((m) => m.from),
+      messages.map((m) => m.joinName),
+      messages.map((m) => m.message),
+      retryIds,
+      outcomes.filter((o) => o.slot).map((o) => o.id),
+    ]);
+    const row = rows[0] as CompleteRow;
     return {
       recorded: row.recorded,
       refused: row.refused ?? [],
       finishedWorkflows: row.finished,
       retried: row.retried,
+      heldKeys: (row.held_keys ?? []).map(([affinity_group, affinity, workflow_id]) => ({
+        affinity_group,
+        affinity,
+        workflow_id,
+      })),
     };
   }
 
