@@ -89,9 +89,10 @@ export class LeaderElector extends LoopService {
         await client.connect();
         if (this.frozenAfterMs > 0) {
           // Not supported before PostgreSQL 14: the lock then lasts as long as the TCP connection.
-          await client
-            .query(`SET idle_session_timeout = ${Math.max(this.frozenAfterMs, 3 * this.retryMs) | 0}`)
-            .catch(() => undefined);
+          const ms = Math.max(this.frozenAfterMs, 3 * this.retryMs) | 0;
+          // Idle in a transaction too: frozen in the middle of its sweep's transaction, it would keep the lock.
+          await client.query(`SET idle_in_transaction_session_timeout = ${ms}`);
+          await client.query(`SET idle_session_timeout = ${ms}`).catch(() => undefined);
         }
         this.client = client;
       }

@@ -59,25 +59,22 @@ export class Planner extends LoopService {
     const keyed = fetched.filter((c) => c.affinity !== null && c.affinity !== undefined);
     if (keyed.length === 0) return { candidates: [...fetched], parked: [] };
     const keyOf = (g: string, a: string) => `${g}\u0000${a}`;
-    const keys = new Map<string, { affinity_group: string; affinity: string }>();
+    // Holders as the candidates query read them; keys nobody holds (rare:
+    // schedules claim theirs) are handed over first, and read again.
+    const holders = new Map<string, string>();
+    const free = new Map<string, { affinity_group: string; affinity: string }>();
     for (const c of keyed) {
       const g = c.affinity_group as string;
       const a = c.affinity as string;
-      keys.set(keyOf(g, a), { affinity_group: g, affinity: a });
+      if (c.holder !== null && c.holder !== undefined) holders.set(keyOf(g, a), c.holder);
+      else free.set(keyOf(g, a), { affinity_group: g, affinity: a });
     }
-    const readHolders = async () =>
-      new Map(
-        (await this.store.affinity.holders(this.db, [...keys.values()])).map((h) => [
-          keyOf(h.affinity_group, h.affinity),
-          h.workflow_id,
-        ]),
-      );
-    let holders = await readHolders();
-    // Only keys nobody holds are handed over (the usual case is that they are held).
-    const free = [...keys.entries()].filter(([k]) => !holders.has(k)).map(([, key]) => key);
-    if (free.length > 0) {
-      await this.store.affinity.handOver(this.db, free, this.epoch);
-      holders = await readHolders();
+    if (free.size > 0) {
+      await this.store.affinity.handOver(this.db, [...free.values()], this.epoch);
+      for (const k of free.keys()) holders.delete(k);
+      for (const h of await this.store.affinity.holders(this.db, [...free.values()])) {
+        holders.set(keyOf(h.affinity_group, h.affinity), h.workflow_id);
+      }
     }
     const candidates: Candidate[] = [];
     const parked: PlanDecision[] = [];

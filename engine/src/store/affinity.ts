@@ -1,5 +1,4 @@
-import type pg from "pg";
-import { exec, inTransaction, type Queryable, withTransaction } from "../db/pg.js";
+import { exec, inTransaction, type Queryable } from "../db/pg.js";
 import { Statements } from "../db/statement.js";
 import { fenceSql } from "./planner.js";
 
@@ -14,44 +13,19 @@ export interface AffinityHolder extends AffinityKey {
   readonly workflow_id: string;
 }
 
-/** The oldest workflow with an unfinished task with the key of row \`k\` (tasks_affinity_idx). */
-function nextHolder(s: string, k: string): string {
-  return `SELECT t.workflow_id FROM ${s}.tasks t
-             WHERE t.affinity_group = ${k}.affinity_group AND t.affinity = ${k}.affinity
-               AND t.affinity IS NOT NULL AND t.queue <> 'DELETED'
-             ORDER BY t.workflow_id LIMIT 1`;
+/** Keys freed and tasks released by a release. */
+export interface ReleaseResult {
+  readonly freed: number;
+  readonly unparked: number;
 }
 
-/**
- * CTE \`unparked\`: releases the tasks parked for their key of each new holder
- * in \`holders\` (a CTE with affinity_group, affinity, workflow_id).
- */
-function unparkCte(s: string, holders: string): string {
-  return `unparked AS (
-        -- One probe of tasks_affinity_idx per key handed over (LATERAL keeps it so).
-        UPDATE ${s}.tasks t SET queue = 'READY', park_reason = NULL
-         WHERE t.id = ANY(ARRAY(
-                 SELECT w.id FROM ${holders} a CROSS JOIN LATERAL (
-                   SELECT t2.id FROM ${s}.tasks t2
-                    WHERE t2.affinity_group = a.affinity_group AND t2.affinity = a.affinity
-                      AND t2.workflow_id = a.workflow_id AND t2.affinity IS NOT NULL AND t2.queue <> 'DELETED') w))
-           AND t.queue = 'PARKED' AND t.park_reason = 'AFFINITY'
-        RETURNING t.id
-      )`;
-}
-
-/** "This workflow has no unfinished task with this key any more", for the holder row \`h\`. */
-function finishedWithKey(s: string, h: string): string {
-  return `NOT EXISTS (
-          SELECT 1 FROM ${s}.tasks t
-           WHERE t.affinity_group = ${h}.affinity_group AND t.affinity = ${h}.affinity
-             AND t.workflow_id = ${h}.workflow_id AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')`;
-}
+/** Holder of a key the planner claimed for nobody, to hand it on at once (see handOver). */
+const NOBODY = "";
 
 /**
  * Affinity keys: which workflow holds each, and handing a key on when its
  * holder has finished with it. A key is held by one workflow at a time (see
- * migration 004).
+ * migration 004); the hand-over itself is release_affinity_keys (migration 007).
  *
  * Keys are released by whoever finishes the holder's last task with the key,
  * right after that commits: the worker after a completion batch, the client
@@ -64,87 +38,54 @@ function finishedWithKey(s: string, h: string): string {
  */
 export class AffinityStore {
   private readonly holdersSql: string;
-  private readonly handOverSql: string;
+  private readonly claimSql: string;
   private readonly lockFinishedSql: string;
   private readonly releaseSql: string;
   private readonly releaseWorkflowSql: string;
-  private readonly lockSql: string;
-  private readonly lockWorkflowSql: string;
 
   constructor(
     s: string,
-    channel: string,
+    private readonly channel: string,
     private readonly statements: Statements = new Statements(false),
   ) {
     this.holdersSql = `SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
       JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`;
-    // The planner's hand-over of free keys, fenced by its epoch ($3).
-    this.handOverSql = `
-      WITH ${fenceSql(s, "$3")}, acquired AS (
-        INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
-        SELECT k.affinity_group, k.affinity, n.workflow_id
-          FROM unnest($1::text[], $2::text[]) AS k(affinity_group, affinity)
-          CROSS JOIN LATERAL (${nextHolder(s, "k")}) n
-         WHERE EXISTS (SELECT 1 FROM fence)
-        ON CONFLICT DO NOTHING
-        RETURNING affinity_group, affinity, workflow_id
-      ), ${unparkCte(s, "acquired")}
-      SELECT (SELECT count(*)::int FROM unparked) AS unparked`;
+    // The planner (epoch $3) claims keys nobody holds, for nobody: the release
+    // that follows hands them to the oldest waiting workflow. Meanwhile the row
+    // makes schedulers and the planner park other workflows' tasks behind it.
+    this.claimSql = `
+      WITH ${fenceSql(s, "$3")}
+      INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
+      SELECT k.g, k.a, '${NOBODY}' FROM unnest($1::text[], $2::text[]) AS k(g, a)
+       WHERE EXISTS (SELECT 1 FROM fence)
+      ON CONFLICT DO NOTHING
+      RETURNING affinity_group, affinity, workflow_id`;
     // The planner's safety net (epoch $1): locks every holder that looks
     // finished with its key (skipping rows others hold), for a release.
     this.lockFinishedSql = `
       WITH ${fenceSql(s, "$1")}
       SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
-       WHERE EXISTS (SELECT 1 FROM fence) AND ${finishedWithKey(s, "h")}
+       WHERE EXISTS (SELECT 1 FROM fence) AND NOT EXISTS (
+         SELECT 1 FROM ${s}.tasks t
+          WHERE t.affinity_group = h.affinity_group AND t.affinity = h.affinity
+            AND t.workflow_id = h.workflow_id AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')
        ORDER BY h.affinity_group, h.affinity FOR UPDATE OF h SKIP LOCKED`;
-    // After a commit that finished tasks with keys ($1 groups, $2 keys, $3
-    // workflows): each holder among them that has no unfinished task with its
-    // key lets it go to the next workflow in line. The planner is woken when
-    // tasks were released.
-    // The holder row is updated in place (HOT: only its key is indexed), or
-    // deleted when no workflow waits for the key.
-    const release = (holders: string) => `
-      WITH freed AS MATERIALIZED (
-        SELECT h.affinity_group, h.affinity, (${nextHolder(s, "h")}) AS next
+    // $1 groups, $2 keys, $3 workflows (holders that finished tasks with the
+    // keys), $4 lock timeout (ms, null: none), $5 the channel to wake the planner on.
+    this.releaseSql = `SELECT keys_freed AS freed, tasks_released AS unparked
+      FROM ${s}.release_affinity_keys($1::text[], $2::text[], $3::text[], $4::integer, $5::text)`;
+    // A cancelled workflow ($1) gives up its keys at once: the keys of its
+    // tasks (tasks_workflow_idx and the root by id) that it holds.
+    this.releaseWorkflowSql = `
+      SELECT r.keys_freed AS freed, r.tasks_released AS unparked FROM (
+        SELECT array_agg(h.affinity_group) AS g, array_agg(h.affinity) AS a, array_agg(h.workflow_id) AS w
           FROM ${s}.affinity_holders h
-         WHERE (h.affinity_group, h.affinity) IN (${holders}) AND ${finishedWithKey(s, "h")}
-      ), moved AS (
-        UPDATE ${s}.affinity_holders h SET workflow_id = f.next, acquired_at = now()
-          FROM freed f
-         WHERE h.affinity_group = f.affinity_group AND h.affinity = f.affinity AND f.next IS NOT NULL
-        RETURNING h.affinity_group, h.affinity, h.workflow_id
-      ), dropped AS (
-        DELETE FROM ${s}.affinity_holders h USING freed f
-         WHERE h.affinity_group = f.affinity_group AND h.affinity = f.affinity AND f.next IS NULL
-        RETURNING 1
-      ), ${unparkCte(s, "moved")}
-      SELECT (SELECT count(*)::int FROM freed) AS freed, (SELECT count(*)::int FROM unparked) AS unparked,
-             (SELECT count(*)::int FROM dropped) AS dropped,
-             (SELECT pg_notify('${channel}', 'p') FROM unparked HAVING count(*) > 0) AS notified`;
-    this.releaseSql = release(
-      `SELECT h2.affinity_group, h2.affinity FROM unnest($1::text[], $2::text[], $3::text[]) AS k(g, a, w)
-         JOIN ${s}.affinity_holders h2 ON h2.affinity_group = k.g AND h2.affinity = k.a AND h2.workflow_id = k.w`,
-    );
-    // A release first locks its holder rows FOR UPDATE, in key order, and then
-    // runs in a statement of its own: its snapshot is taken once the planner's
-    // apply statements that hold them FOR SHARE have committed, so it sees (and
-    // unparks) every task they parked for the key.
-    this.lockSql = `SELECT 1 FROM ${s}.affinity_holders h
-      WHERE h.affinity_group = ANY($1::text[]) AND h.affinity = ANY($2::text[]) AND h.workflow_id = ANY($3::text[])
-      ORDER BY h.affinity_group, h.affinity FOR UPDATE`;
-    // A cancelled workflow ($1): the keys of its tasks (tasks_workflow_idx and
-    // the root by id), through the holders' primary key.
-    const keysOfWorkflow = `SELECT DISTINCT t.affinity_group, t.affinity FROM ${s}.tasks t
-       WHERE (t.id = $1 OR (t.workflow_id = $1 AND t.id <> t.workflow_id)) AND t.workflow_id = $1
-         AND t.affinity IS NOT NULL`;
-    this.lockWorkflowSql = `SELECT 1 FROM ${s}.affinity_holders h
-      WHERE (h.affinity_group, h.affinity) IN (${keysOfWorkflow}) AND h.workflow_id = $1
-      ORDER BY h.affinity_group, h.affinity FOR UPDATE OF h`;
-    // A cancelled workflow ($1) gives up its keys at once.
-    this.releaseWorkflowSql = release(
-      `SELECT h2.affinity_group, h2.affinity FROM ${s}.affinity_holders h2
-        WHERE (h2.affinity_group, h2.affinity) IN (${keysOfWorkflow}) AND h2.workflow_id = $1`,
-    );
+         WHERE (h.affinity_group, h.affinity) IN (
+                 SELECT DISTINCT t.affinity_group, t.affinity FROM ${s}.tasks t
+                  WHERE (t.id = $1 OR (t.workflow_id = $1 AND t.id <> t.workflow_id)) AND t.workflow_id = $1
+                    AND t.affinity IS NOT NULL)
+           AND h.workflow_id = $1) k
+      CROSS JOIN LATERAL ${s}.release_affinity_keys(k.g, k.a, k.w, NULL, $2::text) r`;
   }
 
   async holders(q: Queryable, keys: readonly AffinityKey[]): Promise<AffinityHolder[]> {
@@ -156,25 +97,29 @@ export class AffinityStore {
     return rows;
   }
 
-  /** The planner: gives each free key among \`keys\` to its oldest waiting workflow; returns tasks released from PARKED. */
+  /**
+   * The planner: gives each free key among \`keys\` to its oldest waiting
+   * workflow; returns the tasks released from PARKED.
+   */
   async handOver(q: Queryable, keys: readonly AffinityKey[], epoch: number): Promise<number> {
     if (keys.length === 0) return 0;
-    const { rows } = await exec<{ unparked: number }>(q, this.statements.get(this.handOverSql), [
+    const { rows: claimed } = await q.query<AffinityHolder>(this.claimSql, [
       keys.map((k) => k.affinity_group),
       keys.map((k) => k.affinity),
       epoch,
     ]);
-    return rows[0]?.unparked ?? 0;
+    return (await this.releaseKeys(q, claimed, null)).unparked;
   }
 
   /**
-   * The planner's safety net, on its connection (not in a transaction): frees every key whose holder has finished with it without a
-   * release (its node died between commit and release), and hands it on.
+   * The planner's safety net, on its connection (not in a transaction): frees
+   * every key whose holder has finished with it without a release (its node
+   * died between commit and release), and hands it on.
    */
-  async releaseFinished(client: Queryable, epoch: number): Promise<{ freed: number; unparked: number }> {
+  async releaseFinished(client: Queryable, epoch: number): Promise<ReleaseResult> {
     return inTransaction(client, async (tx) => {
       const { rows: keys } = await tx.query<AffinityHolder>(this.lockFinishedSql, [epoch]);
-      return keys.length === 0 ? { freed: 0, unparked: 0 } : this.releaseLocked(tx, keys);
+      return this.releaseKeys(tx, keys, null);
     });
   }
 
@@ -183,47 +128,32 @@ export class AffinityStore {
    * workflow has no unfinished task with them and hands them on. Must not run
    * inside the transaction that finished the tasks. Waits at most
    * \`lockTimeoutMs\` for a holder row (a caller's open transaction that
-   * scheduled a task with the key holds it FOR SHARE); after that the key is
-   * left to the planner's sweep.
+   * scheduled a task with the key holds it FOR SHARE); after that it fails
+   * with 55P03 and the key is left to the planner's sweep.
    */
-  async release(
-    pool: pg.Pool,
-    keys: readonly AffinityHolder[],
-    lockTimeoutMs = 500,
-  ): Promise<{ freed: number; unparked: number }> {
-    if (keys.length === 0) return { freed: 0, unparked: 0 };
-    const params = [keys.map((k) => k.affinity_group), keys.map((k) => k.affinity), keys.map((k) => k.workflow_id)];
-    return withTransaction(
-      pool,
-      async (tx) => {
-        await tx.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
-        const locked = await exec(tx, this.statements.get(this.lockSql), params);
-        if ((locked.rowCount ?? 0) === 0) return { freed: 0, unparked: 0 };
-        return this.releaseLocked(tx, keys);
-      },
-      1,
-    );
+  release(q: Queryable, keys: readonly AffinityHolder[], lockTimeoutMs = 500): Promise<ReleaseResult> {
+    return this.releaseKeys(q, keys, lockTimeoutMs);
   }
 
-  private async releaseLocked(
-    tx: Queryable,
+  private async releaseKeys(
+    q: Queryable,
     keys: readonly AffinityHolder[],
-  ): Promise<{ freed: number; unparked: number }> {
-    const { rows } = await exec<{ freed: number; unparked: number }>(tx, this.statements.get(this.releaseSql), [
+    lockTimeoutMs: number | null,
+  ): Promise<ReleaseResult> {
+    if (keys.length === 0) return { freed: 0, unparked: 0 };
+    const { rows } = await exec<ReleaseResult>(q, this.statements.get(this.releaseSql), [
       keys.map((k) => k.affinity_group),
       keys.map((k) => k.affinity),
       keys.map((k) => k.workflow_id),
+      lockTimeoutMs,
+      this.channel,
     ]);
-    return { freed: rows[0]?.freed ?? 0, unparked: rows[0]?.unparked ?? 0 };
+    return rows[0] ?? { freed: 0, unparked: 0 };
   }
 
   /** After a cancel committed: the workflow's keys go to the next workflows in line. */
-  async releaseWorkflow(pool: pg.Pool, workflowId: string): Promise<{ freed: number; unparked: number }> {
-    return withTransaction(pool, async (tx) => {
-      const locked = await tx.query(this.lockWorkflowSql, [workflowId]);
-      if ((locked.rowCount ?? 0) === 0) return { freed: 0, unparked: 0 };
-      const { rows } = await tx.query<{ freed: number; unparked: number }>(this.releaseWorkflowSql, [workflowId]);
-      return { freed: rows[0]?.freed ?? 0, unparked: rows[0]?.unparked ?? 0 };
-    });
+  async releaseWorkflow(q: Queryable, workflowId: string): Promise<ReleaseResult> {
+    const { rows } = await q.query<ReleaseResult>(this.releaseWorkflowSql, [workflowId, this.channel]);
+    return rows[0] ?? { freed: 0, unparked: 0 };
   }
 }

@@ -24,6 +24,8 @@ export interface Candidate {
   readonly workflow_id?: string;
   readonly affinity_group?: string | null;
   readonly affinity?: string | null;
+  /** With a key: the workflow holding it when the candidates were read (null: nobody). */
+  readonly holder?: string | null;
 }
 
 export interface LiveNode {
@@ -90,7 +92,11 @@ export class PlannerStore {
     // Per task name (fair share within a batch), highest priority first, then
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
-    this.candidatesSql = `SELECT r.id, r.task_name, r.priority, r.delayed, r.workflow_id, r.affinity_group, r.affinity
+    // A candidate with a key comes with the key's holder (a probe of the holders' primary key).
+    this.candidatesSql = `SELECT r.id, r.task_name, r.priority, r.delayed, r.workflow_id, r.affinity_group, r.affinity,
+        CASE WHEN r.affinity IS NOT NULL THEN (
+          SELECT h.workflow_id FROM ${s}.affinity_holders h
+           WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity) END AS holder
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
         SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
