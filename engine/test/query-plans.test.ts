@@ -236,7 +236,7 @@ describe("hot-path queries stay index-driven on a large table", () => {
     // Keys held by these workflows (see the setup): the lock finds them, so the release runs too.
     const plans = await explainNested(
       sql(store.affinity, "releaseSql"),
-      [["g1", "g2"], ["key1", "key2"], [workflow(1), workflow(2)], 500, "weft:weft"],
+      [["g1", "g2"], ["key1", "key2"], [workflow(1), workflow(2)], [false, false], 500, "weft:weft"],
       generic,
     );
     const relations = new Set(plans.flat().map((n) => n["Relation Name"]));

@@ -110,6 +110,30 @@ describe("recording outcomes (fencing)", () => {
     expect(await store.read.workflow(pool, row.workflow_id)).toMatchObject({ status: "FAILED", failed_tasks: 1 });
   });
 
+  it("returns the affinity keys of finished tasks, and whether their workflow finished with them", async () => {
+    const key = { affinityGroup: "account", affinity: "7" };
+    const root = newTask(key);
+    const second = newTask({ ...key, workflowId: root.id });
+    await store.schedule.insert(pool, [root, second], new Set([root.id]));
+    await store.planner.apply(
+      pool,
+      [root, second].map((t) => ({ id: t.id, queue: "READY" as const, node: "N1", parkReason: null })),
+      0,
+    );
+    const rows = await store.worker.fetchByIds(pool, "N1", [root.id, second.id]);
+    const outcome = (id: string) => {
+      const row = rows.find((r) => r.id === id);
+      if (!row) throw new Error("not assigned");
+      const done = { id, workflowId: root.id, token: row.token, state: "COMPLETED" as const };
+      return { ...done, result: "null", error: null, children: [] };
+    };
+    const held = { affinity_group: "account", affinity: "7", workflow_id: root.id };
+    // The workflow still has a task with the key: the release will have to look.
+    expect((await store.worker.complete(pool, [outcome(root.id)])).heldKeys).toEqual([{ ...held, finished: false }]);
+    // Its last task: the workflow finished, so it has none left (no need to look).
+    expect((await store.worker.complete(pool, [outcome(second.id)])).heldKeys).toEqual([{ ...held, finished: true }]);
+  });
+
   it("records a large mixed batch in one statement", async () => {
     const rows = await Promise.all(Array.from({ length: 300 }, () => assigned()));
     const res = await store.worker.complete(

@@ -844,7 +844,12 @@ export class Worker implements Service {
    */
   private queueRelease(keys: readonly AffinityHolder[]): void {
     if (keys.length === 0) return;
-    for (const k of keys) this.keysToRelease.set(`${k.affinity_group}\u0000${k.affinity}\u0000${k.workflow_id}`, k);
+    for (const k of keys) {
+      const id = `${k.affinity_group}\u0000${k.affinity}\u0000${k.workflow_id}`;
+      // Queued twice (two batches of one workflow): finished if either says so.
+      if (!k.finished && this.keysToRelease.get(id)?.finished) continue;
+      this.keysToRelease.set(id, k);
+    }
     this.pumpReleases();
   }
 

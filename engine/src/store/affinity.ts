@@ -11,6 +11,8 @@ export interface AffinityKey {
 /** An affinity key and the workflow holding it. */
 export interface AffinityHolder extends AffinityKey {
   readonly workflow_id: string;
+  /** The workflow is known to have finished (so it has no unfinished task with the key). */
+  readonly finished?: boolean;
 }
 
 /** Keys freed and tasks released by a release. */
@@ -71,9 +73,10 @@ export class AffinityStore {
             AND t.workflow_id = h.workflow_id AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')
        ORDER BY h.affinity_group, h.affinity FOR UPDATE OF h SKIP LOCKED`;
     // $1 groups, $2 keys, $3 workflows (holders that finished tasks with the
-    // keys), $4 lock timeout (ms, null: none), $5 the channel to wake the planner on.
+    // keys), $4 whether each workflow is known to have finished, $5 lock
+    // timeout (ms, null: none), $6 the channel to wake the planner on.
     this.releaseSql = `SELECT keys_freed AS freed, tasks_released AS unparked
-      FROM ${s}.release_affinity_keys($1::text[], $2::text[], $3::text[], $4::integer, $5::text)`;
+      FROM ${s}.release_affinity_keys($1::text[], $2::text[], $3::text[], $4::boolean[], $5::integer, $6::text)`;
     // A cancelled workflow ($1) gives up its keys at once: the keys of its
     // tasks (tasks_workflow_idx and the root by id) that it holds.
     this.releaseWorkflowSql = `
@@ -85,7 +88,7 @@ export class AffinityStore {
                   WHERE (t.id = $1 OR (t.workflow_id = $1 AND t.id <> t.workflow_id)) AND t.workflow_id = $1
                     AND t.affinity IS NOT NULL)
            AND h.workflow_id = $1) k
-      CROSS JOIN LATERAL ${s}.release_affinity_keys(k.g, k.a, k.w, NULL, $2::text) r`;
+      CROSS JOIN LATERAL ${s}.release_affinity_keys(k.g, k.a, k.w, NULL, NULL, $2::text) r`;
   }
 
   async holders(q: Queryable, keys: readonly AffinityKey[]): Promise<AffinityHolder[]> {
@@ -145,6 +148,7 @@ export class AffinityStore {
       keys.map((k) => k.affinity_group),
       keys.map((k) => k.affinity),
       keys.map((k) => k.workflow_id),
+      keys.map((k) => k.finished === true),
       lockTimeoutMs,
       this.channel,
     ]);

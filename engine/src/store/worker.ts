@@ -28,7 +28,10 @@ export interface CompleteResult {
   readonly retried: number;
   /** How many workflows reached a final status in this batch. */
   readonly finishedWorkflows: number;
-  /** Affinity keys (with their workflow) of the tasks finished: release them after the commit. */
+  /**
+   * Affinity keys (with their workflow, and whether it finished here) of the
+   * tasks finished: release them after the commit.
+   */
   readonly heldKeys: readonly AffinityHolder[];
 }
 
@@ -37,7 +40,7 @@ interface CompleteRow {
   finished: number;
   retried: number;
   refused: string[] | null;
-  held_keys: [string, string, string][] | null;
+  held_keys: [string, string, string, boolean][] | null;
 }
 
 /** The worker's queries: fetch its assignments, record outcomes, release on shutdown. */
@@ -256,8 +259,10 @@ export class WorkerStore {
              (SELECT count(*)::int FROM joins) AS joins,
              (SELECT count(*)::int FROM messages) AS messages,
              -- The affinity keys of finished tasks: the caller releases those
-             -- their workflow is done with once this has committed (AffinityStore).
-             (SELECT json_agg(json_build_array(affinity_group, affinity, workflow_id))
+             -- their workflow is done with once this has committed (AffinityStore),
+             -- told which workflows finished here.
+             (SELECT json_agg(json_build_array(affinity_group, affinity, workflow_id,
+                                               workflow_id IN (SELECT id FROM finished)))
                 FROM (SELECT DISTINCT affinity_group, affinity, workflow_id FROM done WHERE affinity IS NOT NULL) k)
                AS held_keys,
              pg_notify('${channel}', 'p')`;
@@ -345,10 +350,11 @@ export class WorkerStore {
       refused: row.refused ?? [],
       finishedWorkflows: row.finished,
       retried: row.retried,
-      heldKeys: (row.held_keys ?? []).map(([affinity_group, affinity, workflow_id]) => ({
+      heldKeys: (row.held_keys ?? []).map(([affinity_group, affinity, workflow_id, finished]) => ({
         affinity_group,
         affinity,
         workflow_id,
+        finished,
       })),
     };
   }
