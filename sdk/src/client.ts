@@ -23,6 +23,16 @@ import {
 import { DeadLetters } from "./dead-letters.js";
 import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
 import { resolvePlacement, validateWorkflowId } from "./options.js";
+
+/** The placement fields of ScheduleOptions (see ScheduleManyOptions.placement). */
+const PLACEMENT_KEYS = [
+  "priority",
+  "runAt",
+  "delayMs",
+  "affinityGroup",
+  "affinity",
+] as const satisfies readonly (keyof Placement)[];
+
 import { SlotSeriesClient, type SlotSeriesOptions } from "./slots.js";
 import {
   type AnyDefinition,
@@ -34,6 +44,8 @@ import {
   toIssues,
 } from "./task.js";
 import type {
+  Placement,
+  ScheduleManyOptions,
   ScheduleOptions,
   TaskRef,
   TaskState,
@@ -93,7 +105,7 @@ export class WeftClient {
   async scheduleMany<T extends AnyTaskDefinition>(
     task: T,
     inputs: readonly TaskInput<T>[],
-    options?: ScheduleOptions,
+    options?: ScheduleManyOptions<TaskInput<T>>,
   ): Promise<TaskRef[]> {
     if (
       typeof task !== "object" ||
@@ -104,7 +116,20 @@ export class WeftClient {
       throw new InvalidArgumentError("task", "expected a task definition from defineTask()");
     }
     if (!Array.isArray(inputs)) throw new InvalidArgumentError("inputs", "expected an array");
-    const placement = resolvePlacement(options);
+    const shared = resolvePlacement(options);
+    const perInput = options?.placement;
+    if (perInput !== undefined) {
+      if (typeof perInput !== "function") {
+        throw new InvalidArgumentError("options.placement", "expected a function (input, index) => placement");
+      }
+      const own = PLACEMENT_KEYS.filter((k) => options?.[k] !== undefined);
+      if (own.length > 0) {
+        throw new InvalidArgumentError(
+          "options.placement",
+          `give placement either for the batch (${own.join(", ")}) or per input, not both`,
+        );
+      }
+    }
     const existing =
       options?.workflowId !== undefined ? validateWorkflowId(options.workflowId, "options.workflowId") : undefined;
     const tx = options?.tx;
@@ -112,9 +137,10 @@ export class WeftClient {
       throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");
     }
     const limit = this.engine.config.maxPayloadBytes;
-    const rows: NewTaskRow[] = inputs.map((input) => {
+    const rows: NewTaskRow[] = inputs.map((input, i) => {
       const parsed = task.input.safeParse(input);
       if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
+      const placement = perInput ? resolvePlacement(perInput(input, i), `options.placement(inputs[${i}])`) : shared;
       const id = newId();
       return {
         id,

@@ -81,6 +81,8 @@ export {
   type UpstreamOutcome,
 } from "./task.js";
 export type {
+  Placement,
+  ScheduleManyOptions,
   ScheduleOptions,
   TaskRef,
   TaskState,

@@ -12,32 +12,38 @@ export interface ResolvedPlacement {
 const INT32_MAX = 2_147_483_647;
 const MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000;
 
-/** Validates the options shared by client and child scheduling. */
-export function resolvePlacement(options: ChildScheduleOptions | ScheduleOptions | undefined): ResolvedPlacement {
+/**
+ * Validates the options shared by client and child scheduling; \`path\` names
+ * them in errors (\`options\`, or a per-input placement).
+ */
+export function resolvePlacement(
+  options: ChildScheduleOptions | ScheduleOptions | undefined,
+  path = "options",
+): ResolvedPlacement {
   const o = options ?? {};
-  if (typeof o !== "object") throw new InvalidArgumentError("options", "expected an object");
+  if (typeof o !== "object" || o === null) throw new InvalidArgumentError(path, "expected an object");
   const priority = o.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority) > INT32_MAX) {
-    throw new InvalidArgumentError("options.priority", `expected an integer between -${INT32_MAX} and ${INT32_MAX}`);
+    throw new InvalidArgumentError(`${path}.priority`, `expected an integer between -${INT32_MAX} and ${INT32_MAX}`);
   }
   if (o.runAt !== undefined && o.delayMs !== undefined) {
-    throw new InvalidArgumentError("options.runAt", "give either runAt or delayMs, not both");
+    throw new InvalidArgumentError(`${path}.runAt`, "give either runAt or delayMs, not both");
   }
   if (o.runAt !== undefined && (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime()))) {
-    throw new InvalidArgumentError("options.runAt", "expected a valid Date");
+    throw new InvalidArgumentError(`${path}.runAt`, "expected a valid Date");
   }
   if (o.delayMs !== undefined && (!Number.isFinite(o.delayMs) || o.delayMs < 0 || o.delayMs > MAX_DELAY_MS)) {
-    throw new InvalidArgumentError("options.delayMs", `expected a number of milliseconds from 0 to ${MAX_DELAY_MS}`);
+    throw new InvalidArgumentError(`${path}.delayMs`, `expected a number of milliseconds from 0 to ${MAX_DELAY_MS}`);
   }
   const hasGroup = o.affinityGroup !== undefined;
   const hasKey = o.affinity !== undefined;
   if (hasGroup !== hasKey) {
-    throw new InvalidArgumentError("options.affinity", "give affinityGroup and affinity together, or neither");
+    throw new InvalidArgumentError(`${path}.affinity`, "give affinityGroup and affinity together, or neither");
   }
   for (const key of ["affinityGroup", "affinity"] as const) {
     const v = o[key];
     if (v !== undefined && (typeof v !== "string" || v.length === 0 || v.length > 256)) {
-      throw new InvalidArgumentError(`options.${key}`, "expected a non-empty string of at most 256 characters");
+      throw new InvalidArgumentError(`${path}.${key}`, "expected a non-empty string of at most 256 characters");
     }
   }
   return {

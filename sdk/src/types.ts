@@ -25,6 +25,19 @@ export interface ScheduleOptions {
   readonly tx?: Queryable;
 }
 
+/** Where and when one task runs: the placement part of ScheduleOptions. */
+export type Placement = Pick<ScheduleOptions, "priority" | "runAt" | "delayMs" | "affinityGroup" | "affinity">;
+
+/** Options of \`scheduleMany\`: those of \`schedule\`, and placement per input. */
+export interface ScheduleManyOptions<Input> extends ScheduleOptions {
+  /**
+   * The placement of each input's task (its priority, runAt or delayMs, and
+   * affinity), instead of one for the whole batch: e.g. one affinity key per
+   * account. Not combined with the batch's own placement fields.
+   */
+  readonly placement?: (input: Input, index: number) => Placement;
+}
+
 export type TaskState = "PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
 export type VirtualQueue = "NEW" | "READY" | "PARKED" | "DELETED";
 export type WorkflowState = "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";

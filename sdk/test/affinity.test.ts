@@ -53,8 +53,19 @@ describe.each<{ settings: string; env: Record<string, string> }>([
   });
 
   it(`${KEYS} keys × ${WORKFLOWS_PER_KEY} workflows: a key's workflows never overlap and run in creation order`, async () => {
-    // Workflows are created round by round, so each key's are interleaved with the others'.
+    // Workflows are created round by round, so each key's are interleaved with the
+    // others': in odd rounds one call per workflow, in even rounds one call for all
+    // keys, each input with its own key.
     for (let w = 0; w < WORKFLOWS_PER_KEY; w++) {
+      if (w % 2 === 0) {
+        const keys = Array.from({ length: KEYS }, (_, k) => k);
+        await client.client.scheduleMany(
+          tasks.affParent,
+          keys.map(() => ({ children: 2, sleepMs: 5 })),
+          { placement: (_, k) => ({ affinityGroup: "account", affinity: `acct-${k}` }) },
+        );
+        continue;
+      }
       for (let k = 0; k < KEYS; k++) {
         await client.client.schedule(
           tasks.affParent,

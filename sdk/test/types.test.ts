@@ -67,6 +67,15 @@ describe("SDK types", () => {
       const status = await client.getTask("01ARZ3NDEKTSV4RRFFQ69G5FAV", resize);
       expectTypeOf(status).toEqualTypeOf<TaskStatus<{ location: string; bytes: bigint }>>();
       expectTypeOf(status.result).toEqualTypeOf<{ location: string; bytes: bigint } | null>();
+      // Per-input placement sees the input's type.
+      await client.scheduleMany(resize, [{ url: "a" }], {
+        placement: (input, i) => {
+          expectTypeOf(input).toEqualTypeOf<{ url: string; width?: number | undefined }>();
+          return { affinityGroup: "host", affinity: `${new URL(input.url).host}-${i}` };
+        },
+      });
+      // @ts-expect-error placement gives placement fields only
+      await client.scheduleMany(resize, [{ url: "a" }], { placement: () => ({ workflowId: "x" }) });
     };
     expectTypeOf(check).toBeFunction();
   });

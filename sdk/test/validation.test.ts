@@ -115,9 +115,45 @@ describe("bad input is refused with a typed error and nothing is written", () =>
     expect(await workflowCount()).toBe(0);
   });
 
+  it("invalid placement per input names the input; nothing of the batch is written", async () => {
+    const ok = { customer: "c", items: [] };
+    const inputs = [ok, ok, ok];
+    await expect(
+      weft.client.scheduleMany(order, inputs, {
+        placement: (_, i) => (i === 1 ? { affinity: "key-only" } : { affinityGroup: "g", affinity: `k${i}` }),
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_ARGUMENT", argument: "options.placement(inputs[1]).affinity" });
+    await expect(
+      weft.client.scheduleMany(order, inputs, { priority: 2, placement: () => ({ priority: 1 }) }),
+    ).rejects.toMatchObject({ code: "INVALID_ARGUMENT", argument: "options.placement" });
+    await expect(
+      // @ts-expect-error: not a function
+      weft.client.scheduleMany(order, inputs, { placement: { priority: 1 } }),
+    ).rejects.toMatchObject({ code: "INVALID_ARGUMENT", argument: "options.placement" });
+    expect(await taskCount()).toBe(0);
+    expect(await workflowCount()).toBe(0);
+  });
+
   it("a valid schedule still works after the refusals", async () => {
     await weft.client.schedule(order, { customer: "c", items: [{ sku: "s", qty: 2 }] });
     expect(await taskCount()).toBe(1);
+  });
+
+  it("placement per input: each task gets its own priority and key in one call", async () => {
+    const ok = { customer: "c", items: [] };
+    const refs = await weft.client.scheduleMany(order, [ok, ok, ok], {
+      placement: (_, i) => ({ priority: i, affinityGroup: "acct", affinity: i < 2 ? "a" : "b" }),
+    });
+    const { rows } = await pool.query(
+      "SELECT priority, affinity, queue, park_reason FROM weft.tasks WHERE id = ANY($1) ORDER BY id",
+      [refs.map((r) => r.taskId)],
+    );
+    // The first workflow with key "a" holds it; the second waits for it.
+    expect(rows).toEqual([
+      { priority: 0, affinity: "a", queue: "NEW", park_reason: null },
+      { priority: 1, affinity: "a", queue: "PARKED", park_reason: "AFFINITY" },
+      { priority: 2, affinity: "b", queue: "NEW", park_reason: null },
+    ]);
   });
 });
 

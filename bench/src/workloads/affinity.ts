@@ -34,21 +34,13 @@ export const affinity: Workload = {
     tasks: (onDone) => [definition(onDone)],
     async enqueue(client, tasks, batchSize) {
       const task = definition(() => undefined);
-      // One statement per key and round of up to `batchSize` / KEYS workflows,
-      // so each key's workflows are created in order.
-      const perKey = Math.ceil(tasks / KEYS);
-      const perCall = Math.max(1, Math.floor(batchSize / KEYS));
-      for (let from = 0; from < perKey; from += perCall) {
-        for (let k = 0; k < KEYS; k++) {
-          const inputs: { i: number }[] = [];
-          for (let r = from; r < Math.min(perKey, from + perCall); r++) {
-            const i = r * KEYS + k;
-            if (i < tasks) inputs.push({ i });
-          }
-          if (inputs.length > 0) {
-            await client.scheduleMany(task, inputs, { affinityGroup: "bench", affinity: `key-${k}` });
-          }
-        }
+      // Task i is workflow i / 1,000 of key i % 1,000: in order of i, each key's
+      // workflows are created in order. One statement per batch, each input with its own key.
+      for (let from = 0; from < tasks; from += batchSize) {
+        const inputs = Array.from({ length: Math.min(batchSize, tasks - from) }, (_, j) => ({ i: from + j }));
+        await client.scheduleMany(task, inputs, {
+          placement: (input) => ({ affinityGroup: "bench", affinity: `key-${input.i % KEYS}` }),
+        });
       }
     },
   },
