@@ -71,7 +71,6 @@ export class Planner extends LoopService {
     }
     if (free.size > 0) {
       await this.store.affinity.handOver(this.db, [...free.values()], this.epoch);
-      for (const k of free.keys()) holders.delete(k);
       for (const h of await this.store.affinity.holders(this.db, [...free.values()])) {
         holders.set(keyOf(h.affinity_group, h.affinity), h.workflow_id);
       }
