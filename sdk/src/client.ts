@@ -24,15 +24,6 @@ import { DeadLetters } from "./dead-letters.js";
 import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
 import { resolvePlacement, validateWorkflowId } from "./options.js";
 
-/** The placement fields of ScheduleOptions (see ScheduleManyOptions.placement). */
-const PLACEMENT_KEYS = [
-  "priority",
-  "runAt",
-  "delayMs",
-  "affinityGroup",
-  "affinity",
-] as const satisfies readonly (keyof Placement)[];
-
 import { SlotSeriesClient, type SlotSeriesOptions } from "./slots.js";
 import {
   type AnyDefinition,
@@ -55,6 +46,15 @@ import type {
   WorkflowState,
   WorkflowStatus,
 } from "./types.js";
+
+/** The placement fields of ScheduleOptions (see ScheduleManyOptions.placement). */
+const PLACEMENT_KEYS = [
+  "priority",
+  "runAt",
+  "delayMs",
+  "affinityGroup",
+  "affinity",
+] as const satisfies readonly (keyof Placement)[];
 
 const FINAL_WORKFLOW: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
