@@ -348,6 +348,7 @@ export class SlotSeriesClient {
       await client.query("SAVEPOINT weft_slot_work");
       try {
         const outcome = await work(slot, client);
+        // DTM's SKIP outcome (not a skipped test): the work found nothing to do for this slot.
         if (outcome === "skip") await slot.skip();
         else await slot.complete();
       } catch (error) {
