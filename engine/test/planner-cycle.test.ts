@@ -206,4 +206,31 @@ describe("planner cycles", () => {
     const holder = await pool.query("SELECT workflow_id FROM weft.affinity_holders");
     expect(holder.rows).toEqual([{ workflow_id: w2 }]);
   });
+
+  it("affinity: a schedule racing the release that drops a key (nobody waiting) claims the key", async () => {
+    const key = { affinityGroup: "account", affinity: "9" };
+    await schedule(1, key);
+    // A release in progress: it has locked the holder row; the key's holder
+    // finished and nobody waits, so it deletes the row and commits while the
+    // schedule waits for the row.
+    const release = await pool.connect();
+    try {
+      await release.query("BEGIN");
+      await release.query("SELECT 1 FROM weft.affinity_holders WHERE affinity = '9' FOR UPDATE");
+      const scheduled = schedule(1, key);
+      await new Promise((r) => setTimeout(r, 100));
+      await release.query("DELETE FROM weft.affinity_holders WHERE affinity = '9'");
+      await release.query("COMMIT");
+      const [w2] = await scheduled;
+      // The key is claimed again for the new workflow, whose task may run: no
+      // later workflow can take it first.
+      const holder = await pool.query("SELECT workflow_id FROM weft.affinity_holders WHERE affinity = '9'");
+      expect(holder.rows).toEqual([{ workflow_id: w2 }]);
+      expect((await tasksOf([w2 as string]))[0]?.queue).toBe("NEW");
+      const [w3] = await schedule(1, key);
+      expect((await tasksOf([w3 as string]))[0]).toMatchObject({ queue: "PARKED", park_reason: "AFFINITY" });
+    } finally {
+      release.release();
+    }
+  });
 });

@@ -162,28 +162,26 @@ export class ScheduleStore {
          WHERE w.id = ANY($4::text[])
       ), c AS MATERIALIZED (
         SELECT * FROM ${unnestTasks(6)}
-      ), claimed AS (
-        -- A key nobody holds goes to the oldest workflow scheduling it here.
-        INSERT INTO ${s}.affinity_holders (affinity_group, affinity, workflow_id)
+      ), held AS MATERIALIZED (
+        -- Each key of this statement: claimed for the oldest workflow scheduling
+        -- it here when nobody holds it, otherwise its holder as it is now. Tasks
+        -- of other workflows start PARKED. The row stays locked until this
+        -- commits, so the release that hands the key on (FOR UPDATE, then a fresh
+        -- snapshot) sees and unparks them. DO UPDATE (a no-op, HOT) rather than
+        -- DO NOTHING and a separate read: a holder row deleted meanwhile (its key
+        -- released with nobody waiting) is claimed again, not missed, which left
+        -- a later workflow to take the key first. Keys are locked in key order.
+        INSERT INTO ${s}.affinity_holders AS h (affinity_group, affinity, workflow_id)
         SELECT DISTINCT ON (c.affinity_group, c.affinity) c.affinity_group, c.affinity, c.workflow_id
           FROM c WHERE c.affinity IS NOT NULL
          ORDER BY c.affinity_group, c.affinity, c.workflow_id
-        ON CONFLICT DO NOTHING
-        RETURNING affinity_group, affinity, workflow_id
-      ), held AS MATERIALIZED (
-        -- A key held by another workflow: its tasks start PARKED. The holder row
-        -- stays locked FOR SHARE until this commits, so the release that hands
-        -- the key on (FOR UPDATE, then a fresh snapshot) sees and unparks them.
-        SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
-         WHERE h.affinity_group = ANY(ARRAY(SELECT DISTINCT affinity_group FROM c WHERE affinity IS NOT NULL))
-           AND h.affinity = ANY(ARRAY(SELECT DISTINCT affinity FROM c WHERE affinity IS NOT NULL))
-         ORDER BY h.affinity_group, h.affinity
-           FOR SHARE
+        ON CONFLICT (affinity_group, affinity) DO UPDATE SET workflow_id = h.workflow_id
+        RETURNING h.affinity_group, h.affinity, h.workflow_id
       ), holder_map AS MATERIALIZED (
         -- { group: { key: holding workflow } }, looked up per row (no join, see PlannerStore.apply).
         SELECT coalesce(jsonb_object_agg(g, m), '{}'::jsonb) AS m FROM (
           SELECT affinity_group AS g, jsonb_object_agg(affinity, workflow_id) AS m
-            FROM (SELECT * FROM claimed UNION ALL SELECT * FROM held) x
+            FROM held x
            GROUP BY affinity_group) y
       )
       INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
