@@ -156,9 +156,10 @@ describe("hot-path queries stay index-driven on a large table", () => {
           JSON.stringify(
             Object.fromEntries(sample.running.map((id, i) => [id, { t: i, s: "COMPLETED", r: null, e: null }])),
           ),
-          // No children (a JSON array), new joins, edges (4 columns), lock buckets or messages (3 columns), retries, slots.
+          // No children (a JSON array), new joins, edges (4 columns), lock buckets or messages (3 columns), retries, slots,
+          // parents of children.
           "[]",
-          ...Array.from({ length: 11 }, () => []),
+          ...Array.from({ length: 12 }, () => []),
         ],
       ],
     ],
@@ -180,6 +181,7 @@ describe("hot-path queries stay index-driven on a large table", () => {
           ...Array.from({ length: 9 }, () => []),
           sample.running.slice(250),
           sample.running.slice(0, 100),
+          [],
         ],
       ],
     ],

@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/pg.js";
+import { soloRootSql, soloStatusSql } from "./solo.js";
 
 /** Advisory-lock class for workflow buckets; see workflowBucket. */
 export const WORKFLOW_LOCK_CLASS = 0x57efa;
@@ -34,6 +35,7 @@ export class CancelStore {
   private readonly statusSql: string;
   private readonly taskSql: string;
   private readonly subtreeSql: string;
+  private readonly soloSql: string;
 
   constructor(s: string, channel: string) {
     this.lockSql = `SELECT pg_advisory_xact_lock(${WORKFLOW_LOCK_CLASS}, $1)`;
@@ -57,7 +59,27 @@ export class CancelStore {
                 FROM cancelled WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS nodes,
              pg_notify('${channel}', 'w:' || $1)
         FROM cancelled`;
-    this.statusSql = `SELECT status FROM ${s}.workflows WHERE id = $1`;
+    this.statusSql = `SELECT status FROM ${s}.workflows WHERE id = $1
+      UNION ALL
+      SELECT ${soloStatusSql("t")} FROM ${s}.tasks t WHERE t.id = $1 AND ${soloRootSql("t")}`;
+    // A solo workflow (no row, migration 008): its root task is cancelled and
+    // the row written, CANCELLED with the reason. Locking the root orders this
+    // against its completion and against a schedule into the workflow (which
+    // would write the row first: then this finds no solo root).
+    this.soloSql = `
+      WITH root AS (
+        UPDATE ${s}.tasks t
+           SET queue = 'DELETED', state = 'CANCELLED', park_reason = NULL, finished_at = now(), solo = false
+         WHERE t.id = $1 AND ${soloRootSql("t")} AND t.queue <> 'DELETED'
+        RETURNING t.created_at, t.assigned_node
+      ), wf AS (
+        INSERT INTO ${s}.workflows (id, root_task_id, status, pending_tasks, total_tasks, cancel_reason, created_at, finished_at)
+        SELECT $1, $1, 'CANCELLED', 0, 1, $2::text, created_at, now() FROM root
+      )
+      SELECT count(*)::int AS tasks,
+             (SELECT pg_notify('${channel}', 'r:' || assigned_node) FROM root WHERE assigned_node IS NOT NULL) AS nodes,
+             CASE WHEN count(*) > 0 THEN pg_notify('${channel}', 'w:' || $1) END AS finished
+        FROM root`;
     this.taskSql = `SELECT workflow_id FROM ${s}.tasks WHERE id = $1`;
     // The task, its descendants (forks included), and the joins that wait for any
     // of them with their own descendants, closed transitively; the unfinished
@@ -103,19 +125,32 @@ export class CancelStore {
     const workflowId = rows[0]?.workflow_id;
     if (workflowId === undefined) return undefined;
     await tx.query(this.lockSql, [workflowBucket(workflowId)]);
+    if (taskId === workflowId) {
+      // Cancelling the root of a solo workflow cancels the workflow.
+      const solo = await tx.query<{ tasks: number }>(this.soloSql, [workflowId, null]);
+      if ((solo.rows[0]?.tasks ?? 0) > 0) return { workflowId, tasks: 1 };
+    }
     const result = await tx.query<{ tasks: number }>(this.subtreeSql, [taskId, workflowId]);
     return { workflowId, tasks: result.rows[0]?.tasks ?? 0 };
   }
 
   async cancelWorkflow(tx: Queryable, workflowId: string, reason: string | null): Promise<CancelResult | undefined> {
     await tx.query(this.lockSql, [workflowBucket(workflowId)]);
-    const updated = await tx.query(this.workflowSql, [workflowId, reason]);
-    if ((updated.rowCount ?? 0) === 0) {
+    // Each statement reads a fresh snapshot: a solo workflow that got its row
+    // between the first two (a schedule into it) is RUNNING with a row on the
+    // next pass.
+    for (let pass = 0; ; pass++) {
+      const updated = await tx.query(this.workflowSql, [workflowId, reason]);
+      if ((updated.rowCount ?? 0) > 0) {
+        const { rows } = await tx.query<{ tasks: number }>(this.tasksSql, [workflowId]);
+        return { cancelled: true, status: "CANCELLED", tasks: rows[0]?.tasks ?? 0 };
+      }
+      const solo = await tx.query<{ tasks: number }>(this.soloSql, [workflowId, reason]);
+      if ((solo.rows[0]?.tasks ?? 0) > 0) return { cancelled: true, status: "CANCELLED", tasks: 1 };
       const { rows } = await tx.query<{ status: string }>(this.statusSql, [workflowId]);
       const status = rows[0]?.status;
-      return status === undefined ? undefined : { cancelled: false, status, tasks: 0 };
+      if (status === undefined) return undefined;
+      if (status !== "RUNNING" || pass > 0) return { cancelled: false, status, tasks: 0 };
     }
-    const { rows } = await tx.query<{ tasks: number }>(this.tasksSql, [workflowId]);
-    return { cancelled: true, status: "CANCELLED", tasks: rows[0]?.tasks ?? 0 };
   }
 }

@@ -1,6 +1,7 @@
 import type { Queryable } from "../db/pg.js";
 import { DeadLetterNotFoundError, NotRequeueableError } from "../errors.js";
 import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
+import { soloRootSql, soloStatusSql } from "./solo.js";
 
 /** A dead letter as stored. */
 export interface DeadLetterRow {
@@ -49,7 +50,9 @@ export class DeadLetterStore {
     this.purgeFilterSql = `DELETE FROM ${s}.dead_letters WHERE ${WHERE}`;
     this.workflowsSql = `SELECT DISTINCT workflow_id FROM ${s}.dead_letters WHERE task_id = ANY($1::text[])`;
     // The dead letters to requeue with their task and workflow, locked.
-    this.lockedSql = `SELECT d.task_id, t.id AS task, t.queue, t.state, w.status AS workflow_status, d.workflow_id
+    // A solo workflow (no row, migration 008) has its root task's status.
+    this.lockedSql = `SELECT d.task_id, t.id AS task, t.queue, t.state, d.workflow_id,
+             coalesce(w.status, CASE WHEN ${soloRootSql("t")} THEN ${soloStatusSql("t")} END) AS workflow_status
       FROM ${s}.dead_letters d
       LEFT JOIN ${s}.tasks t ON t.id = d.task_id
       LEFT JOIN ${s}.workflows w ON w.id = d.workflow_id

@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/pg.js";
+import { soloRootSql, soloWorkflowSql } from "./solo.js";
 
 export interface TaskRecord {
   readonly id: string;
@@ -38,6 +39,9 @@ export interface WorkflowRecord {
   readonly finished_at: Date | null;
 }
 
+const WORKFLOW_COLUMNS = `id, status, root_task_id, pending_tasks, total_tasks, failed_tasks, cancel_reason,
+  created_at, finished_at`;
+
 const TASK_COLUMNS = `id, workflow_id, parent_id, task_name, queue, state, park_reason, input, result, error,
   attempt, priority, run_after, affinity_group, affinity, assigned_node, created_at, assigned_at, finished_at,
   join_pending, is_fork, awaited_by`;
@@ -54,7 +58,11 @@ export class ReadStore {
 
   constructor(s: string) {
     this.taskSql = `SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE id = $1`;
-    this.workflowSql = `SELECT * FROM ${s}.workflows WHERE id = $1`;
+    // A solo workflow (no row) is read from its root task: at most one branch
+    // has a row, since the row and solo = false are written together.
+    this.workflowSql = `SELECT ${WORKFLOW_COLUMNS} FROM ${s}.workflows WHERE id = $1
+      UNION ALL
+      SELECT ${soloWorkflowSql("t")} FROM ${s}.tasks t WHERE t.id = $1 AND ${soloRootSql("t")}`;
     // The root (id = workflow id) by primary key, the rest by tasks_workflow_idx.
     this.workflowTasksSql = `SELECT ${TASK_COLUMNS} FROM ${s}.tasks WHERE id = $1 AND workflow_id = $1
       UNION ALL

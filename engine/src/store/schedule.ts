@@ -1,5 +1,6 @@
 import type { Queryable } from "../db/pg.js";
 import { WorkflowNotFoundError, WorkflowNotRunningError } from "../errors.js";
+import { soloRootSql, soloStatusSql } from "./solo.js";
 import type { NewEdgeRow, NewTaskRow } from "./types.js";
 
 /** Column arrays for `unnest`-based batch inserts of tasks. */
@@ -93,7 +94,7 @@ export function unnestTasks(first: number): string {
 }
 
 export const TASK_INSERT_COLUMNS = `id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group,
-  affinity, awaited_by, is_fork, join_pending, queue, park_reason`;
+  affinity, awaited_by, is_fork, join_pending, queue, park_reason, solo`;
 
 /**
  * Select list over \`unnestTasks\`. A relative delay is resolved on the database
@@ -102,7 +103,7 @@ export const TASK_INSERT_COLUMNS = `id, workflow_id, parent_id, task_name, input
  * statement that records the parent's outcome); forks inherit none. A join that
  * still waits for something starts PARKED.
  */
-export function taskSelectList(inherited = "NULL::text[]", parkedForAffinity = "false"): string {
+export function taskSelectList(inherited = "NULL::text[]", parkedForAffinity = "false", solo = "false"): string {
   // A JSON null input becomes SQL NULL in jsonb_to_recordset: store it as JSON null.
   return `c.id, c.workflow_id, c.parent_id, c.task_name, coalesce(c.input, 'null'::jsonb), c.priority,
     coalesce(c.run_after, now() + c.delay_ms * interval '1 millisecond'), c.affinity_group, c.affinity,
@@ -110,14 +111,14 @@ export function taskSelectList(inherited = "NULL::text[]", parkedForAffinity = "
            || coalesce(string_to_array(c.own_joins, ','), '{}'::text[]), '{}'::text[]),
     c.is_fork, c.join_pending,
     CASE WHEN c.join_pending > 0 OR ${parkedForAffinity} THEN 'PARKED' ELSE 'NEW' END,
-    CASE WHEN c.join_pending > 0 THEN 'JOIN' WHEN ${parkedForAffinity} THEN 'AFFINITY' END`;
+    CASE WHEN c.join_pending > 0 THEN 'JOIN' WHEN ${parkedForAffinity} THEN 'AFFINITY' END, ${solo}`;
 }
 
 /**
- * CTEs \`wf\` and \`t\` that create, for each row of \`rows\` with a task_id, a
- * task in a workflow of its own (slot tasks, cron ticks): \`input\` is an SQL
- * expression over the row; \`affinity\` an SQL text expression (NULL: none) for
- * the group \`affinityGroup\`.
+ * CTE \`t\` that creates, for each row of \`rows\` with a task_id, a task in a
+ * workflow of its own (slot tasks, cron ticks): a solo workflow, with no
+ * workflow row (migration 008). \`input\` is an SQL expression over the row;
+ * \`affinity\` an SQL text expression (NULL: none) for the group \`affinityGroup\`.
  */
 export function ownWorkflowTasksSql(
   s: string,
@@ -127,14 +128,10 @@ export function ownWorkflowTasksSql(
   affinity = "NULL::text",
   affinityGroup = "weft.slots",
 ): string {
-  return `wf AS (
-        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
-        SELECT task_id, task_id, 1, 1 FROM ${rows} WHERE task_id IS NOT NULL
-        RETURNING 1
-      ), t AS (
-        INSERT INTO ${s}.tasks (id, workflow_id, task_name, input, affinity_group, affinity)
+  return `t AS (
+        INSERT INTO ${s}.tasks (id, workflow_id, task_name, input, affinity_group, affinity, solo)
         SELECT task_id, task_id, ${taskName}, ${input},
-               CASE WHEN ${affinity} IS NOT NULL THEN '${affinityGroup}' END, ${affinity}
+               CASE WHEN ${affinity} IS NOT NULL THEN '${affinityGroup}' END, ${affinity}, true
           FROM ${rows} WHERE task_id IS NOT NULL
         RETURNING 1
       )`;
@@ -144,12 +141,28 @@ export function ownWorkflowTasksSql(
 export class ScheduleStore {
   private readonly insertSql: string;
   private readonly lockWorkflowsSql: string;
+  private readonly materializeSql: string;
+  private readonly soloStatusSql: string;
   private readonly edgesSql: string;
 
   constructor(s: string) {
     this.edgesSql = `INSERT INTO ${s}.task_edges (join_task_id, upstream_task_id, position)
       SELECT * FROM unnest($1::text[], $2::text[], $3::int[])`;
     this.lockWorkflowsSql = `SELECT id, status FROM ${s}.workflows WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE`;
+    // Solo workflows getting a second task get their row (see migration 008):
+    // the unfinished root task is locked and marked first, so a completion of
+    // the root ordered after this finds the row; a finished root means the
+    // workflow has finished (soloStatusSql tells how).
+    this.materializeSql = `
+      WITH roots AS (
+        UPDATE ${s}.tasks t SET solo = false
+         WHERE t.id = ANY($1::text[]) AND ${soloRootSql("t")} AND t.queue <> 'DELETED'
+        RETURNING t.id, t.created_at
+      )
+      INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks, created_at)
+      SELECT id, id, 1, 1, created_at FROM roots ORDER BY id`;
+    this.soloStatusSql = `SELECT t.id, ${soloStatusSql("t")} AS status FROM ${s}.tasks t
+      WHERE t.id = ANY($1::text[]) AND ${soloRootSql("t")}`;
     this.insertSql = `
       WITH new_wf AS (
         INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
@@ -188,6 +201,7 @@ export class ScheduleStore {
       SELECT ${taskSelectList(
         "NULL::text[]",
         `coalesce((SELECT m FROM holder_map) -> c.affinity_group ->> c.affinity <> c.workflow_id, false)`,
+        "c.id = ANY($19::text[])",
       )} FROM c`;
   }
 
@@ -208,6 +222,7 @@ export class ScheduleStore {
   }
 
   async insert(q: Queryable, tasks: readonly NewTaskRow[], newWorkflows: ReadonlySet<string>): Promise<void> {
+    // A new workflow of one task is solo: no row (migration 008).
     const newCounts = new Map<string, { root: string; n: number }>();
     const oldCounts = new Map<string, number>();
     for (const t of tasks) {
@@ -220,22 +235,33 @@ export class ScheduleStore {
       }
     }
     if (oldCounts.size > 0) {
-      const ids = [...oldCounts.keys()];
+      const ids = [...oldCounts.keys()].sort();
+      await q.query(this.materializeSql, [ids]);
       const { rows } = await q.query<{ id: string; status: string }>(this.lockWorkflowsSql, [ids]);
       const status = new Map(rows.map((r) => [r.id, r.status]));
+      const missing = ids.filter((id) => !status.has(id));
+      if (missing.length > 0) {
+        const solo = await q.query<{ id: string; status: string }>(this.soloStatusSql, [missing]);
+        for (const r of solo.rows) status.set(r.id, r.status);
+      }
       for (const id of ids) {
         const s = status.get(id);
         if (s === undefined) throw new WorkflowNotFoundError(id);
         if (s !== "RUNNING") throw new WorkflowNotRunningError(id, s);
       }
     }
+    // Solo needs the root's id to be the workflow's: readers find it by that id.
+    const isSolo = (id: string, c: { root: string; n: number }) => c.n === 1 && c.root === id;
+    const rowed = [...newCounts].filter(([id, c]) => !isSolo(id, c));
+    const solo = [...newCounts].filter(([id, c]) => isSolo(id, c)).map(([id]) => id);
     await q.query(this.insertSql, [
-      [...newCounts.keys()],
-      [...newCounts.values()].map((c) => c.root),
-      [...newCounts.values()].map((c) => c.n),
+      rowed.map(([id]) => id),
+      rowed.map(([, c]) => c.root),
+      rowed.map(([, c]) => c.n),
       [...oldCounts.keys()],
       JSON.stringify(Object.fromEntries(oldCounts)),
       ...taskColumns(tasks),
+      solo,
     ]);
   }
 }

@@ -72,7 +72,7 @@ export class SlotStore {
         ON CONFLICT DO NOTHING
         RETURNING task_id, slot_start, slot_end
       ), ${slotTasks(s, "$1", "$6")}
-      SELECT (SELECT count(*)::int FROM ins) AS inserted, (SELECT count(*) FROM wf) AS workflows,
+      SELECT (SELECT count(*)::int FROM ins) AS inserted,
              (SELECT count(*) FROM t) AS tasks,
              (SELECT pg_notify('${channel}', 'p') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
     const acquire = (order: "ASC" | "DESC") => `

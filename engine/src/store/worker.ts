@@ -70,9 +70,9 @@ export class WorkerStore {
     // One statement records a batch of outcomes. Every write is fenced: a task is
     // finished only while its token matches and it is still READY (not cancelled,
     // not re-planned), and only the children of recorded outcomes are inserted.
-    // Workflow rows are found through workflows_pkey with \`= ANY\`, which visits
-    // them in id order, so concurrent batches lock shared workflows in the same
-    // order (a separate FOR UPDATE pass cost one more write per workflow). Should
+    // Workflow rows are upserted in id order, so concurrent batches lock shared
+    // workflows in the same order (a separate FOR UPDATE pass cost one more
+    // write per workflow); solo workflows have none to write. Should
     // a plan ever differ, the rare deadlock is retried: the statement is idempotent.
     //
     // There is no join with a parameter set: rows are found with \`= ANY(array)\`
@@ -120,14 +120,16 @@ export class WorkerStore {
                attempt_log = CASE WHEN $2::jsonb -> t.id ->> 's' = 'FAILED'
                                   THEN coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}
                                   ELSE t.attempt_log END,
-               finished_at = now()
+               finished_at = now(),
+               -- A solo root that spawns children ($15) gets its workflow row below.
+               solo = t.solo AND NOT (t.id = ANY($15::text[]))
          WHERE t.id = ANY($1::text[] || (SELECT ids FROM past_window)) AND t.queue = 'READY'
            AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
            -- Hold the workflows' buckets shared (sorted, in $9) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
                                         FROM unnest($9::int[]) b) l) >= 0
-        RETURNING t.id, t.workflow_id, t.state, t.awaited_by, t.affinity_group, t.affinity
+        RETURNING t.id, t.workflow_id, t.state, t.awaited_by, t.affinity_group, t.affinity, t.solo, t.created_at
       ), dead AS (
         -- The dead-letter copy reads the task as it was before this statement
         -- (its node and start time), plus this attempt.
@@ -203,21 +205,36 @@ export class WorkerStore {
            AND t.queue = 'PARKED' AND t.join_pending IS NOT NULL
         RETURNING t.id
       ), delta AS (
-        SELECT workflow_id, sum(pending)::int AS pending, sum(added)::int AS added, sum(failed)::int AS failed
+        -- Solo workflows (no row, migration 008) finish with their task: only
+        -- the others are counted.
+        SELECT workflow_id, sum(pending)::int AS pending, sum(added)::int AS added, sum(failed)::int AS failed,
+               min(created) AS created
           FROM (SELECT workflow_id, -1 AS pending, 0 AS added,
                        -- A failure is handled when its outcome is delivered to a join:
                        -- the task is a listed upstream (task_edges_upstream_idx).
                        (state = 'FAILED' AND NOT EXISTS (
-                          SELECT 1 FROM ${s}.task_edges e WHERE e.upstream_task_id = done.id))::int AS failed
-                  FROM done
+                          SELECT 1 FROM ${s}.task_edges e WHERE e.upstream_task_id = done.id))::int AS failed,
+                       CASE WHEN id = workflow_id THEN created_at END AS created
+                  FROM done WHERE NOT solo
                 UNION ALL
-                SELECT workflow_id, 1, 1, 0 FROM children) x
+                SELECT workflow_id, 1, 1, 0, NULL FROM children) x
          GROUP BY workflow_id
       ), delta_map AS MATERIALIZED (
         SELECT jsonb_object_agg(workflow_id, jsonb_build_array(pending, added, failed)) AS m FROM delta
       ), wf AS (
+        -- An upsert: a solo root that spawned children here gets its row
+        -- (counting the root); and a row written for a solo workflow after this
+        -- statement's snapshot (its root task locked by a schedule into it,
+        -- which this statement waited for) is invisible to an UPDATE but found
+        -- by ON CONFLICT. Rows are taken in id order.
         -- Scalar sub-selects are InitPlans: the map is built once, not per row.
-        UPDATE ${s}.workflows w
+        INSERT INTO ${s}.workflows AS w
+               (id, root_task_id, pending_tasks, total_tasks, failed_tasks, status, created_at, finished_at)
+        SELECT d.workflow_id, d.workflow_id, greatest(1 + d.pending, 0), 1 + d.added, d.failed,
+               CASE WHEN 1 + d.pending > 0 THEN 'RUNNING' WHEN d.failed > 0 THEN 'FAILED' ELSE 'COMPLETED' END,
+               coalesce(d.created, now()), CASE WHEN 1 + d.pending > 0 THEN NULL ELSE now() END
+          FROM delta d ORDER BY d.workflow_id
+        ON CONFLICT (id) DO UPDATE
            SET pending_tasks = w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int,
                total_tasks = w.total_tasks + ((SELECT m FROM delta_map) -> w.id ->> 1)::int,
                failed_tasks = w.failed_tasks + ((SELECT m FROM delta_map) -> w.id ->> 2)::int,
@@ -226,10 +243,12 @@ export class WorkerStore {
                              ELSE 'COMPLETED' END,
                finished_at = CASE WHEN w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int > 0
                                   THEN NULL ELSE now() END
-         WHERE w.id = ANY((SELECT array_agg(workflow_id ORDER BY workflow_id) FROM delta)::text[]) AND w.status = 'RUNNING'
+         WHERE w.status = 'RUNNING'
         RETURNING w.id, w.status
       ), finished AS (
         SELECT id FROM wf WHERE status <> 'RUNNING'
+        UNION ALL
+        SELECT workflow_id FROM done WHERE solo
       ), notified AS (
         -- NOTIFY payloads are limited to 8000 bytes: 250 ids per notification.
         SELECT pg_notify('${channel}', 'w:' || string_agg(id, ','))
@@ -343,6 +362,7 @@ export class WorkerStore {
       messages.map((m) => m.message),
       retryIds,
       outcomes.filter((o) => o.slot).map((o) => o.id),
+      outcomes.filter((o) => o.children.length > 0).map((o) => o.id),
     ]);
     const row = rows[0] as CompleteRow;
     return {

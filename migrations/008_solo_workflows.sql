@@ -1,0 +1,26 @@
+-- Single-task workflows without a workflow row.
+--
+-- Most workflows are one task (scheduleMany of independent tasks, slot tasks,
+-- cron ticks). Their row cost one insert when scheduled and one update when the
+-- task finished, a third of the writes of their life. Such a workflow is now
+-- "solo": its root task has solo = true, it has no row in workflows, and its
+-- status is its root task's (RUNNING until the task is DELETED, then the task's
+-- state). Readers fall back to the root task when there is no row.
+--
+-- The row is written the moment the workflow gets a second task or is
+-- cancelled, in the transaction that does so, and that transaction sets
+-- solo = false on the root task: solo = true exactly when there is no row.
+-- * Children: the completion statement that records the root task's outcome
+--   inserts the row (counting the root and its children).
+-- * A task or join scheduled into the workflow: the schedule locks the
+--   unfinished root task row (setting solo = false) and inserts the row
+--   counting the root; a finished root means the workflow has finished.
+-- * A cancel: the root task is cancelled and the row written CANCELLED with the
+--   reason.
+-- The root's row lock orders these against the completion of the root: a
+-- completion that waited for it re-reads the row (solo = false) and then finds
+-- the workflow row with an upsert (ON CONFLICT sees rows committed after the
+-- statement's snapshot was taken; a plain UPDATE would not).
+--
+-- Existing workflows all have rows: the default false keeps them as they are.
+ALTER TABLE tasks ADD COLUMN solo boolean NOT NULL DEFAULT false;
