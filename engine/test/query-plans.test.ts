@@ -186,6 +186,9 @@ describe("hot-path queries stay index-driven on a large table", () => {
       ],
     ],
     ["cleaner: purge finished tasks", () => [sql(store.cleaner, "tasksSql"), [3600_000, 1000]]],
+    // Solo workflows (no row): found through their root task's primary key.
+    ["schedule: rows for solo workflows getting a task", () => [sql(store.schedule, "materializeSql"), [sample.ready]]],
+    ["read: a workflow (its row, or its solo root task)", () => [sql(store.read, "workflowSql"), [sample.ready[0]]]],
   ] as const)("%s", async (name, statement) => {
     const [text, values] = statement() as unknown as readonly [string, unknown[]];
     const nodes = await explain(text, values);
