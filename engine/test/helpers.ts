@@ -1,5 +1,7 @@
 import { ulid } from "ulid";
-import type { NewTaskRow } from "../src/store/types.js";
+import type { Queryable } from "../src/db/pg.js";
+import type { Store } from "../src/store/index.js";
+import type { AssignedTaskRow, NewTaskRow } from "../src/store/types.js";
 
 export function newTask(overrides: Partial<NewTaskRow> = {}): NewTaskRow {
   const id = ulid();
@@ -15,6 +17,16 @@ export function newTask(overrides: Partial<NewTaskRow> = {}): NewTaskRow {
     affinity: null,
     ...overrides,
   };
+}
+
+/** A new single-task workflow whose task is assigned to \`node\`, as the worker fetches it. */
+export async function assignedTask(store: Store, q: Queryable, node = "N1"): Promise<AssignedTaskRow> {
+  const t = newTask();
+  await store.schedule.insert(q, [t], new Set([t.id]));
+  await store.planner.apply(q, [{ id: t.id, queue: "READY", node, parkReason: null }], 0);
+  const [row] = await store.worker.fetchByIds(q, node, [t.id]);
+  if (!row) throw new Error("not assigned");
+  return row;
 }
 
 /** A logger that keeps lines for assertions. */

@@ -4,7 +4,7 @@ import { freshDatabase, poolFor } from "../../test/support.js";
 import { WorkflowNotRunningError } from "../src/errors.js";
 import { Store } from "../src/store/index.js";
 import type { AssignedTaskRow, OutcomeRow } from "../src/store/types.js";
-import { newTask } from "./helpers.js";
+import { assignedTask, newTask } from "./helpers.js";
 
 // Single-task workflows have no workflow row (migration 008): their root task
 // stands for them until they get a second task or are cancelled. These tests
@@ -19,14 +19,7 @@ describe("solo workflows", () => {
     );
   });
 
-  async function assigned(): Promise<AssignedTaskRow> {
-    const t = newTask();
-    await store.schedule.insert(pool, [t], new Set([t.id]));
-    await store.planner.apply(pool, [{ id: t.id, queue: "READY", node: "N1", parkReason: null }], 0);
-    const [row] = await store.worker.fetchByIds(pool, "N1", [t.id]);
-    if (!row) throw new Error("not assigned");
-    return row;
-  }
+  const assigned = () => assignedTask(store, pool);
 
   function outcome(row: AssignedTaskRow, state: "COMPLETED" | "FAILED" = "COMPLETED"): OutcomeRow {
     return {

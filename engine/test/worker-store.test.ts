@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, poolFor } from "../../test/support.js";
 import { Store } from "../src/store/index.js";
-import { newTask } from "./helpers.js";
+import { assignedTask, newTask } from "./helpers.js";
 
 describe("recording outcomes (fencing)", () => {
   const store = new Store("weft");
@@ -13,14 +13,7 @@ describe("recording outcomes (fencing)", () => {
     );
   });
 
-  async function assigned() {
-    const t = newTask();
-    await store.schedule.insert(pool, [t], new Set([t.id]));
-    await store.planner.apply(pool, [{ id: t.id, queue: "READY", node: "N1", parkReason: null }], 0);
-    const [row] = await store.worker.fetchByIds(pool, "N1", [t.id]);
-    if (!row) throw new Error("not assigned");
-    return row;
-  }
+  const assigned = () => assignedTask(store, pool);
 
   it("records an outcome whose token matches, with its children, and finishes the workflow once", async () => {
     const row = await assigned();
