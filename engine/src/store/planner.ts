@@ -28,6 +28,8 @@ export interface Candidate {
   readonly holder?: string | null;
 }
 
+type PackedCandidate = [string, string, number, boolean, string, string | null, string | null, string | null];
+
 export interface LiveNode {
   readonly id: string;
   readonly capacity: number;
@@ -93,10 +95,13 @@ export class PlannerStore {
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
     // A candidate with a key comes with the key's holder (a probe of the holders' primary key).
-    this.candidatesSql = `SELECT r.id, r.task_name, r.priority, r.delayed, r.workflow_id, r.affinity_group, r.affinity,
+    // The rows come as one JSON array of arrays: a batch is parsed at once
+    // rather than field by field (see PACKED_ASSIGNED in worker.ts).
+    this.candidatesSql = `SELECT coalesce(json_agg(json_build_array(r.id, r.task_name, r.priority, r.delayed,
+        r.workflow_id, r.affinity_group, r.affinity,
         CASE WHEN r.affinity IS NOT NULL THEN (
           SELECT h.workflow_id FROM ${s}.affinity_holders h
-           WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity) END AS holder
+           WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity) END)), '[]') AS rows
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
         SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
@@ -106,6 +111,9 @@ export class PlannerStore {
     // The guard (NEW or READY, unassigned) makes a decision void for a task that
     // was cancelled or planned meanwhile. Assignment draws a fresh fencing token
     // and counts an attempt.
+    //
+    // $1: the ids, comma-separated: ULIDs need no escaping, and a text[]
+    // parameter costs the client an escaping pass per element.
     //
     // No join: rows are found by \`id = ANY($1)\` (primary key) and each row's
     // decision is looked up in jsonb objects ($2: id -> node, $3: id -> park
@@ -140,7 +148,7 @@ export class PlannerStore {
                attempt = t.attempt + ($2::jsonb ? t.id)::int,
                deadline = CASE WHEN $2::jsonb ? t.id AND $4::jsonb ? t.task_name
                                THEN now() + make_interval(secs => ($4::jsonb ->> t.task_name)::float8 / 1000) END
-         WHERE t.id = ANY($1::text[]) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
+         WHERE t.id = ANY(string_to_array($1::text, ',')) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
            AND EXISTS (SELECT 1 FROM fence) AND (SELECT count(*) FROM held) >= 0
            AND (cardinality($7::text[]) = 0 OR $3::jsonb ->> t.id IS DISTINCT FROM 'AFFINITY' OR EXISTS (
                  SELECT 1 FROM held h WHERE h.affinity_group = t.affinity_group AND h.affinity = t.affinity
@@ -231,9 +239,20 @@ export class PlannerStore {
 
   async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
     if (limits.size === 0) return [];
-    return (
-      await exec<Candidate>(q, this.statements.get(this.candidatesSql), [[...limits.keys()], [...limits.values()]])
-    ).rows;
+    const { rows } = await exec<{ rows: PackedCandidate[] }>(q, this.statements.get(this.candidatesSql), [
+      [...limits.keys()],
+      [...limits.values()],
+    ]);
+    return (rows[0]?.rows ?? []).map((p) => ({
+      id: p[0],
+      task_name: p[1],
+      priority: p[2],
+      delayed: p[3],
+      workflow_id: p[4],
+      affinity_group: p[5],
+      affinity: p[6],
+      holder: p[7],
+    }));
   }
 
   /**
@@ -266,7 +285,7 @@ export class PlannerStore {
       }
     }
     const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.statements.get(this.applySql), [
-      ids,
+      ids.join(","),
       `{${nodes.join(",")}}`,
       `{${parked.join(",")}}`,
       JSON.stringify(timeouts),

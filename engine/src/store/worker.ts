@@ -11,6 +11,47 @@ const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt,
   affinity_group, affinity, join_pending IS NOT NULL AS is_join, saved_state`;
 
 /**
+ * The hot fetch returns its rows as one JSON array of arrays (positions as in
+ * \`fromPacked\`): one JSON.parse of the whole batch costs the worker a fraction
+ * of decoding a thousand protocol rows field by field. Tokens are JSON numbers
+ * (exact below 2^53).
+ */
+const PACKED_ASSIGNED = `coalesce(json_agg(json_build_array(id, workflow_id, parent_id, task_name, input, attempt, token,
+  priority, affinity_group, affinity, join_pending IS NOT NULL, saved_state) ORDER BY token), '[]') AS rows`;
+
+type PackedAssigned = [
+  string,
+  string,
+  string | null,
+  string,
+  unknown,
+  number,
+  number,
+  number,
+  string | null,
+  string | null,
+  boolean,
+  unknown,
+];
+
+function fromPacked(p: PackedAssigned): AssignedTaskRow {
+  return {
+    id: p[0],
+    workflow_id: p[1],
+    parent_id: p[2],
+    task_name: p[3],
+    input: p[4],
+    attempt: p[5],
+    token: p[6],
+    priority: p[7],
+    affinity_group: p[8],
+    affinity: p[9],
+    is_join: p[10],
+    saved_state: p[11],
+  };
+}
+
+/**
  * One attempt as attempt_log and the dead-letter table record it, built from the
  * task row \`t\` as it was before the statement (node, start) and \`error\`.
  */
@@ -62,8 +103,8 @@ export class WorkerStore {
   ) {
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
     // assignments newer than the last token it saw.
-    this.fetchSql = `SELECT ${ASSIGNED_COLUMNS} FROM ${s}.tasks
-      WHERE assigned_node = $1 AND queue = 'READY' AND token > $2 ORDER BY token LIMIT $3`;
+    this.fetchSql = `SELECT ${PACKED_ASSIGNED} FROM (
+        SELECT * FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY' AND token > $2 ORDER BY token LIMIT $3) t`;
     this.fetchByIdSql = `SELECT ${ASSIGNED_COLUMNS} FROM ${s}.tasks
       WHERE assigned_node = $1 AND queue = 'READY' AND id = ANY($2::text[])`;
     this.listAssignedSql = `SELECT id, token::float8 AS token FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY'`;
@@ -78,7 +119,8 @@ export class WorkerStore {
     // There is no join with a parameter set: rows are found with \`= ANY(array)\`
     // and per-row values looked up in jsonb objects, so no statistics can turn a
     // batch into a quadratic nested loop (see PlannerStore.apply).
-    // $1 ids; $2 jsonb { id: { t: token, s: state, r: result, e: error } }.
+    // $1 ids, comma-separated (see PlannerStore.apply); $2 jsonb { id: { t:
+    // token, s: state, r: result, e: error } }; $9 the workflow buckets, likewise.
     // Joins: a recorded task reports to every join in its \`awaited_by\` (-1);
     // each inserted child inherits its parent's list (+1 to each of those joins;
     // forks inherit nothing) plus the joins scheduled with it that list it; new
@@ -123,12 +165,12 @@ export class WorkerStore {
                finished_at = now(),
                -- A solo root that spawns children ($15) gets its workflow row below.
                solo = t.solo AND NOT (t.id = ANY($15::text[]))
-         WHERE t.id = ANY($1::text[] || (SELECT ids FROM past_window)) AND t.queue = 'READY'
+         WHERE t.id = ANY(string_to_array($1::text, ',') || (SELECT ids FROM past_window)) AND t.queue = 'READY'
            AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
            -- Hold the workflows' buckets shared (sorted, in $9) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
-                                        FROM unnest($9::int[]) b) l) >= 0
+                                        FROM unnest(string_to_array($9::text, ',')::int[]) b) l) >= 0
         RETURNING t.id, t.workflow_id, t.state, t.awaited_by, t.affinity_group, t.affinity, t.solo, t.created_at
       ), dead AS (
         -- The dead-letter copy reads the task as it was before this statement
@@ -261,8 +303,8 @@ export class WorkerStore {
       SELECT (SELECT count(*)::int FROM done) + (SELECT count(*)::int FROM retried) AS recorded,
              (SELECT count(*)::int FROM retried) AS retried,
              CASE WHEN (SELECT count(*) FROM done) + (SELECT count(*) FROM retried)
-                       < cardinality($1::text[]) + cardinality($13::text[])
-                  THEN ARRAY(SELECT o.id FROM unnest($1::text[] || $13::text[]) AS o(id)
+                       < cardinality(string_to_array($1::text, ',')) + cardinality($13::text[])
+                  THEN ARRAY(SELECT o.id FROM unnest(string_to_array($1::text, ',') || $13::text[]) AS o(id)
                               WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = o.id)
                                 AND NOT EXISTS (SELECT 1 FROM retried WHERE retried.id = o.id)
                                 -- A batch sent again after a lost reply: already recorded.
@@ -306,8 +348,12 @@ export class WorkerStore {
   }
 
   async fetch(q: Queryable, nodeId: string, afterToken: number, limit: number): Promise<AssignedTaskRow[]> {
-    const { rows } = await exec<AssignedTaskRow>(q, this.statements.get(this.fetchSql), [nodeId, afterToken, limit]);
-    return rows;
+    const { rows } = await exec<{ rows: PackedAssigned[] }>(q, this.statements.get(this.fetchSql), [
+      nodeId,
+      afterToken,
+      limit,
+    ]);
+    return (rows[0]?.rows ?? []).map(fromPacked);
   }
 
   async fetchByIds(q: Queryable, nodeId: string, ids: readonly string[]): Promise<AssignedTaskRow[]> {
@@ -348,7 +394,7 @@ export class WorkerStore {
       );
     }
     const { rows } = await exec<CompleteRow>(q, this.statements.get(this.completeSql), [
-      finalIds,
+      finalIds.join(","),
       `{${parts.join(",")}}`,
       tasksJson(children),
       newJoins,
@@ -356,7 +402,7 @@ export class WorkerStore {
       edges.map((e) => e.upstreamId),
       edges.map((e) => e.position),
       edges.map((e) => e.parentId),
-      [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b),
+      [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b).join(","),
       messages.map((m) => m.from),
       messages.map((m) => m.joinName),
       messages.map((m) => m.message),
