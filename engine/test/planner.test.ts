@@ -33,6 +33,28 @@ describe("planner decisions", () => {
     expect(d.map((x) => x.id)).toEqual(["t1", "t2", "t3"]);
   });
 
+  it("take one name's candidates oldest first whatever order they come in, and count them per name", () => {
+    const nodes = [node("A", 3, ["x"]), node("B", 2, ["x"])];
+    const ids = ["t1", "t2", "t3", "t4", "t5", "t6", "t7"];
+    const inOrder = new Map<string, number>();
+    const sorted = decide(
+      ids.map((id) => task(id)),
+      nodes,
+      freeOf(nodes),
+      new Map(),
+      new Map(),
+      inOrder,
+    );
+    const shuffled = decide(
+      ["t4", "t7", "t1", "t6", "t2", "t5", "t3"].map((id) => task(id)),
+      nodes,
+      freeOf(nodes),
+    );
+    expect(sorted.map((x) => x.id)).toEqual(["t1", "t2", "t3", "t4", "t5"]);
+    expect(shuffled).toEqual(sorted);
+    expect(inOrder).toEqual(new Map([["x", 5]]));
+  });
+
   it("never give a task to a node that cannot run it", () => {
     const nodes = [node("A", 5, ["a"]), node("B", 5, ["b"])];
     const d = decide([task("1", "a"), task("2", "b"), task("3", "c")], nodes, freeOf(nodes));

@@ -105,14 +105,10 @@ export class Planner extends LoopService {
   }
 
   /** Counts this cycle's assignments per name, then rebases so the least-served waiting name is at 0. */
-  private recordServed(candidates: readonly Candidate[], decisions: readonly PlanDecision[]): void {
-    const names = new Map<string, string>(candidates.map((c) => [c.id, c.task_name]));
-    for (const d of decisions) {
-      if (d.node === null) continue;
-      const name = names.get(d.id);
-      if (name !== undefined) this.served.set(name, (this.served.get(name) ?? 0) + 1);
-    }
-    const waiting = new Set(names.values());
+  private recordServed(candidates: readonly Candidate[], assigned: ReadonlyMap<string, number>): void {
+    for (const [name, n] of assigned) this.served.set(name, (this.served.get(name) ?? 0) + n);
+    const waiting = new Set<string>();
+    for (const c of candidates) waiting.add(c.task_name);
     let min = Number.POSITIVE_INFINITY;
     for (const name of waiting) min = Math.min(min, this.served.get(name) ?? 0);
     for (const [name, n] of this.served) {
@@ -236,8 +232,9 @@ export class Planner extends LoopService {
     }
     const fetched = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
     const { candidates, parked } = await this.holdAffinity(fetched);
-    const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served)];
-    this.recordServed(candidates, decisions);
+    const assigned = new Map<string, number>();
+    const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served, assigned)];
+    this.recordServed(candidates, assigned);
     const { applied, fenced } = await store.planner.apply(db, decisions, this.epoch, this.timeouts(nodes));
     if (fenced) return this.deposed();
     handled += applied;
@@ -266,6 +263,8 @@ export function decide(
    * every later name back until it drained.
    */
   served: ReadonlyMap<string, number> = new Map(),
+  /** Filled with the number of tasks assigned per task name. */
+  assignedPerName?: Map<string, number>,
 ): PlanDecision[] {
   const decisions: PlanDecision[] = [];
   const runnable: { c: Candidate; rank: number }[] = [];
@@ -273,23 +272,27 @@ export function decide(
     if (c.delayed) decisions.push({ id: c.id, queue: "PARKED", node: null, parkReason: "RUN_AFTER" });
     else runnable.push({ c, rank: 0 });
   }
-  // Rank within (priority, task name) by id, then interleave the names.
-  runnable.sort((a, b) => b.c.priority - a.c.priority || cmp(a.c.task_name, b.c.task_name) || cmp(a.c.id, b.c.id));
-  let prevKey = "";
-  let rank = 0;
-  for (const r of runnable) {
-    const key = `${r.c.priority}\u0000${r.c.task_name}`;
-    rank = key === prevKey ? rank + 1 : 0;
-    prevKey = key;
-    r.rank = rank;
+  // One name at one priority, already oldest first (as the candidates query
+  // returns them): that is the order; the sorts below would only confirm it.
+  if (!singleRunOldestFirst(runnable)) {
+    // Rank within (priority, task name) by id, then interleave the names.
+    runnable.sort((a, b) => b.c.priority - a.c.priority || cmp(a.c.task_name, b.c.task_name) || cmp(a.c.id, b.c.id));
+    let prevKey = "";
+    let rank = 0;
+    for (const r of runnable) {
+      const key = `${r.c.priority}\u0000${r.c.task_name}`;
+      rank = key === prevKey ? rank + 1 : 0;
+      prevKey = key;
+      r.rank = rank;
+    }
+    runnable.sort(
+      (a, b) =>
+        b.c.priority - a.c.priority ||
+        a.rank - b.rank ||
+        (served.get(a.c.task_name) ?? 0) - (served.get(b.c.task_name) ?? 0) ||
+        cmp(a.c.id, b.c.id),
+    );
   }
-  runnable.sort(
-    (a, b) =>
-      b.c.priority - a.c.priority ||
-      a.rank - b.rank ||
-      (served.get(a.c.task_name) ?? 0) - (served.get(b.c.task_name) ?? 0) ||
-      cmp(a.c.id, b.c.id),
-  );
 
   const capable = new Map<string, LiveNode[]>();
   for (const n of nodes) {
@@ -322,9 +325,22 @@ export function decide(
     free.set(node, best - 1);
     totalFree--;
     if (left !== undefined) allowance.set(c.task_name, left - 1);
+    if (assignedPerName) assignedPerName.set(c.task_name, (assignedPerName.get(c.task_name) ?? 0) + 1);
     decisions.push({ id: c.id, queue: "READY", node, parkReason: null });
   }
   return decisions;
+}
+
+/** Whether every candidate has the first one's name and priority, and ids ascend. */
+function singleRunOldestFirst(runnable: readonly { c: Candidate }[]): boolean {
+  const first = runnable[0]?.c;
+  if (!first) return true;
+  let prev = "";
+  for (const { c } of runnable) {
+    if (c.task_name !== first.task_name || c.priority !== first.priority || c.id <= prev) return false;
+    prev = c.id;
+  }
+  return true;
 }
 
 function cmp(a: string, b: string): number {

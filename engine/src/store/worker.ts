@@ -376,7 +376,13 @@ export class WorkerStore {
     const parts: string[] = [];
     const finalIds: string[] = [];
     const retryIds: string[] = [];
+    const slotIds: string[] = [];
+    const parentIds: string[] = [];
+    const buckets = new Set<number>();
     for (const o of outcomes) {
+      buckets.add(workflowBucket(o.workflowId));
+      if (o.slot) slotIds.push(o.id);
+      if (o.children.length > 0) parentIds.push(o.id);
       for (const c of o.children) {
         children.push(c);
         if (c.joinPending !== undefined && c.joinPending !== null) newJoins.push(c.id);
@@ -402,13 +408,13 @@ export class WorkerStore {
       edges.map((e) => e.upstreamId),
       edges.map((e) => e.position),
       edges.map((e) => e.parentId),
-      [...new Set(outcomes.map((o) => workflowBucket(o.workflowId)))].sort((a, b) => a - b).join(","),
+      [...buckets].sort((a, b) => a - b).join(","),
       messages.map((m) => m.from),
       messages.map((m) => m.joinName),
       messages.map((m) => m.message),
       retryIds,
-      outcomes.filter((o) => o.slot).map((o) => o.id),
-      outcomes.filter((o) => o.children.length > 0).map((o) => o.id),
+      slotIds,
+      parentIds,
     ]);
     const row = rows[0] as CompleteRow;
     return {
