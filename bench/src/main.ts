@@ -75,6 +75,7 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
   const settings = {
     capacity: options.capacity,
     plannerBatchSize: options.plannerBatchSize,
+    completionBatchSize: options.completionBatchSize,
     pgBossWorkers: options.pgBossWorkers,
     pgBossBatchSize: options.pgBossBatchSize,
   };

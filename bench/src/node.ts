@@ -26,6 +26,8 @@ if (!process.send) {
 
 let node: BenchNode | undefined;
 let done = 0;
+/** A progress report is queued for the end of this turn of the event loop. */
+let reportQueued = false;
 let startRss = 0;
 let peakRss = 0;
 let sampler: NodeJS.Timeout | undefined;
@@ -44,6 +46,16 @@ async function handle(message: ToNode): Promise<void> {
       const workload = getWorkload(message.workload);
       node = await system.createNode(message.url, workload, message.settings, (count) => {
         done += count;
+        // Reported at once (coalesced per turn), not only with the 100 ms RSS
+        // sample: the parent stops the clock when the count is complete, and
+        // a sample's delay would add up to 100 ms to a run of half a second.
+        if (!reportQueued && sampler !== undefined) {
+          reportQueued = true;
+          setImmediate(() => {
+            reportQueued = false;
+            void send({ type: "progress", done, rssMb: sample() });
+          });
+        }
       });
       startRss = sample();
       await send({ type: "ready", rssMb: startRss });

@@ -10,9 +10,14 @@ import type { Workload } from "./workloads/index.js";
 
 const NODE_SCRIPT = fileURLToPath(new URL("./node.ts", import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-/** Parent-side polling of the database while counters say work is left, and once they say it is all done. */
+/**
+ * Parent-side polling: the database while counters say work is left, the
+ * counters, and the database once they say it is all done (the last outcomes
+ * are committed shortly after their tasks ran).
+ */
 const SLOW_POLL_MS = 1_000;
 const FAST_POLL_MS = 10;
+const FINAL_POLL_MS = 2;
 
 export interface RunSpec {
   readonly serverUrl: string;
@@ -208,7 +213,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
       if (now > deadline) {
         throw new Error(`${system.name}: not finished after ${spec.timeoutMs / 1000} s (${counted} of ${expected})`);
       }
-      await sleep(FAST_POLL_MS);
+      await sleep(counted >= expected ? FINAL_POLL_MS : FAST_POLL_MS);
     }
     const seconds = (performance.now() - t0) / 1000;
 

@@ -6,6 +6,8 @@ export interface NodeSettings {
   readonly capacity: number;
   /** Weft: the planner's batch size. */
   readonly plannerBatchSize: number;
+  /** Weft: outcomes per completion statement. */
+  readonly completionBatchSize: number;
   /** pg-boss: concurrent fetch/complete loops per node. */
   readonly pgBossWorkers: number;
   /** pg-boss: jobs per fetch. */

@@ -21,7 +21,11 @@ function gitCommit(): string {
 export const weft: BenchSystem = {
   name: "weft",
   version: () => `commit ${gitCommit()}`,
-  describe: (s) => ({ maxParallelTasksInNode: s.capacity, plannerBatchSize: s.plannerBatchSize }),
+  describe: (s) => ({
+    maxParallelTasksInNode: s.capacity,
+    plannerBatchSize: s.plannerBatchSize,
+    completionBatchSize: s.completionBatchSize,
+  }),
   supports: () => true,
 
   async enqueue(url, workload, tasks, batchSize) {
@@ -48,7 +52,7 @@ export const weft: BenchSystem = {
       connectionString: url,
       schema: SCHEMA,
       tasks: workload.weft.tasks(onDone),
-      node: { maxParallelTasksInNode: settings.capacity },
+      node: { maxParallelTasksInNode: settings.capacity, completionBatchSize: settings.completionBatchSize },
       planner: { batchSize: settings.plannerBatchSize },
     });
     return { start: () => node.start(), stop: () => node.stop() };
