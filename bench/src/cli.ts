@@ -58,7 +58,7 @@ Options:
   --nodes N              worker node processes per system (default: 1)
   --capacity N           Weft maxParallelTasksInNode (default: 2000)
   --planner-batch N      Weft planner batch size (default: 2000)
-  --completion-batch N   Weft outcomes per completion statement (default: 2000)
+  --completion-batch N   Weft outcomes per completion statement (default: 1000)
   --pgboss-workers N     pg-boss fetch/complete loops per node (default: 2)
   --pgboss-batch N       pg-boss jobs per fetch (default: 2000)
   --enqueue-batch N      tasks per enqueue statement, both systems (default: 5000)
@@ -116,7 +116,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     nodes: int("nodes", v.nodes ?? "1", 1, 64),
     capacity: int("capacity", v.capacity ?? "2000", 1, 100_000),
     plannerBatchSize: int("planner-batch", v["planner-batch"] ?? "2000", 1, 50_000),
-    completionBatchSize: int("completion-batch", v["completion-batch"] ?? "2000", 1, 10_000),
+    completionBatchSize: int("completion-batch", v["completion-batch"] ?? "1000", 1, 10_000),
     pgBossWorkers: int("pgboss-workers", v["pgboss-workers"] ?? "2", 1, 100),
     pgBossBatchSize: int("pgboss-batch", v["pgboss-batch"] ?? "2000", 1, 100_000),
     enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
