@@ -215,12 +215,20 @@ export class Engine {
     if (this.state !== "new") throw new Error(`Engine cannot start: it is ${this.state}`);
     this.state = "starting";
     try {
-      await migrate(this.pool, this.config.schema, this.log);
-      await this.listener.start();
       this.listener.on("planner", () => this.planner?.wake());
       this.listener.on("due", (ms) => this.planner?.dueIn(Number(ms[0])));
       this.listener.onReconnect(() => this.planner?.wake());
-      await this.registry?.start();
+      // The listener and the hot connections need no schema: they open while
+      // the migrations are checked. Both are ready before the worker and the
+      // planner start, which rely on notifications and the node row.
+      const early = Promise.allSettled([this.listener.start(), this.warmHotPool()]);
+      try {
+        await migrate(this.pool, this.config.schema, this.log);
+        await this.registry?.start();
+      } finally {
+        const [listening] = await early;
+        if (listening.status === "rejected") throw listening.reason;
+      }
       await this.worker?.start();
       await this.elector?.start();
       if (this.config.node.handleSignals) {
@@ -236,6 +244,18 @@ export class Engine {
   }
 
   private stopping: Promise<void> | undefined;
+
+  /**
+   * Opens the hot pool's connections ahead of the first fetch and completion
+   * batch. Best effort: a failure here is met again, and reported, by the
+   * statement that needs the connection.
+   */
+  private async warmHotPool(): Promise<void> {
+    const pool = this.hotPool;
+    if (!pool || !this.worker) return;
+    const clients = await Promise.allSettled([pool.connect(), pool.connect()]);
+    for (const c of clients) if (c.status === "fulfilled") c.value.release();
+  }
 
   /** Graceful stop: see Worker.stop. Safe to call more than once. */
   stop(graceMs?: number): Promise<void> {

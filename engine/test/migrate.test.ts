@@ -72,6 +72,33 @@ describe("migrations", () => {
     }
   });
 
+  it("find an up-to-date schema without waiting for the migration lock, and apply a missing version under it", async () => {
+    const url = await emptyDatabase();
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await migrate(pool, "weft");
+      // Another node is migrating (it holds the lock): an up-to-date start does not wait for it.
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x57ef7, "weft"]);
+      // (Waiting for the lock would hang this test: the lock is released below.)
+      expect((await migrate(pool, "weft")).applied).toEqual([]);
+      await holder.query("ROLLBACK");
+
+      // A version missing from the record (the latest still there) is not up to
+      // date: the locked path applies it again, which fails here on its existing
+      // tables and changes nothing.
+      await pool.query("DELETE FROM weft.migrations WHERE version = 1");
+      await expect(migrate(pool, "weft")).rejects.toThrow();
+      const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM weft.migrations");
+      expect(rows[0]?.n).toBe(loadMigrations().length - 1);
+    } finally {
+      await holder.end();
+      await pool.end();
+    }
+  });
+
   it("refuse a database migrated by a newer Weft", async () => {
     const url = await emptyDatabase();
     const pool = new pg.Pool({ connectionString: url, max: 1 });

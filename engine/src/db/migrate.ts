@@ -51,12 +51,38 @@ export interface MigrateResult {
 }
 
 /**
+ * The applied versions (how many, and the latest), or null when the schema or
+ * its version table does not exist yet.
+ */
+async function appliedVersions(pool: pg.Pool, q: string): Promise<{ count: number; latest: number } | null> {
+  try {
+    const { rows } = await pool.query<{ count: number; latest: number | null }>(
+      `SELECT count(*)::int AS count, max(version) AS latest FROM ${q}.migrations`,
+    );
+    return { count: rows[0]?.count ?? 0, latest: rows[0]?.latest ?? 0 };
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    // undefined_table, invalid_schema_name
+    if (code === "42P01" || code === "3F000") return null;
+    throw error;
+  }
+}
+
+/**
  * Applies pending migrations in one transaction under an advisory lock, so many
  * nodes may start at once: one applies, the others wait and then find nothing to do.
+ * A schema already up to date costs one read and no lock: that is every start
+ * but the first of a release, and a node's start is on its first tasks' path.
  */
 export async function migrate(pool: pg.Pool, schema: string, log?: Logger): Promise<MigrateResult> {
   const q = quoteSchema(schema);
   const migrations = loadMigrations();
+  const current = await appliedVersions(pool, q);
+  const known = migrations.length;
+  if (current !== null && current.latest > known) throw new SchemaTooNewError(current.latest, known);
+  // Versions are distinct and start at 1: as many as known, the latest the
+  // last known, means every one is there.
+  if (current !== null && current.count === known && current.latest === known) return { applied: [], version: known };
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -73,7 +99,6 @@ export async function migrate(pool: pg.Pool, schema: string, log?: Logger): Prom
     const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${q}.migrations ORDER BY version`);
     const done = new Set(rows.map((r) => r.version));
     const latest = rows.length > 0 ? Math.max(...done) : 0;
-    const known = migrations.length;
     if (latest > known) throw new SchemaTooNewError(latest, known);
     const applied: number[] = [];
     for (const m of migrations) {
