@@ -222,13 +222,16 @@ export class Engine {
       // the migrations are checked. Both are ready before the worker and the
       // planner start, which rely on notifications and the node row.
       const early = Promise.allSettled([this.listener.start(), this.warmHotPool()]);
-      try {
-        await migrate(this.pool, this.config.schema, this.log);
-        await this.registry?.start();
-      } finally {
-        const [listening] = await early;
-        if (listening.status === "rejected") throw listening.reason;
-      }
+      const [setup] = await Promise.allSettled([
+        (async () => {
+          await migrate(this.pool, this.config.schema, this.log);
+          await this.registry?.start();
+        })(),
+      ]);
+      const [listening] = await early;
+      // The migration's error first: a listener that could not connect usually failed for the same reason.
+      if (setup.status === "rejected") throw setup.reason;
+      if (listening.status === "rejected") throw listening.reason;
       await this.worker?.start();
       await this.elector?.start();
       if (this.config.node.handleSignals) {
