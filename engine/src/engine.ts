@@ -221,14 +221,11 @@ export class Engine {
       // The listener and the hot connections need no schema: they open while
       // the migrations are checked. Both are ready before the worker and the
       // planner start, which rely on notifications and the node row.
-      const early = Promise.allSettled([this.listener.start(), this.warmHotPool()]);
-      const [setup] = await Promise.allSettled([
-        (async () => {
-          await migrate(this.pool, this.config.schema, this.log);
-          await this.registry?.start();
-        })(),
+      const [setup, listening] = await Promise.allSettled([
+        migrate(this.pool, this.config.schema, this.log).then(() => this.registry?.start()),
+        this.listener.start(),
+        this.warmHotPool(),
       ]);
-      const [listening] = await early;
       // The migration's error first: a listener that could not connect usually failed for the same reason.
       if (setup.status === "rejected") throw setup.reason;
       if (listening.status === "rejected") throw listening.reason;
