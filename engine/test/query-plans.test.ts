@@ -12,8 +12,10 @@ function nodesOf(plan: Record<string, unknown>): Record<string, unknown>[] {
 }
 
 /** SQL text of a store's statement (private by design; the test reads it to explain it). */
+/** A store's statement text: hot ones are Statement objects, the others strings. */
 function sql(part: object, name: string): string {
-  const text = (part as Record<string, unknown>)[name];
+  const value = (part as Record<string, unknown>)[name];
+  const text = typeof value === "object" && value !== null ? (value as { text?: unknown }).text : value;
   if (typeof text !== "string") throw new Error(`no statement ${name}`);
   return text;
 }

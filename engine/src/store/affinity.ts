@@ -1,5 +1,5 @@
 import { exec, inTransaction, type Queryable } from "../db/pg.js";
-import { Statements } from "../db/statement.js";
+import { type Statement, Statements } from "../db/statement.js";
 import { fenceSql } from "./planner.js";
 
 /** An affinity key: a group and a value within it. */
@@ -39,19 +39,19 @@ const NOBODY = "";
  * died between its commit and its release).
  */
 export class AffinityStore {
-  private readonly holdersSql: string;
+  private readonly holdersSql: Statement;
   private readonly claimSql: string;
   private readonly lockFinishedSql: string;
-  private readonly releaseSql: string;
+  private readonly releaseSql: Statement;
   private readonly releaseWorkflowSql: string;
 
   constructor(
     s: string,
     private readonly channel: string,
-    private readonly statements: Statements = new Statements(false),
+    statements: Statements = new Statements(false),
   ) {
-    this.holdersSql = `SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
-      JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`;
+    this.holdersSql = statements.get(`SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
+      JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`);
     // The planner (epoch $3) claims keys nobody holds, for nobody: the release
     // that follows hands them to the oldest waiting workflow. Meanwhile the row
     // makes schedulers and the planner park other workflows' tasks behind it.
@@ -75,8 +75,8 @@ export class AffinityStore {
     // $1 groups, $2 keys, $3 workflows (holders that finished tasks with the
     // keys), $4 whether each workflow is known to have finished, $5 lock
     // timeout (ms, null: none), $6 the channel to wake the planner on.
-    this.releaseSql = `SELECT keys_freed AS freed, tasks_released AS unparked
-      FROM ${s}.release_affinity_keys($1::text[], $2::text[], $3::text[], $4::boolean[], $5::integer, $6::text)`;
+    this.releaseSql = statements.get(`SELECT keys_freed AS freed, tasks_released AS unparked
+      FROM ${s}.release_affinity_keys($1::text[], $2::text[], $3::text[], $4::boolean[], $5::integer, $6::text)`);
     // A cancelled workflow ($1) gives up its keys at once: the keys of its
     // tasks (tasks_workflow_idx and the root by id) that it holds.
     this.releaseWorkflowSql = `
@@ -93,7 +93,7 @@ export class AffinityStore {
 
   async holders(q: Queryable, keys: readonly AffinityKey[]): Promise<AffinityHolder[]> {
     if (keys.length === 0) return [];
-    const { rows } = await exec<AffinityHolder>(q, this.statements.get(this.holdersSql), [
+    const { rows } = await exec<AffinityHolder>(q, this.holdersSql, [
       keys.map((k) => k.affinity_group),
       keys.map((k) => k.affinity),
     ]);
@@ -144,7 +144,7 @@ export class AffinityStore {
     lockTimeoutMs: number | null,
   ): Promise<ReleaseResult> {
     if (keys.length === 0) return { freed: 0, unparked: 0 };
-    const { rows } = await exec<ReleaseResult>(q, this.statements.get(this.releaseSql), [
+    const { rows } = await exec<ReleaseResult>(q, this.releaseSql, [
       keys.map((k) => k.affinity_group),
       keys.map((k) => k.affinity),
       keys.map((k) => k.workflow_id),

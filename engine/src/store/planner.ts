@@ -1,5 +1,5 @@
 import { exec, type Queryable } from "../db/pg.js";
-import { Statements } from "../db/statement.js";
+import { type Statement, Statements } from "../db/statement.js";
 import { attemptEntrySql } from "./worker.js";
 
 /**
@@ -66,38 +66,35 @@ export interface PlanDecision {
 
 /** The planner's queries. Each transition is a single atomic, guarded statement. */
 export class PlannerStore {
-  private readonly nodesSql: string;
-  private readonly candidatesSql: string;
-  private readonly runningByNameSql: string;
-  private readonly applySql: string;
+  private readonly nodesSql: Statement;
+  private readonly candidatesSql: Statement;
+  private readonly runningByNameSql: Statement;
+  private readonly applySql: Statement;
   private readonly sweepSql: string;
   private readonly dueSql: string;
   private readonly epochSql: string;
 
-  constructor(
-    s: string,
-    channel: string,
-    private readonly statements: Statements = new Statements(false),
-  ) {
+  constructor(s: string, channel: string, statements: Statements = new Statements(false)) {
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
     // cannot drift from the truth the way a maintained counter could.
-    this.nodesSql = `SELECT n.id, n.capacity, n.task_names, n.task_limits, n.task_timeouts, n.cpu_load,
+    this.nodesSql = statements.get(`SELECT n.id, n.capacity, n.task_names, n.task_limits, n.task_timeouts, n.cpu_load,
         (SELECT count(*) FROM ${s}.tasks t WHERE t.assigned_node = n.id AND t.queue = 'READY')::int AS active
       FROM ${s}.nodes n
       WHERE NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)
-      ORDER BY n.id`;
+      ORDER BY n.id`);
     // Running tasks of the limited task names, cluster-wide: bounded by what runs
     // (tasks_assigned_idx), not by the table.
-    this.runningByNameSql = `SELECT task_name, count(*)::int AS running FROM ${s}.tasks
+    this.runningByNameSql = statements.get(`SELECT task_name, count(*)::int AS running FROM ${s}.tasks
       WHERE assigned_node IS NOT NULL AND queue = 'READY' AND task_name = ANY($1::text[])
-      GROUP BY task_name`;
+      GROUP BY task_name`);
     // Per task name (fair share within a batch), highest priority first, then
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
     // A candidate with a key comes with the key's holder (a probe of the holders' primary key).
     // The rows come as one JSON array of arrays: a batch is parsed at once
     // rather than field by field (see PACKED_ASSIGNED in worker.ts).
-    this.candidatesSql = `SELECT coalesce(json_agg(json_build_array(r.id, r.task_name, r.priority, r.delayed,
+    this.candidatesSql =
+      statements.get(`SELECT coalesce(json_agg(json_build_array(r.id, r.task_name, r.priority, r.delayed,
         r.workflow_id, r.affinity_group, r.affinity,
         CASE WHEN r.affinity IS NOT NULL THEN (
           SELECT h.workflow_id FROM ${s}.affinity_holders h
@@ -107,7 +104,7 @@ export class PlannerStore {
         SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
                workflow_id, affinity_group, affinity FROM ${s}.tasks
          WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL AND task_name = n.name
-         ORDER BY priority DESC, id LIMIT n.lim) r`;
+         ORDER BY priority DESC, id LIMIT n.lim) r`);
     // The guard (NEW or READY, unassigned) makes a decision void for a task that
     // was cancelled or planned meanwhile. Assignment draws a fresh fencing token
     // and counts an attempt.
@@ -131,7 +128,7 @@ export class PlannerStore {
     // planner read it, or being handed on right now (its row locked: skipped,
     // the planner never waits), leaves the task as it is for the next cycle:
     // parking it would strand it. The InitPlan takes the locks before any task row.
-    this.applySql = `
+    this.applySql = statements.get(`
       WITH ${fenceSql(s, "$5")}, held AS MATERIALIZED (
         SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
          WHERE h.affinity_group = ANY($6::text[]) AND h.affinity = ANY($7::text[])
@@ -158,7 +155,7 @@ export class PlannerStore {
       SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
              (SELECT pg_notify('${channel}', 'n:' || string_agg(DISTINCT assigned_node, ','))
                 FROM applied WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS notified
-        FROM applied`;
+        FROM applied`);
     // Recovers lost attempts: the tasks of nodes whose heartbeat is stale
     // (deleting their rows), of nodes that no longer exist at all (a node that
     // stopped while a planner cycle that had not yet seen it draining assigned it
@@ -226,20 +223,18 @@ export class PlannerStore {
   }
 
   async liveNodes(q: Queryable, deadAfterMs: number): Promise<LiveNode[]> {
-    return (await exec<LiveNode>(q, this.statements.get(this.nodesSql), [deadAfterMs])).rows;
+    return (await exec<LiveNode>(q, this.nodesSql, [deadAfterMs])).rows;
   }
 
   async runningByName(q: Queryable, names: readonly string[]): Promise<Map<string, number>> {
     if (names.length === 0) return new Map();
-    const { rows } = await exec<{ task_name: string; running: number }>(q, this.statements.get(this.runningByNameSql), [
-      names,
-    ]);
+    const { rows } = await exec<{ task_name: string; running: number }>(q, this.runningByNameSql, [names]);
     return new Map(rows.map((r) => [r.task_name, r.running]));
   }
 
   async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
     if (limits.size === 0) return [];
-    const { rows } = await exec<{ rows: PackedCandidate[] }>(q, this.statements.get(this.candidatesSql), [
+    const { rows } = await exec<{ rows: PackedCandidate[] }>(q, this.candidatesSql, [
       [...limits.keys()],
       [...limits.values()],
     ]);
@@ -284,7 +279,7 @@ export class PlannerStore {
         keys.add(d.affinityKey.affinity);
       }
     }
-    const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.statements.get(this.applySql), [
+    const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.applySql, [
       ids.join(","),
       `{${nodes.join(",")}}`,
       `{${parked.join(",")}}`,

@@ -1,5 +1,5 @@
 import { exec, type Queryable } from "../db/pg.js";
-import { Statements } from "../db/statement.js";
+import { type Statement, Statements } from "../db/statement.js";
 import type { AffinityHolder } from "./affinity.js";
 import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
 import { recordsetTasks, TASK_INSERT_COLUMNS, taskSelectList, tasksJson } from "./schedule.js";
@@ -86,25 +86,21 @@ interface CompleteRow {
 
 /** The worker's queries: fetch its assignments, record outcomes, release on shutdown. */
 export class WorkerStore {
-  private readonly fetchSql: string;
+  private readonly fetchSql: Statement;
   private readonly fetchByIdSql: string;
   private readonly listAssignedSql: string;
-  private readonly completeSql: string;
+  private readonly completeSql: Statement;
   private readonly releaseSql: string;
   private readonly saveStateSql: string;
   private readonly isRecordedSql: string;
   private readonly upstreamSql: string;
   private readonly messagesSql: string;
 
-  constructor(
-    s: string,
-    channel: string,
-    private readonly statements: Statements = new Statements(false),
-  ) {
+  constructor(s: string, channel: string, statements: Statements = new Statements(false)) {
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
     // assignments newer than the last token it saw.
-    this.fetchSql = `SELECT ${PACKED_ASSIGNED} FROM (
-        SELECT * FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY' AND token > $2 ORDER BY token LIMIT $3) t`;
+    this.fetchSql = statements.get(`SELECT ${PACKED_ASSIGNED} FROM (
+        SELECT * FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY' AND token > $2 ORDER BY token LIMIT $3) t`);
     this.fetchByIdSql = `SELECT ${ASSIGNED_COLUMNS} FROM ${s}.tasks
       WHERE assigned_node = $1 AND queue = 'READY' AND id = ANY($2::text[])`;
     this.listAssignedSql = `SELECT id, token::float8 AS token FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY'`;
@@ -133,7 +129,7 @@ export class WorkerStore {
     // back to PARKED until now() + delay, unless the retry would start later than
     // the window after the first failure: then they fail for good here. A final
     // failure with l = 1 is copied to the dead-letter table.
-    this.completeSql = `
+    this.completeSql = statements.get(`
       WITH past_window AS MATERIALIZED (
         SELECT coalesce(array_agg(t.id), '{}') AS ids FROM ${s}.tasks t
          WHERE t.id = ANY($13::text[])
@@ -326,7 +322,7 @@ export class WorkerStore {
                                                workflow_id IN (SELECT id FROM finished)))
                 FROM (SELECT DISTINCT affinity_group, affinity, workflow_id FROM done WHERE affinity IS NOT NULL) k)
                AS held_keys,
-             pg_notify('${channel}', 'p')`;
+             pg_notify('${channel}', 'p')`);
     this.messagesSql = `SELECT join_task_id, message FROM ${s}.join_messages
       WHERE join_task_id = ANY($1::text[]) ORDER BY join_task_id, seq`;
     // The listed upstream tasks of joins, in list order (primary-key lookups).
@@ -348,11 +344,7 @@ export class WorkerStore {
   }
 
   async fetch(q: Queryable, nodeId: string, afterToken: number, limit: number): Promise<AssignedTaskRow[]> {
-    const { rows } = await exec<{ rows: PackedAssigned[] }>(q, this.statements.get(this.fetchSql), [
-      nodeId,
-      afterToken,
-      limit,
-    ]);
+    const { rows } = await exec<{ rows: PackedAssigned[] }>(q, this.fetchSql, [nodeId, afterToken, limit]);
     return (rows[0]?.rows ?? []).map(fromPacked);
   }
 
@@ -399,7 +391,7 @@ export class WorkerStore {
         `"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}${extra}}`,
       );
     }
-    const { rows } = await exec<CompleteRow>(q, this.statements.get(this.completeSql), [
+    const { rows } = await exec<CompleteRow>(q, this.completeSql, [
       finalIds.join(","),
       `{${parts.join(",")}}`,
       tasksJson(children),
