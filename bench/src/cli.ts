@@ -2,6 +2,9 @@ import { parseArgs } from "node:util";
 import { SYSTEMS } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 
+/** The default warm-up is the run's task count, up to this many tasks. */
+export const DEFAULT_WARMUP_MAX = 20_000;
+
 export interface BenchOptions {
   /** One or more workloads, run one after another (their runs alternate, as the systems' do). */
   readonly workloads: readonly string[];
@@ -18,6 +21,11 @@ export interface BenchOptions {
   readonly enqueueBatchSize: number;
   readonly timeoutSeconds: number;
   readonly analyze: boolean;
+  /**
+   * Tasks each run's node processes work through, untimed, before the measured
+   * run (0: none); undefined: the run's task count, at most DEFAULT_WARMUP_MAX.
+   */
+  readonly warmupTasks: number | undefined;
   readonly json: boolean;
   readonly help: boolean;
 }
@@ -63,6 +71,12 @@ Options:
   --pgboss-batch N       pg-boss jobs per fetch (default: 2000)
   --enqueue-batch N      tasks per enqueue statement, both systems (default: 5000)
   --timeout SECONDS      give up on a run after this long (default: 600)
+  --warmup N             tasks each run's node processes first work through,
+                         untimed, in a database of their own, so that the run
+                         measures a node whose code V8 has compiled, as in a
+                         service that has been up for a while; 0 measures
+                         freshly started processes (default: the run's task
+                         count, at most ${DEFAULT_WARMUP_MAX})
   --no-analyze           skip the (untimed) ANALYZE after enqueueing: measures a
                          burst into tables the planner has no statistics for
   --json                 print one JSON object per line, one per system, workload and task count
@@ -122,6 +136,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
     timeoutSeconds: int("timeout", v.timeout ?? "600", 1, 86_400),
     analyze: !(v["no-analyze"] ?? false),
+    warmupTasks: v.warmup === undefined ? undefined : int("warmup", v.warmup, 0, 10_000_000),
     json: v.json ?? false,
     help: v.help ?? false,
   };
@@ -146,6 +161,7 @@ function parse(argv: readonly string[]) {
       "enqueue-batch": { type: "string" },
       timeout: { type: "string" },
       "no-analyze": { type: "boolean" },
+      warmup: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },

@@ -2,7 +2,7 @@
 // PostgreSQL server and prints the medians (see docs/benchmarks.md).
 import { startDatabase, type TestDatabase } from "@weft/engine/testing";
 import pg from "pg";
-import { type BenchOptions, parseOptions, USAGE, UsageError } from "./cli.js";
+import { type BenchOptions, DEFAULT_WARMUP_MAX, parseOptions, USAGE, UsageError } from "./cli.js";
 import { fanoutNotes, formatTable, type SystemSummary, scalingNotes, summarize } from "./report.js";
 import { killAllNodes, type RunResult, runOnce } from "./runner.js";
 import { type BenchSystem, getSystem } from "./systems/index.js";
@@ -70,7 +70,10 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
   const postgres = `${await serverVersion(server.url)}${server.embedded ? " (embedded)" : ""}`;
   log(
     `PostgreSQL ${postgres}; workload${plans.length > 1 ? "s" : ""} ${plans.map((p) => p.workload.name).join(", ")}; ` +
-      `${options.runs} run(s) per system`,
+      `${options.runs} run(s) per system; ` +
+      (options.warmupTasks === 0
+        ? "no warm-up (fresh node processes)"
+        : `warm-up ${options.warmupTasks ?? `up to ${DEFAULT_WARMUP_MAX}`} tasks per run`),
   );
   const settings = {
     capacity: options.capacity,
@@ -103,6 +106,7 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
           enqueueBatchSize: options.enqueueBatchSize,
           timeoutMs: options.timeoutSeconds * 1000,
           analyze: options.analyze,
+          warmupTasks: options.warmupTasks ?? Math.min(tasks, DEFAULT_WARMUP_MAX),
           run,
           index: index++,
         });
@@ -126,6 +130,7 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
             nodes: options.nodes,
             settings: system.describe(settings),
             analyzed: options.analyze,
+            warmupTasks: options.warmupTasks ?? Math.min(tasks, DEFAULT_WARMUP_MAX),
             postgres,
           },
           results,

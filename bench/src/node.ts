@@ -1,6 +1,10 @@
 // A worker node process, forked by the runner (bench/src/runner.ts) with an IPC
 // channel. It builds one node of the system under test, starts it on "go",
 // samples its own RSS every 100 ms, and reports progress and the peak RSS.
+// Before that, a warm-up may run a throwaway node of the same system on
+// another database: its code is then compiled by V8's optimising tiers, as in
+// a node that has been running for a while, and the measured run does not
+// spend its first second compiling.
 
 import { type FromNode, rssMb, SAMPLE_INTERVAL_MS, type ToNode } from "./protocol.js";
 import type { BenchNode } from "./systems/index.js";
@@ -25,6 +29,7 @@ if (!process.send) {
 }
 
 let node: BenchNode | undefined;
+let warmup: { node: BenchNode; counter: { done: number } } | undefined;
 let done = 0;
 /** A progress report is queued for the end of this turn of the event loop. */
 let reportQueued = false;
@@ -59,6 +64,26 @@ async function handle(message: ToNode): Promise<void> {
       });
       startRss = sample();
       await send({ type: "ready", rssMb: startRss });
+      return;
+    }
+    case "warmup": {
+      const system = getSystem(message.system);
+      const workload = getWorkload(message.workload);
+      const counter = { done: 0 };
+      const warming = await system.createNode(message.url, workload, message.settings, (count) => {
+        counter.done += count;
+      });
+      warmup = { node: warming, counter };
+      await warming.start();
+      await send({ type: "warming" });
+      return;
+    }
+    case "warmup-stop": {
+      if (!warmup) throw new Error("warmup-stop before warmup");
+      const { node: warming, counter } = warmup;
+      warmup = undefined;
+      await warming.stop();
+      await send({ type: "warmed", done: counter.done });
       return;
     }
     case "go": {

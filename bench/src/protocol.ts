@@ -10,11 +10,25 @@ export type ToNode =
       readonly settings: NodeSettings;
     }
   | { readonly type: "go" }
-  | { readonly type: "stop" };
+  | { readonly type: "stop" }
+  /**
+   * Warm-up, before "init": start a throwaway node on \`url\` (a separate
+   * database with its own tasks) and keep it running until "warmup-stop".
+   */
+  | {
+      readonly type: "warmup";
+      readonly system: string;
+      readonly workload: string;
+      readonly url: string;
+      readonly settings: NodeSettings;
+    }
+  | { readonly type: "warmup-stop" };
 
 /** What a node process sends to the parent. */
 export type FromNode =
   | { readonly type: "ready"; readonly rssMb: number }
+  | { readonly type: "warming" }
+  | { readonly type: "warmed"; readonly done: number }
   | { readonly type: "progress"; readonly done: number; readonly rssMb: number }
   | {
       readonly type: "stopped";

@@ -15,6 +15,8 @@ export interface SystemSummary {
   readonly settings: Readonly<Record<string, number>>;
   /** Whether the tables were ANALYZEd after enqueueing (false: --no-analyze). */
   readonly analyzed: boolean;
+  /** Tasks the node processes worked through, untimed, before each run (\`--warmup\`; 0: fresh processes). */
+  readonly warmupTasks: number;
   /** Median processing wall time in seconds. */
   readonly seconds: number;
   /** Median throughput (finished tasks per second). */

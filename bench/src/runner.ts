@@ -34,6 +34,11 @@ export interface RunSpec {
   readonly run: number;
   /** Unique within the bench invocation: names the run's database. */
   readonly index: number;
+  /**
+   * Tasks each run's node processes work through first, untimed, in a
+   * database of their own (0: none; the run measures freshly started processes).
+   */
+  readonly warmupTasks: number;
 }
 
 export interface RunResult {
@@ -75,6 +80,9 @@ class NodeProcess {
   done = 0;
   ready: Promise<number>;
   stopped: Promise<NodeReport>;
+  /** Resolved by the next "warming" and "warmed" messages (see warmUp). */
+  private onWarming: (() => void) | undefined;
+  private onWarmed: ((done: number) => void) | undefined;
   private failure: Error | undefined;
   private readonly failed: Promise<never>;
 
@@ -109,6 +117,12 @@ class NodeProcess {
         case "ready":
           onReady(message.rssMb);
           break;
+        case "warming":
+          this.onWarming?.();
+          break;
+        case "warmed":
+          this.onWarmed?.(message.done);
+          break;
         case "progress":
           this.done = message.done;
           break;
@@ -131,6 +145,27 @@ class NodeProcess {
     // A failure is also seen through check(); whoever awaits these gets it too.
     this.ready.catch(() => undefined);
     this.stopped.catch(() => undefined);
+  }
+
+  /** Sends \`message\` and waits for the reply \`register\` hooks up, or for this process's failure. */
+  private exchange<T>(message: ToNode, register: (resolve: (value: T) => void) => void): Promise<T> {
+    const reply = new Promise<T>((resolve) => register(resolve));
+    this.send(message);
+    return Promise.race([reply, this.failed]);
+  }
+
+  /** Starts the warm-up node on \`url\`; resolves once it runs. */
+  startWarmup(message: Extract<ToNode, { type: "warmup" }>): Promise<void> {
+    return this.exchange<void>(message, (resolve) => {
+      this.onWarming = () => resolve();
+    });
+  }
+
+  /** Stops the warm-up node; resolves with the tasks it ran. */
+  stopWarmup(): Promise<number> {
+    return this.exchange<number>({ type: "warmup-stop" }, (resolve) => {
+      this.onWarmed = resolve;
+    });
   }
 
   /** Throws if the process has failed. */
@@ -172,28 +207,75 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 /**
- * One measured run in a fresh database: enqueue everything (timed separately),
- * start the node processes together, and time until the database shows every
- * task finished.
+ * The warm-up: the node processes run \`warmupTasks\` of the workload in a
+ * database of their own, untimed, and stop that node again. A service's node
+ * runs for hours; without this, a run of half a second measures V8 compiling
+ * the hot path (a third of a fresh node process's CPU in such a run) more than
+ * the system.
+ */
+async function warmUp(spec: RunSpec, nodes: readonly NodeProcess[]): Promise<void> {
+  const { system, workload } = spec;
+  const dbName = `bench_${system.name.replace(/\W/g, "_")}_${workload.name}_${spec.index}_warmup`;
+  const url = await createDatabase(spec.serverUrl, dbName);
+  let monitor: Monitor | undefined;
+  try {
+    await system.enqueue(url, workload, spec.warmupTasks, spec.enqueueBatchSize);
+    monitor = await system.monitor(url, workload);
+    const message: Extract<ToNode, { type: "warmup" }> = {
+      type: "warmup",
+      system: system.name,
+      workload: workload.name,
+      url,
+      settings: spec.settings,
+    };
+    await withTimeout(Promise.all(nodes.map((n) => n.startWarmup(message))), 60_000, "the warm-up to start");
+    const deadline = performance.now() + spec.timeoutMs;
+    while ((await monitor.remaining()) > 0) {
+      for (const node of nodes) node.check();
+      if (performance.now() > deadline)
+        throw new Error(`${system.name}: warm-up not finished after ${spec.timeoutMs / 1000} s`);
+      await sleep(FAST_POLL_MS);
+    }
+    await withTimeout(Promise.all(nodes.map((n) => n.stopWarmup())), 60_000, "the warm-up to stop");
+  } finally {
+    await monitor?.close().catch(() => undefined);
+    await dropDatabase(spec.serverUrl, dbName).catch(() => undefined);
+  }
+}
+
+/**
+ * One measured run in a fresh database: warm the node processes up (see
+ * warmUp), enqueue everything (timed separately), start the nodes together,
+ * and time until the database shows every task finished.
  */
 export async function runOnce(spec: RunSpec): Promise<RunResult> {
   const { system, workload, tasks } = spec;
   const expected = workload.expectedTasks(tasks);
   const dbName = `bench_${system.name.replace(/\W/g, "_")}_${workload.name}_${spec.index}`;
-  const url = await createDatabase(spec.serverUrl, dbName);
   const nodes: NodeProcess[] = [];
+  const spawn = () => {
+    for (let i = 0; i < spec.nodes; i++) {
+      const node = new NodeProcess(i);
+      nodes.push(node);
+      liveNodes.add(node);
+    }
+  };
   let monitor: Monitor | undefined;
   try {
+    if (spec.warmupTasks > 0) {
+      spawn();
+      await warmUp(spec, nodes);
+    }
+    const url = await createDatabase(spec.serverUrl, dbName);
     const enqueueSeconds = await system.enqueue(url, workload, tasks, spec.enqueueBatchSize);
     monitor = await system.monitor(url, workload);
     // Statistics as a database in steady use would have them (autovacuum keeps
     // them current); a burst into never-analyzed tables is --no-analyze.
     if (spec.analyze) await analyze(url);
 
-    for (let i = 0; i < spec.nodes; i++) {
-      const node = new NodeProcess(i);
-      nodes.push(node);
-      liveNodes.add(node);
+    // Without a warm-up, the processes start only now: loading them would disturb the enqueue.
+    if (nodes.length === 0) spawn();
+    for (const node of nodes) {
       node.send({ type: "init", system: system.name, workload: workload.name, url, settings: spec.settings });
     }
     await withTimeout(Promise.all(nodes.map((n) => n.ready)), 60_000, "node processes to get ready");
