@@ -22,6 +22,13 @@ describe("leader epoch fence", () => {
       stale,
     );
     expect(applied).toEqual({ applied: 0, fenced: true });
+    // Decisions that do not all assign to one node take the general statement: fenced alike.
+    const parked = await store.planner.apply(
+      pool,
+      [{ id: t.id, queue: "PARKED", node: null, parkReason: "RUN_AFTER" }],
+      stale,
+    );
+    expect(parked).toEqual({ applied: 0, fenced: true });
     const swept = await store.planner.sweepDeadNodes(pool, 1_000, stale);
     expect(swept.fenced).toBe(true);
     expect(swept.dead_nodes).toEqual([]);

@@ -137,6 +137,13 @@ describe("hot-path queries stay index-driven on a large table", () => {
         ],
       ],
     ],
+    [
+      "planner: apply decisions that all go to one node",
+      () => [
+        sql(store.planner, "applyToOneNodeSql"),
+        [[...sample.new, ...sample.ready].join(","), "N1", JSON.stringify({ task1: 60_000 }), 0],
+      ],
+    ],
     ["planner: dead-node and deadline sweep", () => [sql(store.planner, "sweepSql"), [15000, 0]]],
     ["planner: running tasks of limited names", () => [sql(store.planner, "runningByNameSql"), [["task1", "task2"]]]],
     ["affinity: keys left held (sweep)", () => [sql(store.affinity, "lockFinishedSql"), [0]]],

@@ -70,6 +70,7 @@ export class PlannerStore {
   private readonly candidatesSql: Statement;
   private readonly runningByNameSql: Statement;
   private readonly applySql: Statement;
+  private readonly applyToOneNodeSql: Statement;
   private readonly sweepSql: string;
   private readonly dueSql: string;
   private readonly epochSql: string;
@@ -155,6 +156,24 @@ export class PlannerStore {
       SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
              (SELECT pg_notify('${channel}', 'n:' || string_agg(DISTINCT assigned_node, ','))
                 FROM applied WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS notified
+        FROM applied`);
+    // The usual cycle: every decision assigns a task to the same node (one node
+    // in the cluster, or one with room). The node is one parameter ($2) instead
+    // of a jsonb entry per task: PostgreSQL does one lookup per row instead of
+    // eight, and the statement is a third smaller on the wire.
+    this.applyToOneNodeSql = statements.get(`
+      WITH ${fenceSql(s, "$4")}, applied AS (
+        UPDATE ${s}.tasks t
+           SET queue = 'READY', park_reason = NULL, state = 'RUNNING', assigned_node = $2,
+               token = nextval('${s}.task_token_seq'), assigned_at = now(), attempt = t.attempt + 1,
+               deadline = CASE WHEN $3::jsonb ? t.task_name
+                               THEN now() + make_interval(secs => ($3::jsonb ->> t.task_name)::float8 / 1000) END
+         WHERE t.id = ANY(string_to_array($1::text, ',')) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
+           AND EXISTS (SELECT 1 FROM fence)
+        RETURNING 1
+      )
+      SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
+             (SELECT pg_notify('${channel}', 'n:' || $2::text) FROM applied HAVING count(*) > 0) AS notified
         FROM applied`);
     // Recovers lost attempts: the tasks of nodes whose heartbeat is stale
     // (deleting their rows), of nodes that no longer exist at all (a node that
@@ -262,6 +281,18 @@ export class PlannerStore {
     timeouts: Readonly<Record<string, number>> = {},
   ): Promise<{ applied: number; fenced: boolean }> {
     if (decisions.length === 0) return { applied: 0, fenced: false };
+    const node = oneNode(decisions);
+    if (node !== null) {
+      const ids = new Array<string>(decisions.length);
+      for (let i = 0; i < decisions.length; i++) ids[i] = (decisions[i] as PlanDecision).id;
+      const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.applyToOneNodeSql, [
+        ids.join(","),
+        node,
+        JSON.stringify(timeouts),
+        epoch,
+      ]);
+      return { applied: rows[0]?.applied ?? 0, fenced: rows[0]?.fenced ?? false };
+    }
     // The jsonb maps are written as text directly: ids, node ids and park
     // reasons are ULIDs and upper-case words, which need no escaping.
     const ids = new Array<string>(decisions.length);
@@ -310,4 +341,12 @@ export class PlannerStore {
     const { rows } = await q.query<{ epoch: number }>(this.epochSql, [nodeId]);
     return rows[0]?.epoch ?? 0;
   }
+}
+
+/** The node every decision assigns its task to, or null if they differ or some park. */
+function oneNode(decisions: readonly PlanDecision[]): string | null {
+  const node = decisions[0]?.node ?? null;
+  if (node === null) return null;
+  for (const d of decisions) if (d.node !== node) return null;
+  return node;
 }
