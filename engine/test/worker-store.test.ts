@@ -49,6 +49,30 @@ describe("recording outcomes (fencing)", () => {
     expect((await store.read.workflowTasks(pool, row.workflow_id)).length).toBe(2);
   });
 
+  it("records plain successes, successes with a result and failures of one batch, each as its own", async () => {
+    const [plain, valued, failed, stale] = [await assigned(), await assigned(), await assigned(), await assigned()];
+    const base = (row: typeof plain) => ({ id: row.id, workflowId: row.workflow_id, token: row.token, children: [] });
+    const res = await store.worker.complete(pool, [
+      { ...base(plain), state: "COMPLETED", result: "null", error: null },
+      { ...base(valued), state: "COMPLETED", result: '{"v":2}', error: null },
+      { ...base(failed), state: "FAILED", result: null, error: '{"message":"boom"}' },
+      // A plain success fenced by its token like any other.
+      { ...base(stale), token: stale.token + 1_000_000, state: "COMPLETED", result: "null", error: null },
+    ]);
+    expect(res).toMatchObject({ recorded: 3, refused: [stale.id], retried: 0 });
+    const { rows } = await pool.query(
+      "SELECT id, queue, state, result, error, attempt_log FROM weft.tasks WHERE id = ANY($1) ORDER BY id",
+      [[plain.id, valued.id, failed.id, stale.id]],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    expect(byId.get(plain.id)).toMatchObject({ queue: "DELETED", state: "COMPLETED", result: null, error: null });
+    expect(byId.get(plain.id)?.attempt_log).toBeNull();
+    expect(byId.get(valued.id)).toMatchObject({ queue: "DELETED", state: "COMPLETED", result: { v: 2 } });
+    expect(byId.get(failed.id)).toMatchObject({ queue: "DELETED", state: "FAILED", error: { message: "boom" } });
+    expect(byId.get(failed.id)?.attempt_log).toHaveLength(1);
+    expect(byId.get(stale.id)).toMatchObject({ queue: "READY", state: "RUNNING" });
+  });
+
   it("refuses an outcome with a stale token and writes none of its children", async () => {
     const row = await assigned();
     // The task is re-planned: released and assigned again with a new token.

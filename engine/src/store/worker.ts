@@ -115,8 +115,11 @@ export class WorkerStore {
     // There is no join with a parameter set: rows are found with \`= ANY(array)\`
     // and per-row values looked up in jsonb objects, so no statistics can turn a
     // batch into a quadratic nested loop (see PlannerStore.apply).
-    // $1 ids, comma-separated (see PlannerStore.apply); $2 jsonb { id: { t:
-    // token, s: state, r: result, e: error } }; $9 the workflow buckets, likewise.
+    // $1 ids, comma-separated (see PlannerStore.apply); $16 jsonb { id: token };
+    // $2 jsonb { id: { s: state, r: result, e: error } } for the outcomes that
+    // are not a plain success (COMPLETED with a null result): absent means
+    // exactly that, so a batch of plain successes looks up each row once, in
+    // $16, rather than five times. $9 the workflow buckets, comma-separated.
     // Joins: a recorded task reports to every join in its \`awaited_by\` (-1);
     // each inserted child inherits its parent's list (+1 to each of those joins;
     // forks inherit nothing) plus the joins scheduled with it that list it; new
@@ -147,14 +150,14 @@ export class WorkerStore {
                attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")},
                assigned_node = NULL, token = NULL, assigned_at = NULL, deadline = NULL
          WHERE t.id = ANY($13::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
-           AND t.queue = 'READY' AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
+           AND t.queue = 'READY' AND t.token = ($16::jsonb ->> t.id)::bigint
         RETURNING t.id, ($2::jsonb -> t.id ->> 'd')::float8 AS delay
       ), done AS (
         UPDATE ${s}.tasks t
            SET queue = 'DELETED',
-               state = $2::jsonb -> t.id ->> 's',
-               result = $2::jsonb -> t.id -> 'r',
-               error = $2::jsonb -> t.id -> 'e',
+               state = coalesce($2::jsonb -> t.id ->> 's', 'COMPLETED'),
+               result = coalesce($2::jsonb -> t.id -> 'r', 'null'),
+               error = coalesce($2::jsonb -> t.id -> 'e', 'null'),
                attempt_log = CASE WHEN $2::jsonb -> t.id ->> 's' = 'FAILED'
                                   THEN coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}
                                   ELSE t.attempt_log END,
@@ -162,7 +165,7 @@ export class WorkerStore {
                -- A solo root that spawns children ($15) gets its workflow row below.
                solo = t.solo AND NOT (t.id = ANY($15::text[]))
          WHERE t.id = ANY(string_to_array($1::text, ',') || (SELECT ids FROM past_window)) AND t.queue = 'READY'
-           AND t.token = ($2::jsonb -> t.id ->> 't')::bigint
+           AND t.token = ($16::jsonb ->> t.id)::bigint
            -- Hold the workflows' buckets shared (sorted, in $9) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
@@ -305,7 +308,7 @@ export class WorkerStore {
                                 AND NOT EXISTS (SELECT 1 FROM retried WHERE retried.id = o.id)
                                 -- A batch sent again after a lost reply: already recorded.
                                 AND NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.queue = 'DELETED'
-                                                  AND t.token = ($2::jsonb -> o.id ->> 't')::bigint)) END AS refused,
+                                                  AND t.token = ($16::jsonb ->> o.id)::bigint)) END AS refused,
              (SELECT count(*)::int FROM dead) AS dead_lettered,
              (SELECT count(*)::int FROM slot_done) + (SELECT count(*)::int FROM slot_retried) AS slots,
              -- The planner sleeps until the earliest retry is due.
@@ -365,7 +368,8 @@ export class WorkerStore {
     const messages: { from: string; joinName: string; message: string }[] = [];
     // The outcome map is assembled from JSON fragments that are already valid
     // JSON (results were serialised by the worker; ids are ULIDs).
-    const parts: string[] = [];
+    const tokens: string[] = [];
+    const details: string[] = [];
     const finalIds: string[] = [];
     const retryIds: string[] = [];
     const slotIds: string[] = [];
@@ -381,19 +385,22 @@ export class WorkerStore {
       }
       if (o.edges) for (const e of o.edges) edges.push(e);
       if (o.messages) for (const m of o.messages) messages.push({ from: o.id, ...m });
+      tokens.push(`"${o.id}":${o.token}`);
       let extra = "";
       if (o.retry) {
         retryIds.push(o.id);
         extra = `,"d":${o.retry.delayMs},"w":${o.retry.maxIntervalMs}`;
       } else finalIds.push(o.id);
       if (o.deadLetter) extra += `,"l":"1"`;
-      parts.push(
-        `"${o.id}":{"t":${o.token},"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}${extra}}`,
-      );
+      // A plain success (see completeSql) has no entry.
+      const plain = o.state === "COMPLETED" && (o.result === null || o.result === "null") && o.error === null;
+      if (!plain || extra !== "") {
+        details.push(`"${o.id}":{"s":"${o.state}","r":${o.result ?? "null"},"e":${o.error ?? "null"}${extra}}`);
+      }
     }
     const { rows } = await exec<CompleteRow>(q, this.completeSql, [
       finalIds.join(","),
-      `{${parts.join(",")}}`,
+      `{${details.join(",")}}`,
       tasksJson(children),
       newJoins,
       edges.map((e) => e.joinId),
@@ -407,6 +414,7 @@ export class WorkerStore {
       retryIds,
       slotIds,
       parentIds,
+      `{${tokens.join(",")}}`,
     ]);
     const row = rows[0] as CompleteRow;
     return {
