@@ -244,6 +244,8 @@ export class Engine {
   }
 
   private stopping: Promise<void> | undefined;
+  /** The planner's read connection while this process leads. */
+  private plannerReader: pg.Client | undefined;
 
   /**
    * Opens the hot pool's connections ahead of the first fetch and completion
@@ -281,7 +283,16 @@ export class Engine {
   private async becomeLeader(client: pg.Client): Promise<void> {
     // The leader connection runs only the planner's statements.
     if (this.config.preparedStatements) await client.query(GENERIC_PLANS);
-    const epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
+    const opening = this.openPlannerReader();
+    let epoch: number;
+    try {
+      epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
+    } catch (error) {
+      void opening.then((r) => r?.end().catch(() => undefined));
+      throw error;
+    }
+    const reader = await opening;
+    this.plannerReader = reader;
     this.log.info({ epoch }, "planner started");
     this.planner = new Planner(
       this.store,
@@ -290,6 +301,7 @@ export class Engine {
       this.log,
       () => this.elector?.connectionLost(),
       epoch,
+      reader,
     );
     await this.planner.start();
     this.cron = new CronService(
@@ -307,14 +319,36 @@ export class Engine {
     }
   }
 
+  /**
+   * The planner's second connection, for the reads it overlaps with its
+   * applies (see Planner). Best effort: without it the planner reads on the
+   * leader connection.
+   */
+  private async openPlannerReader(): Promise<pg.Client | undefined> {
+    const reader = new pg.Client({ ...this.clientConfig, keepAlive: true });
+    reader.on("error", (err) => this.log.debug({ err }, "planner read connection error"));
+    try {
+      await reader.connect();
+      if (this.config.preparedStatements) await reader.query(GENERIC_PLANS);
+      return reader;
+    } catch (error) {
+      this.log.debug({ err: error }, "could not open the planner's read connection; reading on the leader connection");
+      await reader.end().catch(() => undefined);
+      return undefined;
+    }
+  }
+
   private async stopLeaderServices(): Promise<void> {
     const p = this.planner;
     const c = this.cleaner;
     const cron = this.cron;
+    const reader = this.plannerReader;
     this.planner = undefined;
     this.cleaner = undefined;
     this.cron = undefined;
+    this.plannerReader = undefined;
     await Promise.all([p?.stop(), c?.stop(), cron?.stop()]);
+    await reader?.end().catch(() => undefined);
   }
 }
 

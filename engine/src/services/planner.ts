@@ -7,6 +7,24 @@ import type { Store } from "../store/index.js";
 import type { Candidate, LiveNode, PlanDecision } from "../store/planner.js";
 import { LoopService, OutageLog } from "./service.js";
 
+/** What one cycle reads before it decides: the live nodes, their room, the candidates. */
+interface Reading {
+  readonly nodes: LiveNode[];
+  /** Free slots per node. */
+  readonly free: Map<string, number>;
+  /** Tasks each cluster-limited name may still start. */
+  readonly allowance: Map<string, number>;
+  readonly fetched: Candidate[];
+}
+
+/**
+ * The next cycle's reading, taken on the reader connection while this cycle's
+ * apply runs. It is used only if the next cycle starts within this long after
+ * the read began: an older one would hide tasks scheduled since (a higher
+ * priority among them) and the room freed since, for longer than a cycle.
+ */
+const PREFETCH_FRESH_MS = 100;
+
 /**
  * The planner: runs on the leader only, on the leader's connection. One cycle
  * (1) every `deadNodeSweepMs`, declares nodes with a stale heartbeat dead and
@@ -32,6 +50,8 @@ export class Planner extends LoopService {
   private readonly outage: OutageLog;
   /** Cycles run since start; tests and the bench read it. */
   cycles = 0;
+  /** The next cycle's reading, in flight or done (see PREFETCH_FRESH_MS). */
+  private prefetch: { readonly startedAt: number; readonly reading: Promise<Reading | undefined> } | undefined;
 
   constructor(
     private readonly store: Store,
@@ -42,6 +62,13 @@ export class Planner extends LoopService {
     private readonly onConnectionLost: () => void,
     /** The leader epoch this planner took over with; every write is fenced by it. */
     private readonly epoch: number = 0,
+    /**
+     * A second connection for reads. With one, the next cycle's nodes and
+     * candidates are read while this cycle's apply runs on the leader
+     * connection, so a cycle costs about its apply rather than all of its
+     * statements one after another.
+     */
+    private reader: Queryable | undefined = undefined,
   ) {
     super();
     this.outage = new OutageLog(log, "planner");
@@ -193,14 +220,73 @@ export class Planner extends LoopService {
             : performance.now() + due.nextDueMs;
     }
 
-    const nodes = await store.planner.liveNodes(db, config.nodeDeadAfterMs);
+    // A reading taken during the last apply, if it is fresh, found work, and
+    // nothing was swept or promoted since (those tasks would be missing from
+    // it). One that found no room is not used: this cycle usually runs
+    // because room was freed since.
+    const prefetch = this.prefetch;
+    this.prefetch = undefined;
+    let reading: Reading | undefined;
+    if (prefetch && handled === 0 && performance.now() - prefetch.startedAt <= PREFETCH_FRESH_MS) {
+      reading = await prefetch.reading;
+      if (reading?.fetched.length === 0) reading = undefined;
+    }
+    reading ??= await this.read(db, []);
+    const { nodes, free, allowance } = reading;
+    const { candidates, parked } = await this.holdAffinity(reading.fetched);
+    const assigned = new Map<string, number>();
+    const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served, assigned)];
+    this.recordServed(candidates, assigned);
+    const applying = store.planner.apply(db, decisions, this.epoch, this.timeouts(nodes));
+    const placed = decisions.filter((d) => d.node !== null);
+    if (this.reader && placed.length > 0) {
+      const reader = this.reader;
+      // Taken now, it cannot see this apply: its tasks are left out and its
+      // assignments counted against their nodes and names by hand.
+      this.prefetch = {
+        startedAt: performance.now(),
+        reading: this.read(reader, placed).catch((error: unknown) => {
+          this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
+          if (this.reader === reader) this.reader = undefined;
+          return undefined;
+        }),
+      };
+    }
+    let result: { applied: number; fenced: boolean };
+    try {
+      result = await applying;
+    } catch (error) {
+      this.prefetch = undefined;
+      throw error;
+    }
+    if (result.fenced) {
+      this.prefetch = undefined;
+      return this.deposed();
+    }
+    handled += result.applied;
+    if (result.applied > 0) this.log.debug({ applied: result.applied, candidates: candidates.length }, "planned");
+    return handled;
+  }
+
+  /**
+   * Reads the live nodes, their free slots, the cluster allowances and the
+   * candidates. \`inFlight\`: assignments of an apply not committed yet, which
+   * the read cannot see.
+   */
+  private async read(q: Queryable, inFlight: readonly PlanDecision[]): Promise<Reading> {
+    const { store, config } = this;
+    const pendingPerNode = new Map<string, number>();
+    for (const d of inFlight) {
+      if (d.node !== null) pendingPerNode.set(d.node, (pendingPerNode.get(d.node) ?? 0) + 1);
+    }
+    const nodes = await store.planner.liveNodes(q, config.nodeDeadAfterMs);
     const free = new Map<string, number>();
     const cpuLimit = config.nodeCpuLoadingLimit;
     for (const n of nodes) {
       // A node over the CPU limit gets no new tasks (its running ones go on).
       const overloaded =
         cpuLimit !== undefined && n.cpu_load !== null && n.cpu_load !== undefined && n.cpu_load > cpuLimit;
-      free.set(n.id, overloaded ? 0 : Math.max(0, n.capacity - n.active));
+      free.set(n.id, overloaded ? 0 : Math.max(0, n.capacity - n.active - (pendingPerNode.get(n.id) ?? 0)));
     }
 
     // Cluster limits: the smallest maxParallelInCluster any live node publishes
@@ -213,8 +299,14 @@ export class Planner extends LoopService {
     }
     const allowance = new Map<string, number>();
     if (clusterLimits.size > 0) {
-      const running = await store.planner.runningByName(db, [...clusterLimits.keys()]);
-      for (const [name, limit] of clusterLimits) allowance.set(name, Math.max(0, limit - (running.get(name) ?? 0)));
+      const running = await store.planner.runningByName(q, [...clusterLimits.keys()]);
+      const pendingPerName = new Map<string, number>();
+      for (const d of inFlight) {
+        if (d.taskName !== undefined) pendingPerName.set(d.taskName, (pendingPerName.get(d.taskName) ?? 0) + 1);
+      }
+      for (const [name, limit] of clusterLimits) {
+        allowance.set(name, Math.max(0, limit - (running.get(name) ?? 0) - (pendingPerName.get(name) ?? 0)));
+      }
     }
 
     // Candidates per task name, limited by the free capacity that can run it and
@@ -230,16 +322,15 @@ export class Planner extends LoopService {
       if (left === 0) limits.delete(name);
       else limits.set(name, Math.min(left, limits.get(name) ?? 0));
     }
-    const fetched = limits.size > 0 ? await store.planner.candidates(db, limits) : [];
-    const { candidates, parked } = await this.holdAffinity(fetched);
-    const assigned = new Map<string, number>();
-    const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served, assigned)];
-    this.recordServed(candidates, assigned);
-    const { applied, fenced } = await store.planner.apply(db, decisions, this.epoch, this.timeouts(nodes));
-    if (fenced) return this.deposed();
-    handled += applied;
-    if (applied > 0) this.log.debug({ applied, candidates: candidates.length }, "planned");
-    return handled;
+    const fetched =
+      limits.size > 0
+        ? await store.planner.candidates(
+            q,
+            limits,
+            inFlight.map((d) => d.id),
+          )
+        : [];
+    return { nodes, free, allowance, fetched };
   }
 }
 
@@ -326,7 +417,7 @@ export function decide(
     totalFree--;
     if (left !== undefined) allowance.set(c.task_name, left - 1);
     if (assignedPerName) assignedPerName.set(c.task_name, (assignedPerName.get(c.task_name) ?? 0) + 1);
-    decisions.push({ id: c.id, queue: "READY", node, parkReason: null });
+    decisions.push({ id: c.id, queue: "READY", node, parkReason: null, taskName: c.task_name });
   }
   return decisions;
 }

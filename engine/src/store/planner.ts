@@ -60,6 +60,8 @@ export interface PlanDecision {
   readonly queue: "READY" | "PARKED";
   readonly node: string | null;
   readonly parkReason: string | null;
+  /** For an assignment: the task's name (the planner counts what it placed per name). */
+  readonly taskName?: string;
   /** For a park for AFFINITY: the key, whose holder the apply checks again. */
   readonly affinityKey?: { readonly group: string; readonly affinity: string };
 }
@@ -92,6 +94,8 @@ export class PlannerStore {
     // oldest, up to the free capacity that can run the name: served by
     // tasks_plannable_idx (task_name, priority DESC, id).
     // A candidate with a key comes with the key's holder (a probe of the holders' primary key).
+    // $3: ids to leave out, as jsonb keys: the decisions of an apply still in
+    // flight, which this read cannot see yet (see Planner).
     // The rows come as one JSON array of arrays: a batch is parsed at once
     // rather than field by field (see PACKED_ASSIGNED in worker.ts).
     this.candidatesSql =
@@ -105,6 +109,7 @@ export class PlannerStore {
         SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
                workflow_id, affinity_group, affinity FROM ${s}.tasks
          WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL AND task_name = n.name
+           AND NOT ($3::jsonb ? id)
          ORDER BY priority DESC, id LIMIT n.lim) r`);
     // The guard (NEW or READY, unassigned) makes a decision void for a task that
     // was cancelled or planned meanwhile. Assignment draws a fresh fencing token
@@ -251,11 +256,19 @@ export class PlannerStore {
     return new Map(rows.map((r) => [r.task_name, r.running]));
   }
 
-  async candidates(q: Queryable, limits: ReadonlyMap<string, number>): Promise<Candidate[]> {
+  /** Candidates per task name, up to each name's limit; \`excluded\` ids are left out. */
+  async candidates(
+    q: Queryable,
+    limits: ReadonlyMap<string, number>,
+    excluded: readonly string[] = [],
+  ): Promise<Candidate[]> {
     if (limits.size === 0) return [];
+    // ULIDs need no escaping.
+    const exclusion = excluded.length === 0 ? "{}" : `{"${excluded.join('":0,"')}":0}`;
     const { rows } = await exec<{ rows: PackedCandidate[] }>(q, this.candidatesSql, [
       [...limits.keys()],
       [...limits.values()],
+      exclusion,
     ]);
     return (rows[0]?.rows ?? []).map((p) => ({
       id: p[0],
