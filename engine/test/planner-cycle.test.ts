@@ -56,6 +56,81 @@ describe("planner cycles", () => {
     expect(await planner.cycle()).toBe(0);
   });
 
+  describe("with a read connection (the next cycle read while this one applies)", () => {
+    let reads = 0;
+    /**
+     * Each apply waits until the read it overlaps has fetched its candidates
+     * (or 300 ms, when that read finds no room): the next cycle's reading then
+     * surely misses the apply, the case its adjustments are for.
+     */
+    const logged = memoryLogger();
+    const withReader = async (batchSize: number) => {
+      const readPool = poolFor(await url);
+      let readDone: () => void = () => undefined;
+      const reader = {
+        query: (async (text: string, values?: unknown[]) => {
+          reads++;
+          const result = await readPool.query(text, values);
+          if (text.includes("r.task_name")) readDone();
+          return result;
+        }) as unknown as pg.Pool["query"],
+      };
+      const leader = {
+        query: (async (text: string, values?: unknown[]) => {
+          if (text.includes("applied AS")) {
+            await new Promise<void>((resolve) => {
+              readDone = resolve;
+              setTimeout(resolve, 300);
+            });
+          }
+          return pool.query(text, values);
+        }) as unknown as pg.Pool["query"],
+      };
+      return new Planner(
+        store,
+        leader,
+        parseConfig(plannerConfigSchema, { nodeDeadAfterMs: 1_000, deadNodeSweepMs: 60_000, batchSize }),
+        logged.logger,
+        () => undefined,
+        0,
+        reader,
+      );
+    };
+    const assigned = async () =>
+      (
+        await pool.query<{ id: string; token: string; attempt: number }>(
+          "SELECT id, token, attempt FROM weft.tasks WHERE assigned_node IS NOT NULL",
+        )
+      ).rows;
+
+    it("fills a node to its capacity, each task once, across cycles that overlap their reads", async () => {
+      await addNode("N1", 25, ["t"]);
+      await schedule(40);
+      const p = await withReader(10);
+      reads = 0;
+      const moved = [await p.cycle(), await p.cycle(), await p.cycle(), await p.cycle()];
+      expect(moved).toEqual([10, 10, 5, 0]);
+      const rows = await assigned();
+      expect(rows).toHaveLength(25);
+      expect(new Set(rows.map((r) => r.token)).size).toBe(25);
+      expect(rows.every((r) => r.attempt === 1)).toBe(true);
+      expect(reads).toBeGreaterThan(0);
+      // The reads ran on the read connection (a failed one falls back, with a warning).
+      expect(logged.lines.filter((l) => l.level === "warn")).toEqual([]);
+    });
+
+    it("counts the assignments in flight against a cluster limit", async () => {
+      await addNode("N1", 50, ["t"]);
+      await pool.query(`UPDATE weft.nodes SET task_limits = '{"t": 12}'`);
+      await schedule(30);
+      const p = await withReader(10);
+      const moved = [await p.cycle(), await p.cycle(), await p.cycle()];
+      expect(moved).toEqual([10, 2, 0]);
+      expect(await assigned()).toHaveLength(12);
+      expect(logged.lines.filter((l) => l.level === "warn")).toEqual([]);
+    });
+  });
+
   it("gives nothing to a draining node", async () => {
     await addNode("N1", 5, ["t"]);
     await pool.query("UPDATE weft.nodes SET draining = true");
