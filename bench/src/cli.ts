@@ -64,7 +64,9 @@ Options:
   --runs N               runs per system, the median is reported (default: 3)
   --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: all)
   --nodes N              worker node processes per system (default: 1)
-  --capacity N           Weft maxParallelTasksInNode (default: 2000)
+  --capacity N           Weft maxParallelTasksInNode (default: pg-boss loops × jobs
+                         per fetch, 4000 with their defaults: both systems hold
+                         as many tasks in flight per node)
   --planner-batch N      Weft planner batch size (default: 2000)
   --completion-batch N   Weft outcomes per completion statement (default: 1000)
   --pgboss-workers N     pg-boss fetch/complete loops per node (default: 2)
@@ -122,17 +124,22 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   for (const w of workloads) oneOf("workload", w, Object.keys(WORKLOADS));
   const tasks =
     v.tasks === undefined ? undefined : [...new Set(list("tasks", v.tasks).map((t) => int("tasks", t, 1, 10_000_000)))];
+  const pgBossWorkers = int("pgboss-workers", v["pgboss-workers"] ?? "2", 1, 100);
+  const pgBossBatchSize = int("pgboss-batch", v["pgboss-batch"] ?? "2000", 1, 100_000);
   return {
     workloads,
     tasks,
     runs: int("runs", v.runs ?? "3", 1, 100),
     systems,
     nodes: int("nodes", v.nodes ?? "1", 1, 64),
-    capacity: int("capacity", v.capacity ?? "2000", 1, 100_000),
+    capacity:
+      v.capacity === undefined
+        ? Math.min(100_000, pgBossWorkers * pgBossBatchSize)
+        : int("capacity", v.capacity, 1, 100_000),
     plannerBatchSize: int("planner-batch", v["planner-batch"] ?? "2000", 1, 50_000),
     completionBatchSize: int("completion-batch", v["completion-batch"] ?? "1000", 1, 10_000),
-    pgBossWorkers: int("pgboss-workers", v["pgboss-workers"] ?? "2", 1, 100),
-    pgBossBatchSize: int("pgboss-batch", v["pgboss-batch"] ?? "2000", 1, 100_000),
+    pgBossWorkers,
+    pgBossBatchSize,
     enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
     timeoutSeconds: int("timeout", v.timeout ?? "600", 1, 86_400),
     analyze: !(v["no-analyze"] ?? false),

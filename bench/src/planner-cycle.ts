@@ -101,7 +101,15 @@ const SCHEMA = "weft";
 const TASK_NAMES = Array.from({ length: 20 }, (_, i) => `task${String(i).padStart(2, "0")}`);
 const NODE_IDS = ["N1", "N2", "N3"];
 /** The planner's statements, by the private field that holds each one's SQL. */
-const STATEMENTS = ["sweepSql", "dueSql", "nodesSql", "runningByNameSql", "candidatesSql", "applySql"] as const;
+const STATEMENTS = [
+  "sweepSql",
+  "dueSql",
+  "nodesSql",
+  "runningByNameSql",
+  "candidatesSql",
+  "applySql",
+  "applyToOneNodeSql",
+] as const;
 type StatementName = (typeof STATEMENTS)[number];
 
 /** The figures for one backlog size. */
@@ -154,9 +162,17 @@ const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 
 
 /** The SQL text of a planner statement (private by design; read here to time and explain it). */
 function statementSql(store: Store, name: StatementName): string {
-  const text = (store.planner as unknown as Record<string, unknown>)[name];
+  // Hot statements are Statement objects ({ text, name }), the others strings.
+  const value = (store.planner as unknown as Record<string, unknown>)[name];
+  const text = typeof value === "object" && value !== null ? (value as { text?: unknown }).text : value;
   if (typeof text !== "string") throw new Error(`no planner statement ${name}`);
   return text;
+}
+
+/** The apply's parameters for \`ids\`, spread over the nodes (epoch 0, no timeouts, no affinity parks). */
+function applyParams(ids: readonly string[]): unknown[] {
+  const nodes = JSON.stringify(Object.fromEntries(ids.map((id, i) => [id, NODE_IDS[i % NODE_IDS.length]])));
+  return [ids.join(","), nodes, "{}", "{}", 0, [], []];
 }
 
 /**
@@ -275,16 +291,13 @@ async function explainAll(
     )
   ).rows.map((r) => r.id);
   const params: Record<StatementName, unknown[]> = {
-    sweepSql: [15_000],
-    dueSql: [1_000],
+    sweepSql: [15_000, 0],
+    dueSql: [1_000, 0],
     nodesSql: [15_000],
     runningByNameSql: [["task05"]],
-    candidatesSql: [TASK_NAMES, TASK_NAMES.map(() => free)],
-    applySql: [
-      sample,
-      JSON.stringify(Object.fromEntries(sample.map((id, i) => [id, NODE_IDS[i % NODE_IDS.length]]))),
-      "{}",
-    ],
+    candidatesSql: [TASK_NAMES, TASK_NAMES.map(() => free), "{}"],
+    applySql: applyParams(sample),
+    applyToOneNodeSql: [sample.join(","), NODE_IDS[0], "{}", 0],
   };
   const indexesUsed: Record<string, string[]> = {};
   const seqScans: string[] = [];
@@ -364,20 +377,18 @@ async function explainAnalyzeHot(client: pg.Client, store: Store, capacity: numb
       .join("\n");
   await client.query("BEGIN");
   try {
-    const candidates = [TASK_NAMES, TASK_NAMES.map(() => free)];
-    const ids = (
-      await client.query<{ id: string; priority: number }>(statementSql(store, "candidatesSql"), candidates)
-    ).rows
-      .sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1))
+    const candidates = [TASK_NAMES, TASK_NAMES.map(() => free), "{}"];
+    // One JSON array of [id, task_name, priority, ...] per call (see PlannerStore.candidates).
+    const packed = (
+      await client.query<{ rows: [string, string, number][] }>(statementSql(store, "candidatesSql"), candidates)
+    ).rows[0]?.rows;
+    const ids = (packed ?? [])
+      .sort((a, b) => b[2] - a[2] || (a[0] < b[0] ? -1 : 1))
       .slice(0, free)
-      .map((r) => r.id);
+      .map((r) => r[0]);
     const out = {
       candidates: await text("candidatesSql", candidates),
-      apply: await text("applySql", [
-        ids,
-        JSON.stringify(Object.fromEntries(ids.map((id, i) => [id, NODE_IDS[i % NODE_IDS.length]]))),
-        "{}",
-      ]),
+      apply: await text("applySql", applyParams(ids)),
     };
     for (const [name, plan] of Object.entries(out)) log(`EXPLAIN ANALYZE ${name}:\n${plan}`);
     return out;
