@@ -144,6 +144,14 @@ export class Planner extends LoopService {
     }
   }
 
+  /** Stops the loop, then waits for a read still in flight (its connection closes next). */
+  override async stop(): Promise<void> {
+    await super.stop();
+    const prefetch = this.prefetch;
+    this.prefetch = undefined;
+    await prefetch?.reading;
+  }
+
   /** A retry was recorded that is due in \`ms\` (from a \`d:\` notification). */
   dueIn(ms: number): void {
     const at = performance.now() + Math.max(0, ms);
@@ -208,7 +216,8 @@ export class Planner extends LoopService {
       if (keys.freed > 0) this.log.debug({ keys: keys.freed }, "freed affinity keys left held");
       handled += keys.unparked;
     }
-    if (sweep || performance.now() >= this.nextDueAt) {
+    const promote = sweep || performance.now() >= this.nextDueAt;
+    if (promote) {
       const due = await store.planner.promoteDue(db, config.batchSize, this.epoch);
       handled += due.promoted;
       // More due than one batch: go again at once.
@@ -221,13 +230,13 @@ export class Planner extends LoopService {
     }
 
     // A reading taken during the last apply, if it is fresh, found work, and
-    // nothing was swept or promoted since (those tasks would be missing from
-    // it). One that found no room is not used: this cycle usually runs
-    // because room was freed since.
+    // no sweep or promotion ran since (a node declared dead, or tasks released
+    // or promoted, would be missing from it). One that found no room is not
+    // used: this cycle usually runs because room was freed since.
     const prefetch = this.prefetch;
     this.prefetch = undefined;
     let reading: Reading | undefined;
-    if (prefetch && handled === 0 && performance.now() - prefetch.startedAt <= PREFETCH_FRESH_MS) {
+    if (prefetch && !promote && performance.now() - prefetch.startedAt <= PREFETCH_FRESH_MS) {
       reading = await prefetch.reading;
       if (reading?.fetched.length === 0) reading = undefined;
     }
