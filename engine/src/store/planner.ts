@@ -294,12 +294,11 @@ export class PlannerStore {
     timeouts: Readonly<Record<string, number>> = {},
   ): Promise<{ applied: number; fenced: boolean }> {
     if (decisions.length === 0) return { applied: 0, fenced: false };
+    const ids = decisions.map((d) => d.id).join(",");
     const node = oneNode(decisions);
     if (node !== null) {
-      const ids = new Array<string>(decisions.length);
-      for (let i = 0; i < decisions.length; i++) ids[i] = (decisions[i] as PlanDecision).id;
       const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.applyToOneNodeSql, [
-        ids.join(","),
+        ids,
         node,
         JSON.stringify(timeouts),
         epoch,
@@ -308,14 +307,11 @@ export class PlannerStore {
     }
     // The jsonb maps are written as text directly: ids, node ids and park
     // reasons are ULIDs and upper-case words, which need no escaping.
-    const ids = new Array<string>(decisions.length);
     const nodes: string[] = [];
     const parked: string[] = [];
     const groups = new Set<string>();
     const keys = new Set<string>();
-    for (let i = 0; i < decisions.length; i++) {
-      const d = decisions[i] as PlanDecision;
-      ids[i] = d.id;
+    for (const d of decisions) {
       if (d.node !== null) nodes.push(`"${d.id}":"${d.node}"`);
       else if (d.queue === "PARKED") parked.push(`"${d.id}":"${d.parkReason ?? "UNKNOWN"}"`);
       if (d.affinityKey) {
@@ -324,7 +320,7 @@ export class PlannerStore {
       }
     }
     const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.applySql, [
-      ids.join(","),
+      ids,
       `{${nodes.join(",")}}`,
       `{${parked.join(",")}}`,
       JSON.stringify(timeouts),
