@@ -28,7 +28,6 @@ import { Store } from "./store/index.js";
  * plan PostgreSQL would choose per batch is the same too, so it is planned once
  * (planning the completion statement took about 1.2 ms per batch).
  */
-const GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan";
 const GENERIC_PLANS_OPTION = "-c plan_cache_mode=force_generic_plan";
 
 /**
@@ -180,7 +179,8 @@ export class Engine {
     }
     if (planner.enabled) {
       this.elector = new LeaderElector(
-        this.clientConfig,
+        // The leader connection runs only the planner's statements.
+        this.config.preparedStatements ? withStartupOption(this.clientConfig, GENERIC_PLANS_OPTION) : this.clientConfig,
         this.config.schema,
         planner.leaderRetryMs,
         {
@@ -218,19 +218,22 @@ export class Engine {
       this.listener.on("planner", () => this.planner?.wake());
       this.listener.on("due", (ms) => this.planner?.dueIn(Number(ms[0])));
       this.listener.onReconnect(() => this.planner?.wake());
-      // The listener and the hot connections need no schema: they open while
-      // the migrations are checked. Both are ready before the worker and the
-      // planner start, which rely on notifications and the node row.
+      // The listener, the hot connections and the election connection need no
+      // schema: they open while the migrations are checked. They are ready
+      // before the worker and the planner start, which rely on notifications
+      // and the node row.
       const [setup, listening] = await Promise.allSettled([
         migrate(this.pool, this.config.schema, this.log).then(() => this.registry?.start()),
         this.listener.start(),
         this.warmHotPool(),
+        this.elector?.connect(),
       ]);
       // The migration's error first: a listener that could not connect usually failed for the same reason.
       if (setup.status === "rejected") throw setup.reason;
       if (listening.status === "rejected") throw listening.reason;
-      await this.worker?.start();
+      // The election runs in the background: its first attempt overlaps the worker's first fetch.
       await this.elector?.start();
+      await this.worker?.start();
       if (this.config.node.handleSignals) {
         process.once("SIGTERM", this.signalHandler);
         process.once("SIGINT", this.signalHandler);
@@ -246,6 +249,7 @@ export class Engine {
   private stopping: Promise<void> | undefined;
   /** The planner's read connection while this process leads. */
   private plannerReader: pg.Client | undefined;
+  private plannerReaderOpening: Promise<void> | undefined;
 
   /**
    * Opens the hot pool's connections ahead of the first fetch and completion
@@ -281,29 +285,29 @@ export class Engine {
   }
 
   private async becomeLeader(client: pg.Client): Promise<void> {
-    // The leader connection runs only the planner's statements.
-    if (this.config.preparedStatements) await client.query(GENERIC_PLANS);
-    const opening = this.openPlannerReader();
-    let epoch: number;
-    try {
-      epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
-    } catch (error) {
-      void opening.then((r) => r?.end().catch(() => undefined));
-      throw error;
-    }
-    const reader = await opening;
-    this.plannerReader = reader;
+    const epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
     this.log.info({ epoch }, "planner started");
-    this.planner = new Planner(
+    const planner = new Planner(
       this.store,
       client,
       this.config.planner,
       this.log,
       () => this.elector?.connectionLost(),
       epoch,
-      reader,
     );
-    await this.planner.start();
+    this.planner = planner;
+    // The read connection opens while the first cycles run (they read on the
+    // leader connection until it is there).
+    this.plannerReaderOpening = this.openPlannerReader().then(async (reader) => {
+      if (reader === undefined) return;
+      if (this.planner !== planner) {
+        await reader.end().catch(() => undefined);
+        return;
+      }
+      this.plannerReader = reader;
+      planner.attachReader(reader);
+    });
+    await planner.start();
     this.cron = new CronService(
       this.store,
       this.pool,
@@ -325,11 +329,13 @@ export class Engine {
    * leader connection.
    */
   private async openPlannerReader(): Promise<pg.Client | undefined> {
-    const reader = new pg.Client({ ...this.clientConfig, keepAlive: true });
+    const config = this.config.preparedStatements
+      ? withStartupOption(this.clientConfig, GENERIC_PLANS_OPTION)
+      : this.clientConfig;
+    const reader = new pg.Client({ ...config, keepAlive: true });
     reader.on("error", (err) => this.log.debug({ err }, "planner read connection error"));
     try {
       await reader.connect();
-      if (this.config.preparedStatements) await reader.query(GENERIC_PLANS);
       return reader;
     } catch (error) {
       this.log.debug({ err: error }, "could not open the planner's read connection; reading on the leader connection");
@@ -342,12 +348,16 @@ export class Engine {
     const p = this.planner;
     const c = this.cleaner;
     const cron = this.cron;
-    const reader = this.plannerReader;
+    const opening = this.plannerReaderOpening;
     this.planner = undefined;
     this.cleaner = undefined;
     this.cron = undefined;
-    this.plannerReader = undefined;
+    this.plannerReaderOpening = undefined;
     await Promise.all([p?.stop(), c?.stop(), cron?.stop()]);
+    // A reader still opening sees the planner gone and closes itself.
+    await opening;
+    const reader = this.plannerReader;
+    this.plannerReader = undefined;
     await reader?.end().catch(() => undefined);
   }
 }

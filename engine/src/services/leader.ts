@@ -23,6 +23,7 @@ export interface LeaderCallbacks {
 export class LeaderElector extends LoopService {
   readonly name = "leader-elector";
   private client: pg.Client | undefined;
+  private opening: Promise<pg.Client> | undefined;
   private leading = false;
 
   constructor(
@@ -48,6 +49,7 @@ export class LeaderElector extends LoopService {
 
   override async stop(): Promise<void> {
     await super.stop();
+    await this.opening?.catch(() => undefined);
     await this.resign();
   }
 
@@ -72,20 +74,34 @@ export class LeaderElector extends LoopService {
     }
   }
 
-  private async tryAcquire(): Promise<void> {
+  /**
+   * Opens the election connection ahead of the first attempt (the engine does
+   * this while the migrations are checked, so that becoming leader costs one
+   * round trip at start). Best effort: the first attempt opens it if this failed.
+   */
+  async connect(): Promise<void> {
     try {
-      if (!this.client) {
-        const client = new pg.Client({ ...this.clientConfig, keepAlive: true });
-        client.on("error", (err) => {
-          this.log.debug({ err }, "leader connection error");
-          if (this.client === client) {
-            if (this.leading) this.connectionLost();
-            else {
-              this.client = undefined;
-              client.end().catch(() => undefined);
-            }
+      await this.openClient();
+    } catch (error) {
+      this.log.debug({ err: error }, "could not open the leader election connection yet");
+    }
+  }
+
+  private async openClient(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    this.opening ??= (async () => {
+      const client = new pg.Client({ ...this.clientConfig, keepAlive: true });
+      client.on("error", (err) => {
+        this.log.debug({ err }, "leader connection error");
+        if (this.client === client) {
+          if (this.leading) this.connectionLost();
+          else {
+            this.client = undefined;
+            client.end().catch(() => undefined);
           }
-        });
+        }
+      });
+      try {
         await client.connect();
         if (this.frozenAfterMs > 0) {
           // Not supported before PostgreSQL 14: the lock then lasts as long as the TCP connection.
@@ -94,16 +110,29 @@ export class LeaderElector extends LoopService {
           await client.query(`SET idle_in_transaction_session_timeout = ${ms}`);
           await client.query(`SET idle_session_timeout = ${ms}`).catch(() => undefined);
         }
-        this.client = client;
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        throw error;
       }
-      const { rows } = await this.client.query<{ locked: boolean }>(
+      this.client = client;
+      return client;
+    })().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async tryAcquire(): Promise<void> {
+    try {
+      const client = await this.openClient();
+      const { rows } = await client.query<{ locked: boolean }>(
         "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked",
         [LEADER_LOCK_CLASS, this.schema],
       );
       if (rows[0]?.locked && !this.stopped) {
         this.leading = true;
         this.log.info({ schema: this.schema }, "elected planner leader");
-        await this.callbacks.elected(this.client);
+        await this.callbacks.elected(client);
       }
     } catch (error) {
       this.log.debug({ err: error }, "leader election attempt failed");

@@ -144,6 +144,16 @@ export class Planner extends LoopService {
     }
   }
 
+  /** Gives the planner its read connection (see the constructor's \`reader\`). */
+  attachReader(reader: Queryable): void {
+    this.reader = reader;
+  }
+
+  /** Whether reads overlap applies on a second connection (see the constructor's \`reader\`). */
+  get readsOnSecondConnection(): boolean {
+    return this.reader !== undefined;
+  }
+
   /** Stops the loop, then waits for a read still in flight (its connection closes next). */
   override async stop(): Promise<void> {
     await super.stop();
