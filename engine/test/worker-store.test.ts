@@ -171,4 +171,37 @@ describe("recording outcomes (fencing)", () => {
       text: 'quote " and \\ backslash',
     });
   });
+
+  it("packed reads give every task its own workflow, whether or not it is the workflow's root", async () => {
+    // Task names of their own: the planner's candidates are read per name.
+    const root = newTask({ taskName: "packed" });
+    const child = newTask({ taskName: "packed", workflowId: root.id, parentId: root.id, input: '{"n":2}' });
+    const keyed = newTask({ taskName: "packed-keyed", affinityGroup: "account", affinity: "9" });
+    await store.schedule.insert(pool, [root, child, keyed], new Set([root.id, keyed.id]));
+    const candidates = await store.planner.candidates(
+      pool,
+      new Map([
+        ["packed", 10],
+        ["packed-keyed", 10],
+      ]),
+    );
+    const byId = new Map(candidates.map((c) => [c.id, c]));
+    expect(byId.get(root.id)).toMatchObject({ workflow_id: root.id, affinity: null, holder: null });
+    expect(byId.get(child.id)).toMatchObject({ workflow_id: root.id, affinity_group: null, affinity: null });
+    // No holder yet (schedules claim keys; this insert did not).
+    expect(byId.get(keyed.id)).toMatchObject({ workflow_id: keyed.id, affinity_group: "account", affinity: "9" });
+
+    // A node of its own: the fetch reads what is assigned to it.
+    await store.planner.apply(
+      pool,
+      [root, child].map((t) => ({ id: t.id, queue: "READY" as const, node: "N-packed", parkReason: null })),
+      0,
+    );
+    // In token order, which the apply draws in no particular order of the two.
+    const fetched = (await store.worker.fetch(pool, "N-packed", 0, 10)).sort((a) => (a.id === root.id ? -1 : 1));
+    expect(fetched.map((r) => [r.id, r.workflow_id, r.parent_id, r.input])).toEqual([
+      [root.id, root.id, null, {}],
+      [child.id, root.id, root.id, { n: 2 }],
+    ]);
+  });
 });

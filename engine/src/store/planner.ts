@@ -28,7 +28,8 @@ export interface Candidate {
   readonly holder?: string | null;
 }
 
-type PackedCandidate = [string, string, number, boolean, string, string | null, string | null, string | null];
+/** Positions 5–7 only for a candidate with a key. */
+type PackedCandidate = [string, string, number, boolean, string | null, string?, string?, (string | null)?];
 
 export interface LiveNode {
   readonly id: string;
@@ -98,12 +99,14 @@ export class PlannerStore {
     // flight, which this read cannot see yet (see Planner).
     // The rows come as one JSON array of arrays: a batch is parsed at once
     // rather than field by field (see PACKED_ASSIGNED in worker.ts).
-    this.candidatesSql =
-      statements.get(`SELECT coalesce(json_agg(json_build_array(r.id, r.task_name, r.priority, r.delayed,
-        r.workflow_id, r.affinity_group, r.affinity,
-        CASE WHEN r.affinity IS NOT NULL THEN (
-          SELECT h.workflow_id FROM ${s}.affinity_holders h
-           WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity) END)), '[]') AS rows
+    // A candidate without a key is five fields, its workflow id null when it
+    // is the task's own (see PACKED_ASSIGNED in worker.ts).
+    this.candidatesSql = statements.get(`SELECT coalesce(json_agg(CASE WHEN r.affinity IS NULL
+          THEN json_build_array(r.id, r.task_name, r.priority, r.delayed, nullif(r.workflow_id, r.id))
+          ELSE json_build_array(r.id, r.task_name, r.priority, r.delayed, nullif(r.workflow_id, r.id),
+                                r.affinity_group, r.affinity,
+                                (SELECT h.workflow_id FROM ${s}.affinity_holders h
+                                  WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity)) END), '[]') AS rows
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
         SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
@@ -275,10 +278,10 @@ export class PlannerStore {
       task_name: p[1],
       priority: p[2],
       delayed: p[3],
-      workflow_id: p[4],
-      affinity_group: p[5],
-      affinity: p[6],
-      holder: p[7],
+      workflow_id: p[4] ?? p[0],
+      affinity_group: p[5] ?? null,
+      affinity: p[6] ?? null,
+      holder: p[7] ?? null,
     }));
   }
 

@@ -14,14 +14,16 @@ const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt,
  * The hot fetch returns its rows as one JSON array of arrays (positions as in
  * \`fromPacked\`): one JSON.parse of the whole batch costs the worker a fraction
  * of decoding a thousand protocol rows field by field. Tokens are JSON numbers
- * (exact below 2^53).
+ * (exact below 2^53). The workflow id is null when it is the task's own (a
+ * root, and every task of a one-task workflow): a quarter less JSON to build,
+ * send and parse.
  */
-const PACKED_ASSIGNED = `coalesce(json_agg(json_build_array(id, workflow_id, parent_id, task_name, input, attempt, token,
-  priority, affinity_group, affinity, join_pending IS NOT NULL, saved_state) ORDER BY token), '[]') AS rows`;
+const PACKED_ASSIGNED = `coalesce(json_agg(json_build_array(id, nullif(workflow_id, id), parent_id, task_name, input, attempt,
+  token, priority, affinity_group, affinity, join_pending IS NOT NULL, saved_state) ORDER BY token), '[]') AS rows`;
 
 type PackedAssigned = [
   string,
-  string,
+  string | null,
   string | null,
   string,
   unknown,
@@ -37,7 +39,7 @@ type PackedAssigned = [
 function fromPacked(p: PackedAssigned): AssignedTaskRow {
   return {
     id: p[0],
-    workflow_id: p[1],
+    workflow_id: p[1] ?? p[0],
     parent_id: p[2],
     task_name: p[3],
     input: p[4],
