@@ -13,12 +13,21 @@ describe("listener", () => {
     let reconnects = 0;
     listener.on("workflows", (ids) => got.push(...ids));
     listener.on("nodes", (ids) => got.push(...ids.map((i) => `node:${i}`)));
+    listener.on("reconcile", (ids) => got.push(...ids.map((i) => `reconcile:${i}`)));
+    listener.on("due", (ids) => got.push(...ids.map((i) => `due:${i}`)));
+    listener.on("planner", (ids) => got.push(`planner:${ids.length}`));
     listener.onReconnect(() => reconnects++);
     await listener.start();
     await pool.query("SELECT pg_notify('weft:weft', 'w:A,B')");
     await pool.query("SELECT pg_notify('weft:weft', 'n:N1')");
-    await eventually(async () => (got.length === 3 ? true : undefined));
-    expect(got).toEqual(["A", "B", "node:N1"]);
+    // Unknown kinds are ignored.
+    await pool.query("SELECT pg_notify('weft:weft', 'x:X1')");
+    await pool.query("SELECT pg_notify('weft:weft', 'constructor:X2')");
+    await pool.query("SELECT pg_notify('weft:weft', 'r:N2,N3')");
+    await pool.query("SELECT pg_notify('weft:weft', 'd:1500')");
+    await pool.query("SELECT pg_notify('weft:weft', 'p')");
+    await eventually(async () => (got.length === 7 ? true : undefined));
+    expect(got).toEqual(["A", "B", "node:N1", "reconcile:N2", "reconcile:N3", "due:1500", "planner:0"]);
 
     await pool.query(
       // Only this database's: other test files run beside this one on a shared server.

@@ -5,6 +5,14 @@ import { backoffMs, OutageLog, type Service, sleep } from "./service.js";
 export type NotificationKind = "planner" | "nodes" | "workflows" | "reconcile" | "due";
 type Handler = (ids: readonly string[]) => void;
 
+/** Payload prefixes (before the colon) and what they announce. */
+const KINDS: ReadonlyMap<string, NotificationKind> = new Map([
+  ["n", "nodes"],
+  ["w", "workflows"],
+  ["r", "reconcile"],
+  ["d", "due"],
+]);
+
 /**
  * Holds the node's LISTEN connection to the schema's channel. Payloads:
  * `p` (wake the planner), `n:<node ids>` (new assignments), `w:<workflow ids>`
@@ -103,12 +111,11 @@ export class Listener implements Service {
       return;
     }
     const colon = payload.indexOf(":");
-    const kind = payload.slice(0, colon);
-    const ids = payload.slice(colon + 1).split(",");
-    if (kind === "n") this.emit("nodes", ids);
-    else if (kind === "w") this.emit("workflows", ids);
-    else if (kind === "r") this.emit("reconcile", ids);
-    else if (kind === "d") this.emit("due", ids);
+    const kind = KINDS.get(payload.slice(0, colon));
+    // Finished workflows come 250 ids to a notification: a node with nobody
+    // waiting for one does not split them.
+    if (kind === undefined || !this.handlers.get(kind)?.size) return;
+    this.emit(kind, payload.slice(colon + 1).split(","));
   }
 
   private emit(kind: NotificationKind, ids: readonly string[]): void {

@@ -189,6 +189,9 @@ const FLUSHES_IN_FLIGHT = 2;
 const RELEASE_CHUNK = 250;
 const RELEASES_IN_FLIGHT = 2;
 
+/** The children of an attempt that scheduled none (never written to). */
+const NONE: NewTaskRow[] = [];
+
 /** One attempt as its handler sees it. A class, not a literal with closures: one is made per task. */
 class Execution implements TaskExecution {
   readonly taskId: string;
@@ -197,9 +200,10 @@ class Execution implements TaskExecution {
   readonly taskName: string;
   readonly attempt: number;
   readonly input: unknown;
-  readonly children: NewTaskRow[] = [];
-  readonly edges: NewEdgeRow[] = [];
-  readonly outbox: { joinName: string; message: string }[] = [];
+  // Made on first use: most attempts schedule nothing (one allocation fewer per task each).
+  children: NewTaskRow[] = NONE;
+  edges: NewEdgeRow[] | undefined;
+  outbox: { joinName: string; message: string }[] | undefined;
   /** Children by id, to attach the joins that list them. */
   private byId: Map<string, { ownJoins: string[] }> | undefined;
 
@@ -238,6 +242,7 @@ class Execution implements TaskExecution {
   }
 
   sendToJoin(joinName: string, message: string): void {
+    this.outbox ??= [];
     this.outbox.push({ joinName, message });
   }
 
@@ -257,9 +262,11 @@ class Execution implements TaskExecution {
       listed.add(id);
     }
     const row = this.add(join, upstream.length);
+    const edges = this.edges ?? [];
+    this.edges = edges;
     upstream.forEach((upstreamId, position) => {
       this.byId?.get(upstreamId)?.ownJoins.push(row.id);
-      this.edges.push({ joinId: row.id, upstreamId, position, parentId: this.row.id });
+      edges.push({ joinId: row.id, upstreamId, position, parentId: this.row.id });
     });
     return row.id;
   }
@@ -281,6 +288,7 @@ class Execution implements TaskExecution {
       joinPending,
       ownJoins: [] as string[],
     };
+    if (this.children === NONE) this.children = [];
     this.children.push(created);
     this.byId ??= new Map();
     this.byId.set(created.id, created);
