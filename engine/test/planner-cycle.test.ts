@@ -155,6 +155,22 @@ describe("planner cycles", () => {
     expect((await pool.query("SELECT id FROM weft.nodes")).rows).toEqual([{ id: "NEW" }]);
   });
 
+  it("a new leader places work in its first cycle and recovers what dead nodes held in its second", async () => {
+    // Left by an earlier leader: a task on a node whose heartbeat stopped.
+    await addNode("DEAD", 5, ["t"], "");
+    const [held] = await schedule(1);
+    await store.planner.apply(pool, [{ id: held as string, queue: "READY", node: "DEAD", parkReason: null }], 0);
+    await pool.query("UPDATE weft.nodes SET heartbeat_at = now() - interval '1 minute' WHERE id = 'DEAD'");
+    await addNode("LIVE", 5, ["t"]);
+    const fresh = await schedule(2);
+    expect(await planner.cycle()).toBe(2);
+    expect((await tasksOf([held as string]))[0]).toMatchObject({ assigned_node: "DEAD", attempt: 1 });
+    expect((await tasksOf(fresh)).map((r) => r.assigned_node)).toEqual(["LIVE", "LIVE"]);
+    await planner.cycle();
+    await planner.cycle();
+    expect((await tasksOf([held as string]))[0]).toMatchObject({ assigned_node: "LIVE", attempt: 2 });
+  });
+
   it("re-plans tasks assigned to a node that no longer exists", async () => {
     await addNode("GONE", 5, ["t"]);
     const ids = await schedule(1);

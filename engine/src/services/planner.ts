@@ -205,7 +205,9 @@ export class Planner extends LoopService {
     const { store, db, config } = this;
     let handled = 0;
     const now = Date.now();
-    const sweep = now - this.lastSweep >= config.deadNodeSweepMs;
+    // Not in a new leader's first cycle: that one places work at once, and the
+    // sweep (recovering what dead nodes held) follows in the next.
+    const sweep = this.cycles > 1 && now - this.lastSweep >= config.deadNodeSweepMs;
     if (sweep) {
       this.lastSweep = now;
       const swept = await store.planner.sweepDeadNodes(db, config.nodeDeadAfterMs, this.epoch);
