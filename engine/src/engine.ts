@@ -225,7 +225,6 @@ export class Engine {
       const [setup, listening] = await Promise.allSettled([
         migrate(this.pool, this.config.schema, this.log).then(() => this.registry?.start()),
         this.listener.start(),
-        this.warmHotPool(),
         this.elector?.connect(),
       ]);
       // The migration's error first: a listener that could not connect usually failed for the same reason.
@@ -234,6 +233,9 @@ export class Engine {
       // The election runs in the background: its first attempt overlaps the worker's first fetch.
       await this.elector?.start();
       await this.worker?.start();
+      // The worker's first fetch opens a hot connection; a second is opened
+      // now for the completion batches, after the connections the start needed.
+      void this.warmHotPool();
       if (this.config.node.handleSignals) {
         process.once("SIGTERM", this.signalHandler);
         process.once("SIGINT", this.signalHandler);
@@ -252,15 +254,17 @@ export class Engine {
   private plannerReaderOpening: Promise<void> | undefined;
 
   /**
-   * Opens the hot pool's connections ahead of the first fetch and completion
-   * batch. Best effort: a failure here is met again, and reported, by the
-   * statement that needs the connection.
+   * Opens a hot connection ahead of the first completion batch. Best effort: a
+   * failure here is met again, and reported, by the statement that needs the
+   * connection.
    */
   private async warmHotPool(): Promise<void> {
     const pool = this.hotPool;
     if (!pool || !this.worker) return;
-    const clients = await Promise.allSettled([pool.connect(), pool.connect()]);
-    for (const c of clients) if (c.status === "fulfilled") c.value.release();
+    await pool.connect().then(
+      (client) => client.release(),
+      () => undefined,
+    );
   }
 
   /** Graceful stop: see Worker.stop. Safe to call more than once. */
@@ -296,9 +300,10 @@ export class Engine {
       epoch,
     );
     this.planner = planner;
-    // The read connection opens while the first cycles run (they read on the
-    // leader connection until it is there).
-    this.plannerReaderOpening = this.openPlannerReader().then(async (reader) => {
+    // The read connection opens once the first cycle has sent its apply (the
+    // cycles read on the leader connection until it is there).
+    this.plannerReaderOpening = planner.started.then(async () => {
+      const reader = this.planner === planner ? await this.openPlannerReader() : undefined;
       if (reader === undefined) return;
       if (this.planner !== planner) {
         await reader.end().catch(() => undefined);

@@ -155,6 +155,28 @@ describe("planner cycles", () => {
     expect((await pool.query("SELECT id FROM weft.nodes")).rows).toEqual([{ id: "NEW" }]);
   });
 
+  it("says when its first cycle has sent its apply, or when it stopped before any", async () => {
+    let started = false;
+    void planner.started.then(() => {
+      started = true;
+    });
+    await addNode("N1", 5, ["t"]);
+    await schedule(1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toBe(false);
+    await planner.cycle();
+    expect(started).toBe(true);
+
+    const idle = new Planner(store, pool, parseConfig(plannerConfigSchema, {}), memoryLogger().logger, () => undefined);
+    let idleStarted = false;
+    void idle.started.then(() => {
+      idleStarted = true;
+    });
+    await idle.stop();
+    await new Promise((r) => setImmediate(r));
+    expect(idleStarted).toBe(true);
+  });
+
   it("a new leader places work in its first cycle and recovers what dead nodes held in its second", async () => {
     // Left by an earlier leader: a task on a node whose heartbeat stopped.
     await addNode("DEAD", 5, ["t"], "");

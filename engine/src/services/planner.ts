@@ -50,6 +50,15 @@ export class Planner extends LoopService {
   private readonly outage: OutageLog;
   /** Cycles run since start; tests and the bench read it. */
   cycles = 0;
+  private firstApplySent: () => void = () => undefined;
+  /**
+   * Resolves when the first cycle has sent its apply, or ended without one, or
+   * the planner stopped: the engine opens the read connection then, so that
+   * opening it does not compete with the first cycle's reads.
+   */
+  readonly started: Promise<void> = new Promise((resolve) => {
+    this.firstApplySent = resolve;
+  });
   /** The next cycle's reading, in flight or done (see PREFETCH_FRESH_MS). */
   private prefetch: { readonly startedAt: number; readonly reading: Promise<Reading | undefined> } | undefined;
 
@@ -156,6 +165,7 @@ export class Planner extends LoopService {
 
   /** Stops the loop, then waits for a read still in flight (its connection closes next). */
   override async stop(): Promise<void> {
+    this.firstApplySent();
     await super.stop();
     const prefetch = this.prefetch;
     this.prefetch = undefined;
@@ -181,7 +191,7 @@ export class Planner extends LoopService {
 
   protected async tick(): Promise<number> {
     try {
-      const handled = await this.cycle();
+      const handled = await this.cycle().finally(() => this.firstApplySent());
       if (this.stopped) return 0;
       this.outage.success();
       if (handled >= this.config.batchSize) return 0;
@@ -259,6 +269,7 @@ export class Planner extends LoopService {
     const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served, assigned)];
     this.recordServed(candidates, assigned);
     const applying = store.planner.apply(db, decisions, this.epoch, this.timeouts(nodes));
+    this.firstApplySent();
     const placed = decisions.filter((d) => d.node !== null);
     if (this.reader && placed.length > 0) {
       const reader = this.reader;
