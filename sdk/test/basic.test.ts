@@ -116,7 +116,9 @@ describe("tasks, workflows and children", () => {
   });
 
   it("writes children in the parent's workflow, and ends the workflow after the last child", async () => {
-    const ref = await weft.client.schedule(parent, { children: 20, sleepMs: 300 });
+    // Children sleep long enough that the workflow is still RUNNING when the
+    // test has seen all 21 tasks, even on a loaded machine.
+    const ref = await weft.client.schedule(parent, { children: 20, sleepMs: 1_000 });
     const running = await eventually(async () => {
       const tasks = await weft.client.getWorkflowTasks(ref.workflowId);
       return tasks.length === 21 ? tasks : undefined;

@@ -1,22 +1,22 @@
 import { defineTask } from "@weft/sdk";
 import { z } from "zod";
-import type { OnDone, Workload } from "./types.js";
+import { countDone, countInto } from "./done.js";
+import type { Workload } from "./types.js";
 
 const TASK = "affinity.noop";
 /** The shape: 1,000 keys, each with N / 1,000 single-task workflows. */
 const KEYS = 1_000;
 
-function definition(onDone: OnDone) {
-  return defineTask({
-    name: TASK,
-    input: z.object({ i: z.number().int() }),
-    output: z.null(),
-    run: () => {
-      onDone(1);
-      return null;
-    },
-  });
-}
+// One definition for the module, not one per node (see countDone).
+const noop = defineTask({
+  name: TASK,
+  input: z.object({ i: z.number().int() }),
+  output: z.null(),
+  run: () => {
+    countDone(1);
+    return null;
+  },
+});
 
 /**
  * N no-op tasks, each its own workflow, spread over 1,000 affinity keys: the
@@ -31,9 +31,12 @@ export const affinity: Workload = {
   defaultTasks: 20_000,
   expectedTasks: (tasks) => tasks,
   weft: {
-    tasks: (onDone) => [definition(onDone)],
+    tasks: (onDone) => {
+      countInto(onDone);
+      return [noop];
+    },
     async enqueue(client, tasks, batchSize) {
-      const task = definition(() => undefined);
+      const task = noop;
       // Task i is workflow i / 1,000 of key i % 1,000: in order of i, each key's
       // workflows are created in order. One statement per batch, each input with its own key.
       for (let from = 0; from < tasks; from += batchSize) {

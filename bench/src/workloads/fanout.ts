@@ -1,6 +1,7 @@
 import { defineJoin, defineTask } from "@weft/sdk";
 import { z } from "zod";
-import type { OnDone, Workload } from "./types.js";
+import { countDone, countInto } from "./done.js";
+import type { Workload } from "./types.js";
 
 const PARENT = "fanout.parent";
 const MAP = "fanout.map";
@@ -8,48 +9,46 @@ const REDUCE = "fanout.reduce";
 
 const count = z.object({ maps: z.number().int().nonnegative() });
 
-/** The three definitions, with `onDone` counted once per finished task. */
-function definitions(onDone: OnDone) {
-  const map = defineTask({
-    name: MAP,
-    input: z.object({ i: z.number().int() }),
-    output: z.null(),
-    run: () => {
-      onDone(1);
-      return null;
-    },
-  });
-  // Checks that it got every map's outcome: a failed join leaves the run short of
-  // completed tasks, and the runner fails it.
-  const reduce = defineJoin({
-    name: REDUCE,
-    input: count,
-    output: z.object({ maps: z.number().int(), completed: z.number().int() }),
-    upstream: map,
-    run: (ctx) => {
-      const completed = ctx.upstream.filter((u) => u.status === "COMPLETED").length;
-      if (ctx.upstream.length !== ctx.input.maps || completed !== ctx.input.maps) {
-        throw new Error(
-          `fanout: the join got ${ctx.upstream.length} outcomes (${completed} completed), expected ${ctx.input.maps}`,
-        );
-      }
-      onDone(1);
-      return { maps: ctx.upstream.length, completed };
-    },
-  });
-  const parent = defineTask({
-    name: PARENT,
-    input: count,
-    output: z.null(),
-    run: (ctx) => {
-      const maps = Array.from({ length: ctx.input.maps }, (_, i) => ctx.schedule(map, { i }));
-      ctx.scheduleJoin(reduce, { maps: maps.length }, maps);
-      onDone(1);
-      return null;
-    },
-  });
-  return { parent, map, reduce };
-}
+// The three definitions, once for the module (see countDone); each finished
+// task is counted once.
+const map = defineTask({
+  name: MAP,
+  input: z.object({ i: z.number().int() }),
+  output: z.null(),
+  run: () => {
+    countDone(1);
+    return null;
+  },
+});
+// Checks that it got every map's outcome: a failed join leaves the run short of
+// completed tasks, and the runner fails it.
+const reduce = defineJoin({
+  name: REDUCE,
+  input: count,
+  output: z.object({ maps: z.number().int(), completed: z.number().int() }),
+  upstream: map,
+  run: (ctx) => {
+    const completed = ctx.upstream.filter((u) => u.status === "COMPLETED").length;
+    if (ctx.upstream.length !== ctx.input.maps || completed !== ctx.input.maps) {
+      throw new Error(
+        `fanout: the join got ${ctx.upstream.length} outcomes (${completed} completed), expected ${ctx.input.maps}`,
+      );
+    }
+    countDone(1);
+    return { maps: ctx.upstream.length, completed };
+  },
+});
+const parent = defineTask({
+  name: PARENT,
+  input: count,
+  output: z.null(),
+  run: (ctx) => {
+    const maps = Array.from({ length: ctx.input.maps }, (_, i) => ctx.schedule(map, { i }));
+    ctx.scheduleJoin(reduce, { maps: maps.length }, maps);
+    countDone(1);
+    return null;
+  },
+});
 
 /**
  * One parent task schedules N no-op map tasks and one join over them (written
@@ -64,12 +63,12 @@ export const fanout: Workload = {
   expectedTasks: (tasks) => tasks + 2,
   weft: {
     tasks: (onDone) => {
-      const { parent, map, reduce } = definitions(onDone);
+      countInto(onDone);
       return [parent, map, reduce];
     },
     // The one parent task; its children are written when it completes, during processing.
     async enqueue(client, tasks) {
-      await client.schedule(definitions(() => undefined).parent, { maps: tasks });
+      await client.schedule(parent, { maps: tasks });
     },
   },
 };

@@ -1,6 +1,7 @@
 import { defineTask } from "@weft/sdk";
 import { z } from "zod";
-import type { OnDone, Workload } from "./types.js";
+import { countDone, countInto } from "./done.js";
+import type { Workload } from "./types.js";
 
 const QUEUE = "noop";
 const input = z.object({ i: z.number().int() });
@@ -12,17 +13,16 @@ function* batches(tasks: number, batchSize: number): Generator<{ i: number }[]> 
   }
 }
 
-function noop(onDone: OnDone) {
-  return defineTask({
-    name: QUEUE,
-    input,
-    output: z.null(),
-    run: () => {
-      onDone(1);
-      return null;
-    },
-  });
-}
+// One definition for the module, not one per node (see countDone).
+const noop = defineTask({
+  name: QUEUE,
+  input,
+  output: z.null(),
+  run: () => {
+    countDone(1);
+    return null;
+  },
+});
 
 /** N independent no-op tasks: each is its own workflow (Weft) or job (pg-boss). Measures pure queue overhead. */
 export const independent: Workload = {
@@ -31,10 +31,12 @@ export const independent: Workload = {
   defaultTasks: 20_000,
   expectedTasks: (tasks) => tasks,
   weft: {
-    tasks: (onDone) => [noop(onDone)],
+    tasks: (onDone) => {
+      countInto(onDone);
+      return [noop];
+    },
     async enqueue(client, tasks, batchSize) {
-      const task = noop(() => undefined);
-      for (const batch of batches(tasks, batchSize)) await client.scheduleMany(task, batch);
+      for (const batch of batches(tasks, batchSize)) await client.scheduleMany(noop, batch);
     },
   },
   pgBoss: {

@@ -1,0 +1,20 @@
+import type { OnDone } from "./types.js";
+
+let sink: OnDone = () => undefined;
+
+/**
+ * Counts finished tasks for the node that registered a workload's definitions
+ * last (see `countInto`). Workloads define their tasks once per module, not once
+ * per node, and their `run` functions call this: like pg-boss's handlers, which
+ * are module-level too, the measured node then runs the very functions that the
+ * warm-up node's optimised code was built around. (Definitions made per node
+ * gave V8 new closures in the measured run, and it threw that code away.)
+ */
+export function countDone(count: number): void {
+  sink(count);
+}
+
+/** Where `countDone` counts from now on: called by `WeftWorkload.tasks(onDone)`. */
+export function countInto(onDone: OnDone): void {
+  sink = onDone;
+}
