@@ -218,10 +218,9 @@ export class Engine {
       this.listener.on("planner", () => this.planner?.wake());
       this.listener.on("due", (ms) => this.planner?.dueIn(Number(ms[0])));
       this.listener.onReconnect(() => this.planner?.wake());
-      // The listener, the hot connections and the election connection need no
-      // schema: they open while the migrations are checked. They are ready
-      // before the worker and the planner start, which rely on notifications
-      // and the node row.
+      // The listener and the election connection need no schema: they open
+      // while the migrations are checked. Both are ready before the worker and
+      // the planner start, which rely on notifications and the node row.
       const [setup, listening] = await Promise.allSettled([
         migrate(this.pool, this.config.schema, this.log).then(() => this.registry?.start()),
         this.listener.start(),
