@@ -356,15 +356,18 @@ export class Planner extends LoopService {
     }
     const fetched =
       limits.size > 0
-        ? await store.planner.candidates(
-            q,
-            limits,
-            inFlight.map((d) => d.id),
-          )
+        ? await store.planner.candidates(q, limits, inFlight.length === 0 ? NO_IDS : inFlight.map((d) => d.id))
         : [];
     return { nodes, free, allowance, fetched };
   }
 }
+
+/**
+ * No ids to leave out: one array for every such read, so that the candidates
+ * query's callers see the same two array shapes in every node (a fresh empty
+ * array per call had V8 drop the planner's optimised read in a new node).
+ */
+const NO_IDS: readonly string[] = [];
 
 /**
  * Chooses a node for as many candidates as free capacity allows, and parks the
