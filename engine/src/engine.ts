@@ -24,22 +24,11 @@ import type { PublishedCron } from "./store/cron.js";
 import { Store } from "./store/index.js";
 
 /**
- * Server options of the connections that run the hot-path statements (the
- * leader's, its read connection, the worker's hot pool).
- *
- * The statements are the same every time with different batches; the plan
- * PostgreSQL would choose per batch is the same too, so it is planned once
+ * The hot-path statements are the same every time with different batches; the
+ * plan PostgreSQL would choose per batch is the same too, so it is planned once
  * (planning the completion statement took about 1.2 ms per batch).
- *
- * Once means once per connection, possibly while the tasks table is nearly
- * empty (a new deployment, a burst into a fresh database): PostgreSQL then
- * prefers a sequential scan, and the connection kept it as the table grew. Each
- * apply then scanned every task and split its id list once per row: 810 ms for
- * 2,000 tasks at 10,000 rows in the fan-out bench. Every hot statement is built
- * for an index (engine/test/query-plans.test.ts), so these connections turn
- * sequential scans off: a plan made on an empty table is the one for a big one.
  */
-export const HOT_PATH_OPTIONS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+const GENERIC_PLANS_OPTION = "-c plan_cache_mode=force_generic_plan";
 
 /**
  * \`config\` with a server option added at connection start. An \`options\`
@@ -154,7 +143,7 @@ export class Engine {
       // with generic plans on connections of their own: the pool the
       // application shares (exactly-once tasks run their SQL on it) keeps
       // PostgreSQL's default plan choice.
-      this.hotPool = new pg.Pool({ ...withStartupOption(poolConfig, HOT_PATH_OPTIONS), max: 3, keepAlive: true });
+      this.hotPool = new pg.Pool({ ...withStartupOption(poolConfig, GENERIC_PLANS_OPTION), max: 3, keepAlive: true });
       this.hotPool.on("error", (err) => this.log.debug({ err }, "idle pool connection error"));
     }
     if (node.enabled && handlers.size > 0) {
@@ -191,7 +180,7 @@ export class Engine {
     if (planner.enabled) {
       this.elector = new LeaderElector(
         // The leader connection runs only the planner's statements.
-        this.config.preparedStatements ? withStartupOption(this.clientConfig, HOT_PATH_OPTIONS) : this.clientConfig,
+        this.config.preparedStatements ? withStartupOption(this.clientConfig, GENERIC_PLANS_OPTION) : this.clientConfig,
         this.config.schema,
         planner.leaderRetryMs,
         {
@@ -345,7 +334,7 @@ export class Engine {
    */
   private async openPlannerReader(): Promise<pg.Client | undefined> {
     const config = this.config.preparedStatements
-      ? withStartupOption(this.clientConfig, HOT_PATH_OPTIONS)
+      ? withStartupOption(this.clientConfig, GENERIC_PLANS_OPTION)
       : this.clientConfig;
     const reader = new pg.Client({ ...config, keepAlive: true });
     reader.on("error", (err) => this.log.debug({ err }, "planner read connection error"));

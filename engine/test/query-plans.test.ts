@@ -1,9 +1,8 @@
-import pg from "pg";
+import type pg from "pg";
 // @ts-expect-error: pg ships no types for its utils; prepareValue is what the driver sends.
 import { prepareValue } from "pg/lib/utils.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, poolFor } from "../../test/support.js";
-import { HOT_PATH_OPTIONS } from "../src/engine.js";
 import { Store } from "../src/store/index.js";
 
 /** Every node of an EXPLAIN (FORMAT JSON) tree. */
@@ -277,58 +276,3 @@ describe("hot-path queries stay index-driven on a large table", () => {
     expect(seqScansOnTasks(generic)).toHaveLength(1);
   });
 });
-
-describe("hot-path plans made while the task table is nearly empty", () => {
-  const store = new Store("weft");
-
-  /**
-   * A generic plan is made once per connection, on the first executions: on a
-   * fresh table PostgreSQL prefers a sequential scan, and the connection kept it
-   * as the table grew (the fan-out bench: 810 ms per apply at 10,000 rows).
-   * The hot connections' options make the plan an index scan from the start.
-   */
-  it.each([
-    ["the planner's apply to one node", "applyToOneNodeSql"],
-    ["the worker's completion", "completeSql"],
-  ] as const)("%s keeps an index scan as the table grows", async (_label, name) => {
-    const url = await freshDatabase();
-    const pool = poolFor(url);
-    const client = new pg.Client({ connectionString: url, options: HOT_PATH_OPTIONS });
-    await client.connect();
-    try {
-      // One task when statistics are taken, as in a new deployment.
-      await pool.query(
-        "INSERT INTO weft.tasks (id, workflow_id, task_name, queue, state) VALUES ('T0', 'T0', 't', 'NEW', 'PENDING')",
-      );
-      await pool.query("ANALYZE weft.tasks");
-      const part = name === "completeSql" ? store.worker : store.planner;
-      const text = sql(part, name);
-      const values =
-        name === "completeSql"
-          ? ["T0", "{}", "[]", [], [], [], [], [], "", [], [], [], [], [], [], '{"T0":1}']
-          : ["T0", "N1", "{}", 0];
-      await client.query(`PREPARE hot AS ${text}`);
-      // Past PostgreSQL's five custom plans: from here on the plan is the cached generic one.
-      for (let i = 0; i < 6; i++) await client.query(`EXECUTE hot(${values.map(literal).join(", ")})`);
-      await pool.query(`
-        INSERT INTO weft.tasks (id, workflow_id, task_name, queue, state)
-        SELECT 'T' || i, 'T' || i, 't', 'NEW', 'PENDING' FROM generate_series(1, 20000) i`);
-      const { rows } = await client.query<{ "QUERY PLAN": Record<string, unknown>[] }>(
-        `EXPLAIN (FORMAT JSON) EXECUTE hot(${values.map(literal).join(", ")})`,
-      );
-      const plan = rows[0]?.["QUERY PLAN"][0]?.Plan as Record<string, unknown>;
-      const seqScans = nodesOf(plan).filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "tasks");
-      expect(seqScans).toEqual([]);
-    } finally {
-      await client.end();
-      await pool.end();
-    }
-  });
-});
-
-/** A value as an SQL literal (arrays as text arrays). */
-function literal(v: unknown): string {
-  if (Array.isArray(v)) return `'{${v.map((x) => JSON.stringify(String(x))).join(",")}}'`;
-  if (typeof v === "number") return String(v);
-  return `'${String(v).replace(/'/g, "''")}'`;
-}
