@@ -34,7 +34,7 @@ let warmup: BenchNode | undefined;
 const WARMUP = 0 as const;
 const MEASURED = 1 as const;
 const tally: [number, number] = [0, 0];
-const measuredDone = () => tally[MEASURED] ?? 0;
+const measuredDone = () => tally[MEASURED];
 /** A progress report is queued for the end of this turn of the event loop. */
 let reportQueued = false;
 let startRss = 0;
@@ -99,7 +99,7 @@ async function handle(message: ToNode): Promise<void> {
       await warming.stop();
       // Cleared only now: the warm-up node's last tasks still count as its own.
       warmup = undefined;
-      await send({ type: "warmed", done: tally[WARMUP] ?? 0 });
+      await send({ type: "warmed", done: tally[WARMUP] });
       return;
     }
     case "go": {

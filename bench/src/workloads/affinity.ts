@@ -1,6 +1,4 @@
-import { defineTask } from "@weft/sdk";
-import { z } from "zod";
-import { countDone, countInto } from "./done.js";
+import { countedNoop, countInto } from "./done.js";
 import type { Workload } from "./types.js";
 
 const TASK = "affinity.noop";
@@ -8,15 +6,7 @@ const TASK = "affinity.noop";
 const KEYS = 1_000;
 
 // One definition for the module, not one per node (see countDone).
-const noop = defineTask({
-  name: TASK,
-  input: z.object({ i: z.number().int() }),
-  output: z.null(),
-  run: () => {
-    countDone(1);
-    return null;
-  },
-});
+const noop = countedNoop(TASK);
 
 /**
  * N no-op tasks, each its own workflow, spread over 1,000 affinity keys: the

@@ -1,3 +1,5 @@
+import { defineTask } from "@weft/sdk";
+import { z } from "zod";
 import type { OnDone } from "./types.js";
 
 let sink: OnDone = () => undefined;
@@ -17,4 +19,20 @@ export function countDone(count: number): void {
 /** Where `countDone` counts from now on: called by `WeftWorkload.tasks(onDone)`. */
 export function countInto(onDone: OnDone): void {
   sink = onDone;
+}
+
+/**
+ * A no-op task on input \`{ i }\` that counts itself with \`countDone\`. Call it
+ * once per module (see countDone).
+ */
+export function countedNoop(name: string) {
+  return defineTask({
+    name,
+    input: z.object({ i: z.number().int() }),
+    output: z.null(),
+    run: () => {
+      countDone(1);
+      return null;
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import { defineJoin, defineTask } from "@weft/sdk";
 import { z } from "zod";
-import { countDone, countInto } from "./done.js";
+import { countDone, countedNoop, countInto } from "./done.js";
 import type { Workload } from "./types.js";
 
 const PARENT = "fanout.parent";
@@ -11,15 +11,7 @@ const count = z.object({ maps: z.number().int().nonnegative() });
 
 // The three definitions, once for the module (see countDone); each finished
 // task is counted once.
-const map = defineTask({
-  name: MAP,
-  input: z.object({ i: z.number().int() }),
-  output: z.null(),
-  run: () => {
-    countDone(1);
-    return null;
-  },
-});
+const map = countedNoop(MAP);
 // Checks that it got every map's outcome: a failed join leaves the run short of
 // completed tasks, and the runner fails it.
 const reduce = defineJoin({

@@ -1,10 +1,7 @@
-import { defineTask } from "@weft/sdk";
-import { z } from "zod";
-import { countDone, countInto } from "./done.js";
+import { countedNoop, countInto } from "./done.js";
 import type { Workload } from "./types.js";
 
 const QUEUE = "noop";
-const input = z.object({ i: z.number().int() });
 
 function* batches(tasks: number, batchSize: number): Generator<{ i: number }[]> {
   for (let start = 0; start < tasks; start += batchSize) {
@@ -14,15 +11,7 @@ function* batches(tasks: number, batchSize: number): Generator<{ i: number }[]> 
 }
 
 // One definition for the module, not one per node (see countDone).
-const noop = defineTask({
-  name: QUEUE,
-  input,
-  output: z.null(),
-  run: () => {
-    countDone(1);
-    return null;
-  },
-});
+const noop = countedNoop(QUEUE);
 
 /** N independent no-op tasks: each is its own workflow (Weft) or job (pg-boss). Measures pure queue overhead. */
 export const independent: Workload = {
