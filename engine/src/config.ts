@@ -72,6 +72,14 @@ export const plannerConfigSchema = z
      * \`missed\` policy decides whether it still fires.
      */
     cronMisfireGraceMs: ms().min(1_000).default(DEFAULTS.cronMisfireGraceMs),
+    /**
+     * ANALYZE the task table (skipped if autovacuum holds it) before placing
+     * work once it has more than doubled since its statistics were taken or
+     * this leader started: plans cached while it was small would otherwise
+     * scan it whole until autovacuum's next ANALYZE. Needs the table's owner
+     * (or MAINTAIN); without it PostgreSQL only warns.
+     */
+    refreshStatisticsOnGrowth: z.boolean().default(true),
   })
   .strict();
 

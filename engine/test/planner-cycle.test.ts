@@ -1,8 +1,8 @@
-import type pg from "pg";
+import pg from "pg";
 import { beforeEach, describe, expect, it } from "vitest";
 import { freshDatabase, poolFor } from "../../test/support.js";
 import { parseConfig, plannerConfigSchema } from "../src/config.js";
-import { Planner } from "../src/services/planner.js";
+import { outgrewPlans, Planner } from "../src/services/planner.js";
 import { Store } from "../src/store/index.js";
 import { memoryLogger, newTask } from "./helpers.js";
 
@@ -345,5 +345,67 @@ describe("planner cycles", () => {
     } finally {
       release.release();
     }
+  });
+
+  describe("statistics refreshed on growth", () => {
+    /** Every node of an EXPLAIN (FORMAT JSON) tree. */
+    const nodesOf = (plan: Record<string, unknown>): Record<string, unknown>[] => [
+      plan,
+      ...((plan.Plans as Record<string, unknown>[] | undefined) ?? []).flatMap(nodesOf),
+    ];
+
+    it.each([
+      [true, "re-plans"],
+      [false, "keeps its scans"],
+    ])("refresh %s: a leader whose plans were made on a near-empty table %s once it has grown", async (refresh) => {
+      // As the engine's leader connection: plans made on first use and kept.
+      const leader = new pg.Client({ connectionString: await url, options: "-c plan_cache_mode=force_generic_plan" });
+      await leader.connect();
+      // Autovacuum's own ANALYZE must not do the work in the run without refresh.
+      await pool.query("ALTER TABLE weft.tasks SET (autovacuum_enabled = false)");
+      try {
+        const config = parseConfig(plannerConfigSchema, { batchSize: 100, refreshStatisticsOnGrowth: refresh });
+        const onLeader = new Planner(store, leader, config, memoryLogger().logger, () => undefined);
+        await addNode("N1", 100_000, ["t"]);
+        await schedule(1);
+        // Statistics taken with one task, as autovacuum does for a new deployment
+        // (a table never analyzed is assumed to span 10 pages, and gets index scans).
+        await pool.query("ANALYZE weft.tasks");
+        expect(await onLeader.cycle()).toBe(1);
+        await pool.query(`
+          INSERT INTO weft.tasks (id, workflow_id, task_name, queue, state)
+          SELECT 'T' || lpad(i::text, 25, '0'), 'T' || lpad(i::text, 25, '0'), 't', 'NEW', 'PENDING'
+            FROM generate_series(1, 20000) i`);
+        expect(await onLeader.cycle()).toBe(100);
+
+        const { rows: stats } = await pool.query<{ reltuples: number }>(
+          "SELECT reltuples FROM pg_class WHERE oid = 'weft.tasks'::regclass",
+        );
+        if (refresh) expect(stats[0]?.reltuples).toBeGreaterThan(20_000);
+        else expect(stats[0]?.reltuples).toBeLessThan(100);
+        // The apply as the leader connection has it prepared.
+        const apply = (store.planner as unknown as Record<string, { name: string }>).applyToOneNodeSql;
+        const { rows } = await leader.query<{ "QUERY PLAN": { Plan: Record<string, unknown> }[] }>(
+          `EXPLAIN (FORMAT JSON) EXECUTE ${apply?.name}('T0000000000000000000000001,T0000000000000000000000002', 'N1', '{}', 0)`,
+        );
+        const plan = rows[0]?.["QUERY PLAN"][0]?.Plan as Record<string, unknown>;
+        const seqScans = nodesOf(plan).filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "tasks");
+        expect(seqScans).toHaveLength(refresh ? 0 : 1);
+      } finally {
+        await pool.query("ALTER TABLE weft.tasks RESET (autovacuum_enabled)");
+        await leader.end();
+      }
+    });
+
+    it("counts growth from the larger of the leader's start and the last statistics", () => {
+      // Not yet twice the size, or less than 64 pages more: no refresh.
+      expect(outgrewPlans({ pages: 100, statsPages: 0 }, 60)).toBe(false);
+      expect(outgrewPlans({ pages: 60, statsPages: 0 }, 1)).toBe(false);
+      expect(outgrewPlans({ pages: 65, statsPages: 0 }, 1)).toBe(true);
+      expect(outgrewPlans({ pages: 125, statsPages: 0 }, 60)).toBe(true);
+      // Autovacuum's ANALYZE took statistics at 100 pages: plans were re-made then.
+      expect(outgrewPlans({ pages: 150, statsPages: 100 }, 10)).toBe(false);
+      expect(outgrewPlans({ pages: 201, statsPages: 100 }, 10)).toBe(true);
+    });
   });
 });

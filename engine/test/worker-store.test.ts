@@ -178,7 +178,7 @@ describe("recording outcomes (fencing)", () => {
     const child = newTask({ taskName: "packed", workflowId: root.id, parentId: root.id, input: '{"n":2}' });
     const keyed = newTask({ taskName: "packed-keyed", affinityGroup: "account", affinity: "9" });
     await store.schedule.insert(pool, [root, child, keyed], new Set([root.id, keyed.id]));
-    const candidates = await store.planner.candidates(
+    const { candidates } = await store.planner.candidates(
       pool,
       new Map([
         ["packed", 10],

@@ -4,7 +4,7 @@ import type { Queryable } from "../db/pg.js";
 import { isConnectionError } from "../db/pg.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
-import type { Candidate, LiveNode, PlanDecision } from "../store/planner.js";
+import type { Candidate, LiveNode, PlanDecision, TableSize } from "../store/planner.js";
 import { LoopService, OutageLog } from "./service.js";
 
 /** What one cycle reads before it decides: the live nodes, their room, the candidates. */
@@ -15,6 +15,8 @@ interface Reading {
   /** Tasks each cluster-limited name may still start. */
   readonly allowance: Map<string, number>;
   readonly fetched: Candidate[];
+  /** The task table's size, read with the candidates (none read: undefined). */
+  readonly table: TableSize | undefined;
 }
 
 /**
@@ -24,6 +26,28 @@ interface Reading {
  * priority among them) and the room freed since, for longer than a cycle.
  */
 const PREFETCH_FRESH_MS = 100;
+
+/**
+ * Statistics refreshed on growth. A connection plans a hot statement once and
+ * keeps the plan (generic plans, see the engine) until the statistics of its
+ * tables change. A plan made while the task table held a handful of rows scans
+ * it whole: at 10,000 rows one apply took 810 ms instead of a few. So once the
+ * table has grown past GROWTH_FACTOR times the size the plans were made at, the
+ * leader takes fresh statistics before it applies, and every connection
+ * re-plans. The size plans were made at is taken as the larger of the table's
+ * size when this leader started (or last refreshed) and the size its current
+ * statistics were taken at (pg_class.relpages, which autovacuum's ANALYZE
+ * moves too). Below GROWTH_MIN_PAGES of growth (about 2,000 tasks) a scan
+ * costs less than the refresh.
+ */
+const GROWTH_FACTOR = 2;
+const GROWTH_MIN_PAGES = 64;
+
+/** Whether the task table has outgrown the size its cached plans were made at (see GROWTH_FACTOR). */
+export function outgrewPlans(table: TableSize, plannedAtPages: number): boolean {
+  const basis = Math.max(plannedAtPages, table.statsPages);
+  return table.pages > GROWTH_FACTOR * basis && table.pages - basis >= GROWTH_MIN_PAGES;
+}
 
 /**
  * The planner: runs on the leader only, on the leader's connection. One cycle
@@ -59,6 +83,8 @@ export class Planner extends LoopService {
   readonly started: Promise<void> = new Promise((resolve) => {
     this.firstApplySent = resolve;
   });
+  /** The task table's size when this leader's plans were made (see GROWTH_FACTOR); unknown before the first read. */
+  private plannedAtPages: number | undefined;
   /** The next cycle's reading, in flight or done (see PREFETCH_FRESH_MS). */
   private prefetch: { readonly startedAt: number; readonly reading: Promise<Reading | undefined> } | undefined;
 
@@ -264,6 +290,7 @@ export class Planner extends LoopService {
     }
     reading ??= await this.read(db, []);
     const { nodes, free, allowance } = reading;
+    if (reading.fetched.length > 0 && reading.table) await this.keepStatisticsFresh(reading.table);
     const { candidates, parked } = await this.holdAffinity(reading.fetched);
     const assigned = new Map<string, number>();
     const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served, assigned)];
@@ -298,6 +325,22 @@ export class Planner extends LoopService {
     handled += result.applied;
     if (result.applied > 0) this.log.debug({ applied: result.applied, candidates: candidates.length }, "planned");
     return handled;
+  }
+
+  /** Refreshes the task table's statistics if it outgrew its plans (see GROWTH_FACTOR). */
+  private async keepStatisticsFresh(table: TableSize): Promise<void> {
+    if (this.plannedAtPages === undefined) {
+      this.plannedAtPages = table.pages;
+      return;
+    }
+    if (!this.config.refreshStatisticsOnGrowth || !outgrewPlans(table, this.plannedAtPages)) return;
+    this.plannedAtPages = table.pages;
+    const started = performance.now();
+    await this.store.planner.refreshStatistics(this.db);
+    this.log.debug(
+      { pages: table.pages, statsPages: table.statsPages, ms: Math.round(performance.now() - started) },
+      "the task table outgrew its plans; refreshed its statistics",
+    );
   }
 
   /**
@@ -354,11 +397,9 @@ export class Planner extends LoopService {
       if (left === 0) limits.delete(name);
       else limits.set(name, Math.min(left, limits.get(name) ?? 0));
     }
-    const fetched =
-      limits.size > 0
-        ? await store.planner.candidates(q, limits, inFlight.length === 0 ? NO_IDS : inFlight.map((d) => d.id))
-        : [];
-    return { nodes, free, allowance, fetched };
+    if (limits.size === 0) return { nodes, free, allowance, fetched: [], table: undefined };
+    const read = await store.planner.candidates(q, limits, inFlight.length === 0 ? NO_IDS : inFlight.map((d) => d.id));
+    return { nodes, free, allowance, fetched: read.candidates, table: read.table };
   }
 }
 

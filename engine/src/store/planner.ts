@@ -28,6 +28,15 @@ export interface Candidate {
   readonly holder?: string | null;
 }
 
+/**
+ * The task table's size on disk and the size its planner statistics were
+ * taken at (pg_class.relpages: the last ANALYZE or VACUUM), in pages.
+ */
+export interface TableSize {
+  readonly pages: number;
+  readonly statsPages: number;
+}
+
 /** Positions 5–7 only for a candidate with a key. */
 type PackedCandidate = [string, string, number, boolean, string | null, string?, string?, (string | null)?];
 
@@ -77,6 +86,7 @@ export class PlannerStore {
   private readonly sweepSql: string;
   private readonly dueSql: string;
   private readonly epochSql: string;
+  private readonly analyzeSql: string;
 
   constructor(s: string, channel: string, statements: Statements = new Statements(false)) {
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
@@ -101,12 +111,19 @@ export class PlannerStore {
     // rather than field by field (see PACKED_ASSIGNED in worker.ts).
     // A candidate without a key is five fields, its workflow id null when it
     // is the task's own (see PACKED_ASSIGNED in worker.ts).
+    //
+    // It also says how large the task table is and was when its statistics
+    // were taken (see Planner: statistics refreshed on growth): two catalog
+    // lookups, no scan.
     this.candidatesSql = statements.get(`SELECT coalesce(json_agg(CASE WHEN r.affinity IS NULL
           THEN json_build_array(r.id, r.task_name, r.priority, r.delayed, nullif(r.workflow_id, r.id))
           ELSE json_build_array(r.id, r.task_name, r.priority, r.delayed, nullif(r.workflow_id, r.id),
                                 r.affinity_group, r.affinity,
                                 (SELECT h.workflow_id FROM ${s}.affinity_holders h
-                                  WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity)) END), '[]') AS rows
+                                  WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity)) END), '[]') AS rows,
+             (SELECT pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c
+               WHERE c.oid = '${s}.tasks'::regclass)::int AS pages,
+             (SELECT c.relpages FROM pg_class c WHERE c.oid = '${s}.tasks'::regclass) AS stats_pages
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
         SELECT id, task_name, priority, coalesce(run_after > now(), false) AS delayed,
@@ -246,6 +263,9 @@ export class PlannerStore {
       SELECT (SELECT count(*)::int FROM due) AS promoted,
              (SELECT extract(epoch FROM min(run_after) - now()) * 1000 FROM ${s}.tasks
                WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' AND run_after > now())::float8 AS next_due_ms`;
+    // SKIP_LOCKED: a VACUUM or ANALYZE already running on the table (autovacuum)
+    // holds its lock; the planner never waits for one.
+    this.analyzeSql = `ANALYZE (SKIP_LOCKED) ${s}.tasks`;
     this.epochSql = `UPDATE ${s}.leader SET epoch = epoch + 1, node_id = $1, acquired_at = now() RETURNING epoch::float8 AS epoch`;
   }
 
@@ -259,21 +279,25 @@ export class PlannerStore {
     return new Map(rows.map((r) => [r.task_name, r.running]));
   }
 
-  /** Candidates per task name, up to each name's limit; \`excluded\` ids are left out. */
+  /**
+   * Candidates per task name, up to each name's limit; \`excluded\` ids are
+   * left out. With them, the task table's size (see TableSize).
+   */
   async candidates(
     q: Queryable,
     limits: ReadonlyMap<string, number>,
     excluded: readonly string[] = [],
-  ): Promise<Candidate[]> {
-    if (limits.size === 0) return [];
+  ): Promise<{ candidates: Candidate[]; table: TableSize }> {
     // ULIDs need no escaping.
     const exclusion = excluded.length === 0 ? "{}" : `{"${excluded.join('":0,"')}":0}`;
-    const { rows } = await exec<{ rows: PackedCandidate[] }>(q, this.candidatesSql, [
-      [...limits.keys()],
-      [...limits.values()],
-      exclusion,
-    ]);
-    return (rows[0]?.rows ?? []).map((p) => ({
+    const { rows } = await exec<{ rows: PackedCandidate[]; pages: number; stats_pages: number }>(
+      q,
+      this.candidatesSql,
+      [[...limits.keys()], [...limits.values()], exclusion],
+    );
+    const row = rows[0];
+    const table = { pages: row?.pages ?? 0, statsPages: row?.stats_pages ?? 0 };
+    const candidates = (row?.rows ?? []).map((p) => ({
       id: p[0],
       task_name: p[1],
       priority: p[2],
@@ -283,6 +307,17 @@ export class PlannerStore {
       affinity: p[6] ?? null,
       holder: p[7] ?? null,
     }));
+    return { candidates, table };
+  }
+
+  /**
+   * Takes fresh planner statistics for the task table. PostgreSQL then re-plans
+   * every cached plan that reads it, on every connection (see Planner:
+   * statistics refreshed on growth). Does nothing if a VACUUM or ANALYZE
+   * already running (autovacuum) holds the table.
+   */
+  async refreshStatistics(q: Queryable): Promise<void> {
+    await q.query(this.analyzeSql);
   }
 
   /**
