@@ -54,6 +54,57 @@ describe("cleaner", () => {
     expect((await pool.query("SELECT id FROM weft.workflows")).rows).toEqual([{ id: runningRoot.id }]);
   });
 
+  it("purges a join's edges and messages with it, by age or with its workflow, and keeps a live join's", async () => {
+    const pool = poolFor(await freshDatabase());
+    const store = new Store("weft");
+    // A finished join (purged by age), a join left PARKED in a workflow that
+    // failed (purged with the workflow) and a join still waiting (kept).
+    const finishedRoot = newTask();
+    const finishedJoin = newTask({ workflowId: finishedRoot.id, parentId: finishedRoot.id });
+    const failedRoot = newTask();
+    const strandedJoin = newTask({ workflowId: failedRoot.id, parentId: failedRoot.id });
+    const liveRoot = newTask();
+    const liveJoin = newTask({ workflowId: liveRoot.id, parentId: liveRoot.id });
+    await store.schedule.insert(
+      pool,
+      [finishedRoot, finishedJoin, failedRoot, strandedJoin, liveRoot, liveJoin],
+      new Set([finishedRoot.id, failedRoot.id, liveRoot.id]),
+    );
+    const joins = [finishedJoin, strandedJoin, liveJoin].map((t) => t.id);
+    await store.schedule.insertEdges(
+      pool,
+      joins.map((joinId, i) => ({ joinId, upstream: [`UP${i}A`, `UP${i}B`], parentId: joinId })),
+    );
+    await pool.query(
+      "INSERT INTO weft.join_messages (join_task_id, from_task_id, message) SELECT j, 'X', '1' FROM unnest($1::text[]) j",
+      [joins],
+    );
+    await pool.query(
+      `UPDATE weft.tasks SET queue = 'DELETED', state = 'COMPLETED', finished_at = now() - interval '1 hour' WHERE id = ANY($1)`,
+      [[finishedRoot.id, finishedJoin.id, failedRoot.id]],
+    );
+    await pool.query("UPDATE weft.tasks SET queue = 'PARKED', park_reason = 'JOIN' WHERE id = $1", [strandedJoin.id]);
+    await pool.query(
+      `UPDATE weft.workflows SET status = CASE WHEN id = $1 THEN 'COMPLETED' ELSE 'FAILED' END, pending_tasks = 0,
+              finished_at = now() - interval '1 hour' WHERE id = ANY($2)`,
+      [finishedRoot.id, [finishedRoot.id, failedRoot.id]],
+    );
+    const cleaner = new Cleaner(
+      store,
+      pool,
+      parseConfig(cleanerConfigSchema, { retentionMs: 1_000, batchSize: 10 }),
+      memoryLogger().logger,
+    );
+    expect(await cleaner.clean()).toEqual({ tasks: 3, workflows: 2, deadLetters: 0 });
+    const edges = await pool.query("SELECT join_task_id, upstream_task_id, position FROM weft.task_edges ORDER BY 2");
+    expect(edges.rows).toEqual([
+      { join_task_id: liveJoin.id, upstream_task_id: "UP2A", position: 0 },
+      { join_task_id: liveJoin.id, upstream_task_id: "UP2B", position: 1 },
+    ]);
+    const messages = await pool.query("SELECT join_task_id FROM weft.join_messages");
+    expect(messages.rows).toEqual([{ join_task_id: liveJoin.id }]);
+  });
+
   it("starts and stops as a service", async () => {
     const pool = poolFor(await freshDatabase());
     const cleaner = new Cleaner(

@@ -398,14 +398,14 @@ describe("planner cycles", () => {
     });
 
     it("counts growth from the larger of the leader's start and the last statistics", () => {
-      // Not yet twice the size, or less than 64 pages more: no refresh.
-      expect(outgrewPlans({ pages: 100, statsPages: 0 }, 60)).toBe(false);
+      // Not yet four times the size, or less than 64 pages more: no refresh.
+      expect(outgrewPlans({ pages: 240, statsPages: 0 }, 60)).toBe(false);
       expect(outgrewPlans({ pages: 60, statsPages: 0 }, 1)).toBe(false);
       expect(outgrewPlans({ pages: 65, statsPages: 0 }, 1)).toBe(true);
-      expect(outgrewPlans({ pages: 125, statsPages: 0 }, 60)).toBe(true);
+      expect(outgrewPlans({ pages: 241, statsPages: 0 }, 60)).toBe(true);
       // Autovacuum's ANALYZE took statistics at 100 pages: plans were re-made then.
-      expect(outgrewPlans({ pages: 150, statsPages: 100 }, 10)).toBe(false);
-      expect(outgrewPlans({ pages: 201, statsPages: 100 }, 10)).toBe(true);
+      expect(outgrewPlans({ pages: 400, statsPages: 100 }, 10)).toBe(false);
+      expect(outgrewPlans({ pages: 401, statsPages: 100 }, 10)).toBe(true);
     });
   });
 });

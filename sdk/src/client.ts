@@ -222,10 +222,7 @@ export class WeftClient {
         ],
         new Set(),
       );
-      await store.schedule.insertEdges(
-        q,
-        ids.map((upstreamId, position) => ({ joinId: id, upstreamId, position, parentId: id })),
-      );
+      await store.schedule.insertEdges(q, [{ joinId: id, upstream: ids, parentId: id }]);
       return workflowId;
     };
     const workflowId = tx

@@ -17,7 +17,7 @@ import { encodePayload } from "../payload.js";
 import { maxAttempts, retryDelayMs } from "../retry.js";
 import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
-import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
+import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
 import { backoffMs, OutageLog, type Service, sleep, Wakeup } from "./service.js";
@@ -202,7 +202,7 @@ class Execution implements TaskExecution {
   readonly input: unknown;
   // Made on first use: most attempts schedule nothing (one allocation fewer per task each).
   children: NewTaskRow[] = NONE;
-  edges: NewEdgeRow[] | undefined;
+  edges: NewJoinEdges[] | undefined;
   outbox: { joinName: string; message: string }[] | undefined;
   /** Children by id, to attach the joins that list them. */
   private byId: Map<string, { ownJoins: string[] }> | undefined;
@@ -262,12 +262,9 @@ class Execution implements TaskExecution {
       listed.add(id);
     }
     const row = this.add(join, upstream.length);
-    const edges = this.edges ?? [];
-    this.edges = edges;
-    upstream.forEach((upstreamId, position) => {
-      this.byId?.get(upstreamId)?.ownJoins.push(row.id);
-      edges.push({ joinId: row.id, upstreamId, position, parentId: this.row.id });
-    });
+    for (const id of upstream) this.byId?.get(id)?.ownJoins.push(row.id);
+    this.edges ??= [];
+    this.edges.push({ joinId: row.id, upstream: [...upstream], parentId: this.row.id });
     return row.id;
   }
 

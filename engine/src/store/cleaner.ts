@@ -1,17 +1,35 @@
 import { encodeTime } from "ulid";
 import type { Queryable } from "../db/pg.js";
 
+/**
+ * CTEs deleting the join edges and join messages of the purged tasks whose ids
+ * \`ids\` selects (both keyed by their join: a primary-key probe per id).
+ */
+function joinRowsSql(s: string, ids: string): string {
+  return `edges AS (
+        DELETE FROM ${s}.task_edges WHERE join_task_id = ANY(ARRAY(${ids}))
+      ), messages AS (
+        DELETE FROM ${s}.join_messages WHERE join_task_id = ANY(ARRAY(${ids}))
+      )`;
+}
+
 /** Purges finished tasks and workflows older than the retention, in batches. */
 export class CleanerStore {
   private readonly tasksSql: string;
   private readonly workflowsSql: string;
 
   constructor(s: string) {
-    // tasks_deleted_idx (finished_at) WHERE queue = 'DELETED'.
-    this.tasksSql = `DELETE FROM ${s}.tasks WHERE id IN (
-        SELECT id FROM ${s}.tasks
-         WHERE queue = 'DELETED' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
-         ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    // tasks_deleted_idx (finished_at) WHERE queue = 'DELETED'. A purged join
+    // takes its edges and messages along (migration 009: no foreign keys).
+    this.tasksSql = `
+      WITH purged AS (
+        DELETE FROM ${s}.tasks WHERE id IN (
+          SELECT id FROM ${s}.tasks
+           WHERE queue = 'DELETED' AND finished_at < now() - make_interval(secs => $1::float8 / 1000)
+           ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+        RETURNING id
+      ), ${joinRowsSql(s, "SELECT id FROM purged")}
+      SELECT count(*)::int AS n FROM purged`;
     // Walks workflows_pkey from the oldest id up to the ULID of the cutoff time
     // ($3: a workflow finished before the cutoff was created before it), so the
     // walk is bounded by the workflows older than the retention; a finished
@@ -26,14 +44,17 @@ export class CleanerStore {
       ), members AS (
         DELETE FROM ${s}.tasks
          WHERE workflow_id = ANY((SELECT array_agg(id) FROM wf)::text[]) AND id <> workflow_id
+        RETURNING id
       ), roots AS (
         DELETE FROM ${s}.tasks WHERE id = ANY((SELECT array_agg(id) FROM wf)::text[])
-      )
+        RETURNING id
+      ), ${joinRowsSql(s, "SELECT id FROM members UNION ALL SELECT id FROM roots")}
       SELECT count(*)::int AS n FROM wf`;
   }
 
   async purgeTasks(q: Queryable, retentionMs: number, limit: number): Promise<number> {
-    return (await q.query(this.tasksSql, [retentionMs, limit])).rowCount ?? 0;
+    const { rows } = await q.query<{ n: number }>(this.tasksSql, [retentionMs, limit]);
+    return rows[0]?.n ?? 0;
   }
 
   async purgeWorkflows(q: Queryable, retentionMs: number, limit: number): Promise<number> {

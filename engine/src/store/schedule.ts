@@ -1,7 +1,7 @@
 import type { Queryable } from "../db/pg.js";
 import { WorkflowNotFoundError, WorkflowNotRunningError } from "../errors.js";
 import { soloRootSql, soloStatusSql } from "./solo.js";
-import type { NewEdgeRow, NewTaskRow } from "./types.js";
+import type { NewJoinEdges, NewTaskRow } from "./types.js";
 
 /** Column arrays for `unnest`-based batch inserts of tasks. */
 export function taskColumns(rows: readonly NewTaskRow[]): unknown[] {
@@ -76,6 +76,25 @@ export function tasksJson(rows: readonly NewTaskRow[]): string {
   return `[${parts.join(",")}]`;
 }
 
+/** Joins' edges as one JSON array, for \`joinEdgesFrom\` (ids are ULIDs: no escaping). */
+export function joinEdgesJson(joins: readonly NewJoinEdges[]): string {
+  const parts = new Array<string>(joins.length);
+  for (let i = 0; i < joins.length; i++) {
+    const j = joins[i] as NewJoinEdges;
+    parts[i] = `{"j":"${j.joinId}","p":"${j.parentId}","u":"${j.upstream.join(",")}"}`;
+  }
+  return `[${parts.join(",")}]`;
+}
+
+/** One row per edge of \`joinEdgesJson\` in parameter \`$n\`: \`e\` (j: join, p: parent) and \`u\` (id, n: 1-based position). */
+export function joinEdgesFrom(n: number): string {
+  return `jsonb_to_recordset($${n}::jsonb) AS e(j text, p text, u text)
+          CROSS JOIN LATERAL unnest(string_to_array(e.u, ',')) WITH ORDINALITY AS u(id, n)`;
+}
+
+/** The task_edges columns (join_task_id, upstream_task_id, position) over \`joinEdgesFrom\`. */
+export const joinEdgesSelectList = "e.j, u.id, (u.n - 1)::int";
+
 /** Rows of \`tasksJson\` in parameter \`$n\`, with the same column names as \`unnestTasks\`. */
 export function recordsetTasks(n: number): string {
   return `jsonb_to_recordset($${n}::jsonb) AS c(id text, workflow_id text, parent_id text, task_name text, input jsonb,
@@ -147,7 +166,7 @@ export class ScheduleStore {
 
   constructor(s: string) {
     this.edgesSql = `INSERT INTO ${s}.task_edges (join_task_id, upstream_task_id, position)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::int[])`;
+      SELECT ${joinEdgesSelectList} FROM ${joinEdgesFrom(1)}`;
     this.lockWorkflowsSql = `SELECT id, status FROM ${s}.workflows WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE`;
     // Solo workflows getting a second task get their row (see migration 008):
     // the unfinished root task is locked and marked first, so a completion of
@@ -212,13 +231,9 @@ export class ScheduleStore {
    * taken by the check is held until the insert).
    */
   /** Join edges for joins inserted by \`insert\` in the same transaction. */
-  async insertEdges(q: Queryable, edges: readonly NewEdgeRow[]): Promise<void> {
-    if (edges.length === 0) return;
-    await q.query(this.edgesSql, [
-      edges.map((e) => e.joinId),
-      edges.map((e) => e.upstreamId),
-      edges.map((e) => e.position),
-    ]);
+  async insertEdges(q: Queryable, joins: readonly NewJoinEdges[]): Promise<void> {
+    if (joins.length === 0) return;
+    await q.query(this.edgesSql, [joinEdgesJson(joins)]);
   }
 
   async insert(q: Queryable, tasks: readonly NewTaskRow[], newWorkflows: ReadonlySet<string>): Promise<void> {

@@ -19,12 +19,17 @@ export interface NewTaskRow {
   readonly joinPending?: number | null;
 }
 
-/** A join dependency: `upstreamId` -> `joinId`, at `position` in the join's list. */
-export interface NewEdgeRow {
+/**
+ * A join's dependencies: each task of \`upstream\` -> \`joinId\`, at its position
+ * in the list. One entry per join, not per edge: the statement that writes
+ * them receives one comma-separated list per join (ULIDs need no escaping),
+ * where 10,000 edges as four array parameters cost the driver and the server
+ * an escaping and parsing pass per element.
+ */
+export interface NewJoinEdges {
   readonly joinId: string;
-  readonly upstreamId: string;
-  readonly position: number;
-  /** The task whose outcome writes the join (the edge is written only with it). */
+  readonly upstream: readonly string[];
+  /** The task whose outcome writes the join (the edges are written only with it). */
   readonly parentId: string;
 }
 
@@ -69,7 +74,7 @@ export interface OutcomeRow {
   readonly error: string | null;
   readonly children: readonly NewTaskRow[];
   /** Edges of the joins among \`children\`. */
-  readonly edges?: readonly NewEdgeRow[];
+  readonly edges?: readonly NewJoinEdges[];
   /** A failure to retry after \`delayMs\`, unless that is past \`maxIntervalMs\` from the first failure. */
   readonly retry?: { readonly delayMs: number; readonly maxIntervalMs: number } | undefined;
   /** The task runs a time slot: the slot is finished with it. */

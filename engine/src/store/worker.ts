@@ -2,8 +2,16 @@ import { exec, type Queryable } from "../db/pg.js";
 import { type Statement, Statements } from "../db/statement.js";
 import type { AffinityHolder } from "./affinity.js";
 import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
-import { recordsetTasks, TASK_INSERT_COLUMNS, taskSelectList, tasksJson } from "./schedule.js";
-import type { AssignedTaskRow, NewEdgeRow, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
+import {
+  joinEdgesFrom,
+  joinEdgesJson,
+  joinEdgesSelectList,
+  recordsetTasks,
+  TASK_INSERT_COLUMNS,
+  taskSelectList,
+  tasksJson,
+} from "./schedule.js";
+import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
 
 // Tokens are bigint; they are read as float8 (exact below 2^53) so that JS gets a
 // number without a process-wide type parser that would change the application's pg.
@@ -117,27 +125,28 @@ export class WorkerStore {
     // There is no join with a parameter set: rows are found with \`= ANY(array)\`
     // and per-row values looked up in jsonb objects, so no statistics can turn a
     // batch into a quadratic nested loop (see PlannerStore.apply).
-    // $1 ids, comma-separated (see PlannerStore.apply); $16 jsonb { id: token };
+    // $1 ids, comma-separated (see PlannerStore.apply); $13 jsonb { id: token };
     // $2 jsonb { id: { s: state, r: result, e: error } } for the outcomes that
     // are not a plain success (COMPLETED with a null result): absent means
     // exactly that, so a batch of plain successes looks up each row once, in
-    // $16, rather than five times. $9 the workflow buckets, comma-separated.
+    // $13, rather than five times. $6 the workflow buckets, comma-separated.
     // Joins: a recorded task reports to every join in its \`awaited_by\` (-1);
     // each inserted child inherits its parent's list (+1 to each of those joins;
     // forks inherit nothing) plus the joins scheduled with it that list it; new
-    // joins ($4) start with the count of their listed children. A join whose
+    // joins ($4) start with the count of their listed children, and their edges
+    // come in $5 (joinEdgesJson: one id list per join). A join whose
     // count reaches zero moves from PARKED to READY in this same statement. A
     // failure counts against its workflow unless a join lists the task (the join
     // receives the outcome and decides).
     //
-    // Retries ($13: ids; map entries carry d: delay ms, w: retry window ms) go
+    // Retries ($10: ids; map entries carry d: delay ms, w: retry window ms) go
     // back to PARKED until now() + delay, unless the retry would start later than
     // the window after the first failure: then they fail for good here. A final
     // failure with l = 1 is copied to the dead-letter table.
     this.completeSql = statements.get(`
       WITH past_window AS MATERIALIZED (
         SELECT coalesce(array_agg(t.id), '{}') AS ids FROM ${s}.tasks t
-         WHERE t.id = ANY($13::text[])
+         WHERE t.id = ANY($10::text[])
            -- The window starts at the first failure since the last requeue (which
            -- restarts attempts at 1).
            AND coalesce((SELECT max((e ->> 'endedAt')::timestamptz) FROM jsonb_array_elements(t.attempt_log) e
@@ -151,8 +160,8 @@ export class WorkerStore {
                error = $2::jsonb -> t.id -> 'e',
                attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")},
                assigned_node = NULL, token = NULL, assigned_at = NULL, deadline = NULL
-         WHERE t.id = ANY($13::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
-           AND t.queue = 'READY' AND t.token = ($16::jsonb ->> t.id)::bigint
+         WHERE t.id = ANY($10::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
+           AND t.queue = 'READY' AND t.token = ($13::jsonb ->> t.id)::bigint
         RETURNING t.id, ($2::jsonb -> t.id ->> 'd')::float8 AS delay
       ), done AS (
         UPDATE ${s}.tasks t
@@ -164,14 +173,14 @@ export class WorkerStore {
                                   THEN coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}
                                   ELSE t.attempt_log END,
                finished_at = now(),
-               -- A solo root that spawns children ($15) gets its workflow row below.
-               solo = t.solo AND NOT (t.id = ANY($15::text[]))
+               -- A solo root that spawns children ($12) gets its workflow row below.
+               solo = t.solo AND NOT (t.id = ANY($12::text[]))
          WHERE t.id = ANY(string_to_array($1::text, ',') || (SELECT ids FROM past_window)) AND t.queue = 'READY'
-           AND t.token = ($16::jsonb ->> t.id)::bigint
-           -- Hold the workflows' buckets shared (sorted, in $9) before any row
+           AND t.token = ($13::jsonb ->> t.id)::bigint
+           -- Hold the workflows' buckets shared (sorted, in $6) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
-                                        FROM unnest(string_to_array($9::text, ',')::int[]) b) l) >= 0
+                                        FROM unnest(string_to_array($6::text, ',')::int[]) b) l) >= 0
         RETURNING t.id, t.workflow_id, t.state, t.awaited_by, t.affinity_group, t.affinity, t.solo, t.created_at
       ), dead AS (
         -- The dead-letter copy reads the task as it was before this statement
@@ -185,7 +194,7 @@ export class WorkerStore {
           SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now()
         RETURNING 1
       ), slot_done AS (
-        -- Engine-run slots ($14: the slot tasks of this batch; usually empty): the
+        -- Engine-run slots ($11: the slot tasks of this batch; usually empty): the
         -- slot ends with its task, unless it was re-opened meanwhile (it points
         -- at another task then).
         UPDATE ${s}.slots sl
@@ -195,13 +204,13 @@ export class WorkerStore {
                completed_at = CASE WHEN d.state = 'COMPLETED' THEN now() END,
                completed_by = CASE WHEN d.state = 'COMPLETED' THEN d.id END
           FROM done d
-         WHERE sl.task_id = ANY($14::text[]) AND sl.task_id = d.id AND sl.status = 'AVAILABLE'
+         WHERE sl.task_id = ANY($11::text[]) AND sl.task_id = d.id AND sl.status = 'AVAILABLE'
         RETURNING 1
       ), slot_retried AS (
         -- DTM's FAIL: the slot stays AVAILABLE with a message and an attempt count.
         UPDATE ${s}.slots sl
            SET attempts = sl.attempts + 1, message = $2::jsonb -> sl.task_id -> 'e' ->> 'message'
-         WHERE sl.task_id = ANY(ARRAY(SELECT id FROM retried WHERE id = ANY($14::text[]))) AND sl.status = 'AVAILABLE'
+         WHERE sl.task_id = ANY(ARRAY(SELECT id FROM retried WHERE id = ANY($11::text[]))) AND sl.status = 'AVAILABLE'
         RETURNING 1
       ), done_map AS MATERIALIZED (
         SELECT coalesce(jsonb_object_agg(id, coalesce(to_jsonb(awaited_by), '[]'::jsonb)), '{}') AS m FROM done
@@ -214,16 +223,15 @@ export class WorkerStore {
         RETURNING workflow_id, awaited_by
       ), edges AS (
         INSERT INTO ${s}.task_edges (join_task_id, upstream_task_id, position)
-        SELECT e.join_id, e.upstream_id, e.position
-          FROM unnest($5::text[], $6::text[], $7::int[], $8::text[]) AS e(join_id, upstream_id, position, parent_id)
-         WHERE (SELECT m FROM done_map) ? e.parent_id
+        SELECT ${joinEdgesSelectList} FROM ${joinEdgesFrom(5)}
+         WHERE (SELECT m FROM done_map) ? e.p
         RETURNING 1
       ), messages AS (
         -- A message goes to every join awaiting its sender (as of this statement)
         -- that has the task name it was addressed to.
         INSERT INTO ${s}.join_messages (join_task_id, from_task_id, message)
         SELECT j.id, msg.from_id, msg.message
-          FROM unnest($10::text[], $11::text[], $12::jsonb[]) AS msg(from_id, join_name, message)
+          FROM unnest($7::text[], $8::text[], $9::jsonb[]) AS msg(from_id, join_name, message)
           CROSS JOIN LATERAL (
             SELECT t.id FROM ${s}.tasks t
              WHERE t.id = ANY(ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> msg.from_id)))
@@ -304,13 +312,13 @@ export class WorkerStore {
       SELECT (SELECT count(*)::int FROM done) + (SELECT count(*)::int FROM retried) AS recorded,
              (SELECT count(*)::int FROM retried) AS retried,
              CASE WHEN (SELECT count(*) FROM done) + (SELECT count(*) FROM retried)
-                       < cardinality(string_to_array($1::text, ',')) + cardinality($13::text[])
-                  THEN ARRAY(SELECT o.id FROM unnest(string_to_array($1::text, ',') || $13::text[]) AS o(id)
+                       < cardinality(string_to_array($1::text, ',')) + cardinality($10::text[])
+                  THEN ARRAY(SELECT o.id FROM unnest(string_to_array($1::text, ',') || $10::text[]) AS o(id)
                               WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = o.id)
                                 AND NOT EXISTS (SELECT 1 FROM retried WHERE retried.id = o.id)
                                 -- A batch sent again after a lost reply: already recorded.
                                 AND NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.queue = 'DELETED'
-                                                  AND t.token = ($16::jsonb ->> o.id)::bigint)) END AS refused,
+                                                  AND t.token = ($13::jsonb ->> o.id)::bigint)) END AS refused,
              (SELECT count(*)::int FROM dead) AS dead_lettered,
              (SELECT count(*)::int FROM slot_done) + (SELECT count(*)::int FROM slot_retried) AS slots,
              -- The planner sleeps until the earliest retry is due.
@@ -365,7 +373,7 @@ export class WorkerStore {
 
   async complete(q: Queryable, outcomes: readonly OutcomeRow[]): Promise<CompleteResult> {
     const children: NewTaskRow[] = [];
-    const edges: NewEdgeRow[] = [];
+    const joins: NewJoinEdges[] = [];
     const newJoins: string[] = [];
     const messages: { from: string; joinName: string; message: string }[] = [];
     // The outcome map is assembled from JSON fragments that are already valid
@@ -385,7 +393,7 @@ export class WorkerStore {
         children.push(c);
         if (c.joinPending !== undefined && c.joinPending !== null) newJoins.push(c.id);
       }
-      if (o.edges) for (const e of o.edges) edges.push(e);
+      if (o.edges) for (const e of o.edges) joins.push(e);
       if (o.messages) for (const m of o.messages) messages.push({ from: o.id, ...m });
       tokens.push(`"${o.id}":${o.token}`);
       let extra = "";
@@ -405,10 +413,7 @@ export class WorkerStore {
       `{${details.join(",")}}`,
       tasksJson(children),
       newJoins,
-      edges.map((e) => e.joinId),
-      edges.map((e) => e.upstreamId),
-      edges.map((e) => e.position),
-      edges.map((e) => e.parentId),
+      joinEdgesJson(joins),
       [...buckets].sort((a, b) => a - b).join(","),
       messages.map((m) => m.from),
       messages.map((m) => m.joinName),
