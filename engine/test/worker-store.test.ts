@@ -172,6 +172,76 @@ describe("recording outcomes (fencing)", () => {
     });
   });
 
+  it("new tasks keep every field on the way in, scheduled or spawned as children (packed text)", async () => {
+    // Everything the separators and the NULL convention could get wrong: keys
+    // with separators, quotes, control characters and non-ASCII; an empty key;
+    // inputs with the separator characters inside strings; a relative delay, a
+    // time, a fork, a join.
+    const odd = 'a,b;"q"\\ \x1e\x1f\n é';
+    const input = JSON.stringify({ s: "x\x1ey\x1fz", n: null, list: [1, "2"] });
+    const at = new Date(Date.now() + 3_600_000);
+    const spec = (overrides: Partial<Parameters<typeof newTask>[0]>) => newTask({ taskName: "packed-in", ...overrides });
+    const scheduled = [
+      spec({ input, priority: 7, affinityGroup: "g\x1f", affinity: odd }),
+      spec({ affinityGroup: "g", affinity: "", runAfter: at }),
+      spec({ input: "null", delayMs: 60_000, priority: -3 }),
+    ];
+    await store.schedule.insert(pool, scheduled, new Set(scheduled.map((r) => r.id)));
+    const row = await assigned();
+    const join = newTask({ taskName: "packed-in", workflowId: row.workflow_id, parentId: row.id, joinPending: 1 });
+    const children = [
+      newTask({
+        taskName: "packed-in",
+        workflowId: row.workflow_id,
+        parentId: row.id,
+        input,
+        affinityGroup: "g",
+        affinity: odd,
+        ownJoins: [join.id],
+      }),
+      newTask({ taskName: "packed-in", workflowId: row.workflow_id, parentId: row.id, isFork: true, delayMs: 0 }),
+      join,
+    ];
+    const res = await store.worker.complete(pool, [
+      {
+        id: row.id,
+        workflowId: row.workflow_id,
+        token: row.token,
+        state: "COMPLETED",
+        result: null,
+        error: null,
+        children,
+        edges: [{ joinId: join.id, upstream: [children[0]?.id as string], parentId: row.id }],
+      },
+    ]);
+    expect(res.recorded).toBe(1);
+    const { rows } = await pool.query(
+      `SELECT id, workflow_id, parent_id, input, priority, affinity_group, affinity, is_fork, join_pending, awaited_by,
+              run_after IS NOT NULL AS has_run_after, extract(epoch FROM run_after - now())::float8 AS run_after_in,
+              run_after = $2::timestamptz AS at_time
+         FROM weft.tasks WHERE id = ANY($1::text[])`,
+      [[...scheduled, ...children].map((r) => r.id), at],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const [s0, s1, s2] = scheduled.map((r) => byId.get(r.id));
+    expect(s0).toMatchObject({ parent_id: null, input: JSON.parse(input), priority: 7, affinity_group: "g\x1f" });
+    expect(s0?.affinity).toBe(odd);
+    expect(s0).toMatchObject({ is_fork: false, join_pending: null, awaited_by: null, has_run_after: false });
+    expect(s1).toMatchObject({ affinity_group: "g", affinity: "", at_time: true });
+    expect(s2).toMatchObject({ input: null, priority: -3, affinity: null });
+    expect(s2?.run_after_in).toBeGreaterThan(50);
+    const [c0, c1, c2] = children.map((r) => byId.get(r.id));
+    expect(c0).toMatchObject({ workflow_id: row.workflow_id, parent_id: row.id, input: JSON.parse(input), affinity: odd });
+    expect(c0?.awaited_by).toEqual([join.id]);
+    expect(c1).toMatchObject({ is_fork: true, has_run_after: true });
+    expect(c1?.run_after_in).toBeLessThan(5);
+    expect(c2).toMatchObject({ join_pending: 1, is_fork: false });
+    const edges = await pool.query("SELECT upstream_task_id, position FROM weft.task_edges WHERE join_task_id = $1", [
+      join.id,
+    ]);
+    expect(edges.rows).toEqual([{ upstream_task_id: children[0]?.id, position: 0 }]);
+  });
+
   it("packed reads give every task its own workflow, whether or not it is the workflow's root", async () => {
     // Task names of their own: the planner's candidates are read per name.
     const root = newTask({ taskName: "packed" });

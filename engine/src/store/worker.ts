@@ -6,10 +6,10 @@ import {
   joinEdgesFrom,
   joinEdgesJson,
   joinEdgesSelectList,
-  recordsetTasks,
+  packedTasks,
+  packedTasksFrom,
   TASK_INSERT_COLUMNS,
   taskSelectList,
-  tasksJson,
 } from "./schedule.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "./types.js";
 
@@ -218,7 +218,7 @@ export class WorkerStore {
         INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
         SELECT ${taskSelectList(
           "ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> c.parent_id))",
-        )} FROM ${recordsetTasks(3)}
+        )} FROM ${packedTasksFrom(3)}
          WHERE (SELECT m FROM done_map) ? c.parent_id
         RETURNING workflow_id, awaited_by
       ), edges AS (
@@ -411,7 +411,7 @@ export class WorkerStore {
     const { rows } = await exec<CompleteRow>(q, this.completeSql, [
       finalIds.join(","),
       `{${details.join(",")}}`,
-      tasksJson(children),
+      packedTasks(children),
       newJoins,
       joinEdgesJson(joins),
       [...buckets].sort((a, b) => a - b).join(","),
