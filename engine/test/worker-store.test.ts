@@ -180,7 +180,8 @@ describe("recording outcomes (fencing)", () => {
     const odd = 'a,b;"q"\\ \x1e\x1f\n é';
     const input = JSON.stringify({ s: "x\x1ey\x1fz", n: null, list: [1, "2"] });
     const at = new Date(Date.now() + 3_600_000);
-    const spec = (overrides: Partial<Parameters<typeof newTask>[0]>) => newTask({ taskName: "packed-in", ...overrides });
+    const spec = (overrides: Partial<Parameters<typeof newTask>[0]>) =>
+      newTask({ taskName: "packed-in", ...overrides });
     const scheduled = [
       spec({ input, priority: 7, affinityGroup: "g\x1f", affinity: odd }),
       spec({ affinityGroup: "g", affinity: "", runAfter: at }),
@@ -231,7 +232,12 @@ describe("recording outcomes (fencing)", () => {
     expect(s2).toMatchObject({ input: null, priority: -3, affinity: null });
     expect(s2?.run_after_in).toBeGreaterThan(50);
     const [c0, c1, c2] = children.map((r) => byId.get(r.id));
-    expect(c0).toMatchObject({ workflow_id: row.workflow_id, parent_id: row.id, input: JSON.parse(input), affinity: odd });
+    expect(c0).toMatchObject({
+      workflow_id: row.workflow_id,
+      parent_id: row.id,
+      input: JSON.parse(input),
+      affinity: odd,
+    });
     expect(c0?.awaited_by).toEqual([join.id]);
     expect(c1).toMatchObject({ is_fork: true, has_run_after: true });
     expect(c1?.run_after_in).toBeLessThan(5);
