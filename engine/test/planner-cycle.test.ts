@@ -119,6 +119,76 @@ describe("planner cycles", () => {
       expect(logged.lines.filter((l) => l.level === "warn")).toEqual([]);
     });
 
+    it("reads the next cycle on a read connection attached while the first apply runs", async () => {
+      await addNode("N1", 25, ["t"]);
+      await schedule(30);
+      const readPool = poolFor(await url);
+      let leaderReads = 0;
+      let readerReads = 0;
+      let readDone: () => void = () => undefined;
+      const reader = {
+        query: (async (text: string, values?: unknown[]) => {
+          readerReads++;
+          const result = await readPool.query(text, values);
+          if (text.includes("r.task_name")) readDone();
+          return result;
+        }) as unknown as pg.Pool["query"],
+      };
+      let attach: (() => void) | undefined;
+      const leader = {
+        query: (async (text: string, values?: unknown[]) => {
+          if (text.includes("r.task_name")) leaderReads++;
+          if (text.includes("applied AS") && attach) {
+            // The engine attaches the read connection once the first apply is sent.
+            const attachNow = attach;
+            attach = undefined;
+            await new Promise<void>((resolve) => {
+              readDone = resolve;
+              attachNow();
+              setTimeout(resolve, 300);
+            });
+          }
+          return pool.query(text, values);
+        }) as unknown as pg.Pool["query"],
+      };
+      const p = new Planner(
+        store,
+        leader,
+        parseConfig(plannerConfigSchema, { nodeDeadAfterMs: 1_000, deadNodeSweepMs: 60_000, batchSize: 10 }),
+        logged.logger,
+        () => undefined,
+      );
+      attach = () => p.attachReader(reader);
+      expect(p.readsOnSecondConnection).toBe(false);
+      expect([await p.cycle(), await p.cycle()]).toEqual([10, 10]);
+      // The second cycle used the reading taken on the read connection during the first apply.
+      expect(leaderReads).toBe(1);
+      expect(readerReads).toBeGreaterThan(0);
+      const rows = await assigned();
+      expect(rows).toHaveLength(20);
+      expect(new Set(rows.map((r) => r.id)).size).toBe(20);
+      expect(logged.lines.filter((l) => l.level === "warn")).toEqual([]);
+    });
+
+    it("reads again when the sweep between two cycles declared a node dead", async () => {
+      await addNode("N1", 10, ["t"]);
+      await addNode("N2", 10, ["t"]);
+      await schedule(30);
+      const p = await withReader(10);
+      expect(await p.cycle()).toBe(10);
+      // N2 dies after the reading for the next cycle was taken (during the apply).
+      await pool.query("UPDATE weft.nodes SET heartbeat_at = now() - interval '1 minute' WHERE id = 'N2'");
+      await p.cycle();
+      const rows = await pool.query<{ assigned_node: string }>(
+        "SELECT assigned_node FROM weft.tasks WHERE assigned_node IS NOT NULL",
+      );
+      expect(rows.rows.every((r) => r.assigned_node === "N1")).toBe(true);
+      expect(rows.rows).toHaveLength(10);
+      const warnings = logged.lines.filter((l) => l.level === "warn").map((l) => l.msg);
+      expect(warnings).toEqual(["declared nodes dead; re-planning their tasks"]);
+      logged.lines.length = 0;
+    });
+
     it("counts the assignments in flight against a cluster limit", async () => {
       await addNode("N1", 50, ["t"]);
       await pool.query(`UPDATE weft.nodes SET task_limits = '{"t": 12}'`);
