@@ -327,15 +327,24 @@ class DefinitionHandler implements TaskHandler {
     if (fields.cron) this.cron = fields.cron;
   }
 
-  async execute(exec: TaskExecution): Promise<unknown> {
+  /** The run's result, validated; a promise of it only if \`run\` returned one (see TaskHandler.execute). */
+  execute(exec: TaskExecution): unknown {
     const task = this.task;
     const parsed = task.input.safeParse(exec.input);
     if (!parsed.success) throw new InputValidationError(task.name, toIssues(parsed.error));
-    const value = this.join
-      ? await task.run(new JoinTaskContext(exec, parsed.data, this.limit, task))
-      : await (task as AnyTaskDefinition).run(new Context(exec, parsed.data, this.limit, task));
-    const result = task.output.safeParse(value);
-    if (!result.success) throw new OutputValidationError(task.name, toIssues(result.error));
+    const value: unknown = this.join
+      ? task.run(new JoinTaskContext(exec, parsed.data, this.limit, task))
+      : (task as AnyTaskDefinition).run(new Context(exec, parsed.data, this.limit, task));
+    // Any thenable, as \`await\` would take it.
+    if (value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function") {
+      return Promise.resolve(value).then((v: unknown) => this.validOutput(v));
+    }
+    return this.validOutput(value);
+  }
+
+  private validOutput(value: unknown): unknown {
+    const result = this.task.output.safeParse(value);
+    if (!result.success) throw new OutputValidationError(this.task.name, toIssues(result.error));
     return result.data;
   }
 }

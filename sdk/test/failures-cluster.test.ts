@@ -102,6 +102,10 @@ describe("failures of node processes", () => {
     const a = await start("a2", { TASKS: "stubborn", CAPACITY: "10" });
     const ref = await client.client.schedule(tasks.stubborn, { sleepMs: 1_000 });
     await assignedTo(ref.taskId, a);
+    // Running there, not only assigned: frozen before its fetch, the node would
+    // never run the attempt at all (seen on a loaded machine), and the test
+    // would wait for its late outcome in vain.
+    await a.waitFor((m) => m.type === "status" && Number(m.active) > 0, 30_000);
     a.child.kill("SIGSTOP");
     await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
     expect((await taskRow(ref.taskId))?.result).toEqual({ node: "b2", attempt: 2 });

@@ -100,8 +100,12 @@ export interface TaskHandler {
   readonly name: string;
   /** Settings from the task definition (overridden by \`taskOverrides\`). */
   readonly settings?: import("../config.js").TaskSettings;
-  /** Returns the task's result (JSON-serialisable); throws to fail the attempt. */
-  execute(execution: TaskExecution): Promise<unknown>;
+  /**
+   * Returns the task's result (JSON-serialisable), or a promise of it; throws
+   * (or rejects) to fail the attempt. A result returned synchronously is
+   * recorded without a promise chain.
+   */
+  execute(execution: TaskExecution): unknown;
   /** Called after each failed attempt, before the retry decision is recorded. */
   onFailure?(failure: FailureInfo): void | Promise<void>;
   /** 'exactly-once': the attempt's \`tx\` commits with its outcome. Default 'at-least-once'. */
@@ -291,6 +295,15 @@ class Execution implements TaskExecution {
     this.byId.set(created.id, created);
     return created;
   }
+}
+
+/** Whether a handler returned a promise (or any thenable) rather than its result. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
@@ -545,7 +558,106 @@ export class Worker implements Service {
     const entry = new Running(row.token);
     this.running.set(row.id, entry);
     this.started++;
-    void this.execute(row, entry, upstream, messages);
+    const handler = this.handlers.get(row.task_name);
+    const settings = this.settings.get(row.task_name);
+    // The usual attempt (a known task with attempts left, no transaction) runs
+    // without an async frame of its own: per task, the frame and its promises
+    // were a third of what the worker allocated (sampling heap profile), and a
+    // busy node spent the difference in the garbage collector.
+    if (
+      handler !== undefined &&
+      settings !== undefined &&
+      handler.guarantee !== "exactly-once" &&
+      row.attempt <= maxAttempts(settings.retry)
+    ) {
+      this.run(row, entry, handler, settings, upstream, messages);
+    } else {
+      void this.execute(row, entry, upstream, messages);
+    }
+  }
+
+  /** An attempt on the usual path (see launch): its outcome is queued when the handler returns or settles. */
+  private run(
+    row: AssignedTaskRow,
+    entry: Running,
+    handler: TaskHandler,
+    settings: ResolvedTaskSettings,
+    upstream: UpstreamOutcome[] | undefined,
+    messages: unknown[] | undefined,
+  ): void {
+    const execution = new Execution(
+      row,
+      entry,
+      this.registry.nodeId,
+      this.log,
+      upstream,
+      messages,
+      (state) => this.saveState(row, state),
+      undefined,
+    );
+    let value: unknown;
+    try {
+      value = handler.execute(execution);
+    } catch (error) {
+      void this.fail(row, entry, handler, settings, error);
+      return;
+    }
+    if (isThenable(value)) {
+      this.withTimeout(Promise.resolve(value), entry, row.task_name, settings.timeoutMs).then(
+        (result) => this.succeed(row, entry, handler, settings, execution, result),
+        (error: unknown) => this.fail(row, entry, handler, settings, error),
+      );
+    } else {
+      this.succeed(row, entry, handler, settings, execution, value);
+    }
+  }
+
+  private succeed(
+    row: AssignedTaskRow,
+    entry: Running,
+    handler: TaskHandler,
+    settings: ResolvedTaskSettings,
+    execution: Execution,
+    value: unknown,
+  ): void {
+    let result: string;
+    try {
+      result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
+    } catch (error) {
+      void this.fail(row, entry, handler, settings, error);
+      return;
+    }
+    this.queueOutcome(row, entry, {
+      id: row.id,
+      workflowId: row.workflow_id,
+      token: row.token,
+      state: "COMPLETED",
+      result,
+      error: null,
+      children: execution.children,
+      edges: execution.edges,
+      messages: execution.outbox,
+      slot: handler.slot !== undefined,
+    });
+  }
+
+  private async fail(
+    row: AssignedTaskRow,
+    entry: Running,
+    handler: TaskHandler,
+    settings: ResolvedTaskSettings,
+    error: unknown,
+  ): Promise<void> {
+    this.queueOutcome(row, entry, await this.failureOutcome(row, handler, settings, error));
+  }
+
+  /** Queues an attempt's outcome for the next completion batch, unless the attempt was revoked or the worker closed. */
+  private queueOutcome(row: AssignedTaskRow, entry: Running, outcome: OutcomeRow): void {
+    entry.finishing = true;
+    if (this.closed || this.running.get(row.id) !== entry) return;
+    this.outcomes.push(outcome);
+    this.checkIdle();
+    this.scheduleFlush();
   }
 
   private async execute(
@@ -593,7 +705,12 @@ export class Worker implements Service {
         (state) => this.saveState(row, state),
         tx,
       );
-      const value = await this.withTimeout(handler.execute(execution), entry, row.task_name, settings.timeoutMs);
+      const value = await this.withTimeout(
+        Promise.resolve(handler.execute(execution)),
+        entry,
+        row.task_name,
+        settings.timeoutMs,
+      );
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
       outcome = {
         id: row.id,
@@ -636,11 +753,7 @@ export class Worker implements Service {
       }
       outcome = await this.failureOutcome(row, handler, settings, error);
     }
-    entry.finishing = true;
-    if (this.closed || this.running.get(row.id) !== entry) return;
-    this.outcomes.push(outcome);
-    this.checkIdle();
-    this.scheduleFlush();
+    this.queueOutcome(row, entry, outcome);
   }
 
   /** Races the attempt against its timeout: at the timeout the signal aborts and the attempt fails. */

@@ -279,11 +279,15 @@ export class WorkerStore {
         -- which this statement waited for) is invisible to an UPDATE but found
         -- by ON CONFLICT. Rows are taken in id order.
         -- Scalar sub-selects are InitPlans: the map is built once, not per row.
+        -- A workflow finishes at the clock, not at this statement's start: a
+        -- concurrent batch that finished some of its tasks may have started
+        -- later and committed first (this one waited for its lock on the row),
+        -- and the workflow must not end before any of its tasks.
         INSERT INTO ${s}.workflows AS w
                (id, root_task_id, pending_tasks, total_tasks, failed_tasks, status, created_at, finished_at)
         SELECT d.workflow_id, d.workflow_id, greatest(1 + d.pending, 0), 1 + d.added, d.failed,
                CASE WHEN 1 + d.pending > 0 THEN 'RUNNING' WHEN d.failed > 0 THEN 'FAILED' ELSE 'COMPLETED' END,
-               coalesce(d.created, now()), CASE WHEN 1 + d.pending > 0 THEN NULL ELSE now() END
+               coalesce(d.created, now()), CASE WHEN 1 + d.pending > 0 THEN NULL ELSE clock_timestamp() END
           FROM delta d ORDER BY d.workflow_id
         ON CONFLICT (id) DO UPDATE
            SET pending_tasks = w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int,
@@ -293,7 +297,7 @@ export class WorkerStore {
                              WHEN w.failed_tasks + ((SELECT m FROM delta_map) -> w.id ->> 2)::int > 0 THEN 'FAILED'
                              ELSE 'COMPLETED' END,
                finished_at = CASE WHEN w.pending_tasks + ((SELECT m FROM delta_map) -> w.id ->> 0)::int > 0
-                                  THEN NULL ELSE now() END
+                                  THEN NULL ELSE clock_timestamp() END
          WHERE w.status = 'RUNNING'
         RETURNING w.id, w.status
       ), finished AS (
