@@ -648,7 +648,13 @@ export class Worker implements Service {
     settings: ResolvedTaskSettings,
     error: unknown,
   ): Promise<void> {
-    this.queueOutcome(row, entry, await this.failureOutcome(row, handler, settings, error));
+    try {
+      this.queueOutcome(row, entry, await this.failureOutcome(row, handler, settings, error));
+    } catch (err) {
+      // Not expected (the failure hook's errors are caught); logged rather
+      // than left as an unhandled rejection that would end the process.
+      this.log.error({ err, task: row.id }, "could not record a failed attempt");
+    }
   }
 
   /** Queues an attempt's outcome for the next completion batch, unless the attempt was revoked or the worker closed. */
