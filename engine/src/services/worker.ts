@@ -306,6 +306,27 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
+/** A successful attempt's outcome, with what it scheduled; \`result\` is JSON text. */
+function completedOutcome(
+  row: AssignedTaskRow,
+  handler: TaskHandler,
+  execution: Execution,
+  result: string,
+): OutcomeRow {
+  return {
+    id: row.id,
+    workflowId: row.workflow_id,
+    token: row.token,
+    state: "COMPLETED",
+    result,
+    error: null,
+    children: execution.children,
+    edges: execution.edges,
+    messages: execution.outbox,
+    slot: handler.slot !== undefined,
+  };
+}
+
 function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
   return {
     taskId: u.id,
@@ -585,16 +606,7 @@ export class Worker implements Service {
     upstream: UpstreamOutcome[] | undefined,
     messages: unknown[] | undefined,
   ): void {
-    const execution = new Execution(
-      row,
-      entry,
-      this.registry.nodeId,
-      this.log,
-      upstream,
-      messages,
-      (state) => this.saveState(row, state),
-      undefined,
-    );
+    const execution = this.newExecution(row, entry, upstream, messages, undefined);
     let value: unknown;
     try {
       value = handler.execute(execution);
@@ -627,18 +639,26 @@ export class Worker implements Service {
       void this.fail(row, entry, handler, settings, error);
       return;
     }
-    this.queueOutcome(row, entry, {
-      id: row.id,
-      workflowId: row.workflow_id,
-      token: row.token,
-      state: "COMPLETED",
-      result,
-      error: null,
-      children: execution.children,
-      edges: execution.edges,
-      messages: execution.outbox,
-      slot: handler.slot !== undefined,
-    });
+    this.queueOutcome(row, entry, completedOutcome(row, handler, execution, result));
+  }
+
+  private newExecution(
+    row: AssignedTaskRow,
+    entry: Running,
+    upstream: UpstreamOutcome[] | undefined,
+    messages: unknown[] | undefined,
+    tx: AttemptTransaction | undefined,
+  ): Execution {
+    return new Execution(
+      row,
+      entry,
+      this.registry.nodeId,
+      this.log,
+      upstream,
+      messages,
+      (state) => this.saveState(row, state),
+      tx,
+    );
   }
 
   private async fail(
@@ -701,16 +721,7 @@ export class Worker implements Service {
           throw error;
         }
       }
-      const execution = new Execution(
-        row,
-        entry,
-        this.registry.nodeId,
-        this.log,
-        upstream,
-        messages,
-        (state) => this.saveState(row, state),
-        tx,
-      );
+      const execution = this.newExecution(row, entry, upstream, messages, tx);
       const value = await this.withTimeout(
         Promise.resolve(handler.execute(execution)),
         entry,
@@ -718,18 +729,7 @@ export class Worker implements Service {
         settings.timeoutMs,
       );
       const result = encodePayload(row.task_name, "result", value, this.maxPayloadBytes);
-      outcome = {
-        id: row.id,
-        workflowId: row.workflow_id,
-        token: row.token,
-        state: "COMPLETED",
-        result,
-        error: null,
-        children: execution.children,
-        edges: execution.edges,
-        messages: execution.outbox,
-        slot: handler.slot !== undefined,
-      };
+      outcome = completedOutcome(row, handler, execution, result);
       if (tx) {
         const client = tx.client;
         tx.open = false;

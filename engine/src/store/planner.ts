@@ -121,8 +121,7 @@ export class PlannerStore {
                                 r.affinity_group, r.affinity,
                                 (SELECT h.workflow_id FROM ${s}.affinity_holders h
                                   WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity)) END), '[]') AS rows,
-             (SELECT pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c
-               WHERE c.oid = '${s}.tasks'::regclass)::int AS pages,
+             (pg_relation_size('${s}.tasks'::regclass) / current_setting('block_size')::int)::int AS pages,
              (SELECT c.relpages FROM pg_class c WHERE c.oid = '${s}.tasks'::regclass) AS stats_pages
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
       CROSS JOIN LATERAL (
