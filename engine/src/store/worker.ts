@@ -205,6 +205,7 @@ export class WorkerStore {
                completed_by = CASE WHEN d.state = 'COMPLETED' THEN d.id END
           FROM done d
          WHERE sl.task_id = ANY($11::text[]) AND sl.task_id = d.id AND sl.status = 'AVAILABLE'
+           AND cardinality($11::text[]) > 0
         RETURNING 1
       ), slot_retried AS (
         -- DTM's FAIL: the slot stays AVAILABLE with a message and an attempt count.
@@ -229,13 +230,17 @@ export class WorkerStore {
       ), messages AS (
         -- A message goes to every join awaiting its sender (as of this statement)
         -- that has the task name it was addressed to.
+        -- The joins are found by primary key. A batch without messages (the
+        -- usual one) skips the whole join (a one-time filter): a generic plan
+        -- had made it a hash join that scanned the task table for PARKED rows,
+        -- 2 ms per batch at 20,000 tasks and growing with the table.
         INSERT INTO ${s}.join_messages (join_task_id, from_task_id, message)
-        SELECT j.id, msg.from_id, msg.message
-          FROM unnest($7::text[], $8::text[], $9::jsonb[]) AS msg(from_id, join_name, message)
-          CROSS JOIN LATERAL (
-            SELECT t.id FROM ${s}.tasks t
-             WHERE t.id = ANY(ARRAY(SELECT jsonb_array_elements_text((SELECT m FROM done_map) -> msg.from_id)))
-               AND t.task_name = msg.join_name AND t.queue = 'PARKED') j
+        SELECT t.id, m.from_id, m.message
+          FROM (SELECT msg.from_id, msg.join_name, msg.message,
+                       jsonb_array_elements_text((SELECT m FROM done_map) -> msg.from_id) AS join_id
+                  FROM unnest($7::text[], $8::text[], $9::jsonb[]) AS msg(from_id, join_name, message)) m
+          JOIN ${s}.tasks t ON t.id = m.join_id
+         WHERE t.task_name = m.join_name AND t.queue = 'PARKED' AND cardinality($7::text[]) > 0
         RETURNING 1
       ), join_delta AS (
         SELECT j, sum(d)::int AS d
