@@ -244,10 +244,6 @@ describe("hot-path queries stay index-driven on a large table", () => {
       await client.query(`SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on;
         SET LOCAL auto_explain.log_format = json; SET LOCAL client_min_messages = log`);
       if (generic) await client.query("SET LOCAL plan_cache_mode = force_generic_plan");
-      // The plan a generic plan had once chosen for the recipients of join
-      // messages (a hash join on a scan of the task table), made certain here:
-      // the guard has to keep even that plan from running.
-      await client.query("SET LOCAL enable_nestloop = off");
       await client.query(text, values);
     } finally {
       await client.query("ROLLBACK");
