@@ -312,7 +312,7 @@ export class Engine {
       planner.attachReader(reader);
     });
     await planner.start();
-    this.cron = new CronService(
+    const cron = new CronService(
       this.store,
       this.pool,
       { nodeDeadAfterMs: this.config.planner.nodeDeadAfterMs, misfireGraceMs: this.config.planner.cronMisfireGraceMs },
@@ -320,11 +320,20 @@ export class Engine {
       this.log,
       () => this.elector?.connectionLost(),
     );
-    await this.cron.start();
-    if (this.config.cleaner.enabled) {
-      this.cleaner = new Cleaner(this.store, this.pool, this.config.cleaner, this.log);
-      await this.cleaner.start();
-    }
+    const cleaner = this.config.cleaner.enabled
+      ? new Cleaner(this.store, this.pool, this.config.cleaner, this.log)
+      : undefined;
+    this.cron = cron;
+    this.cleaner = cleaner;
+    // Cron and the cleaner start once the first cycle has sent its apply: a
+    // new leader's first statements place the backlog. Both start in this one
+    // turn, or not at all if leadership ended meanwhile (stopLeaderServices
+    // clears them first, so none is left running).
+    void planner.started.then(() => {
+      if (this.cron !== cron) return;
+      void cron.start();
+      void cleaner?.start();
+    });
   }
 
   /**

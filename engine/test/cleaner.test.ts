@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { freshDatabase, poolFor } from "../../test/support.js";
 import { cleanerConfigSchema, parseConfig } from "../src/config.js";
 import { Cleaner } from "../src/services/cleaner.js";
@@ -105,16 +105,37 @@ describe("cleaner", () => {
     expect(messages.rows).toEqual([{ join_task_id: liveJoin.id }]);
   });
 
-  it("starts and stops as a service", async () => {
+  it("as a service, makes its first pass one interval after it starts, then one per interval", async () => {
     const pool = poolFor(await freshDatabase());
+    const store = new Store("weft");
+    const finishOld = async () => {
+      const task = newTask();
+      await store.schedule.insert(pool, [task], new Set([task.id]));
+      await pool.query(
+        `UPDATE weft.tasks SET queue = 'DELETED', state = 'COMPLETED', finished_at = now() - interval '1 hour' WHERE id = $1`,
+        [task.id],
+      );
+      return task.id;
+    };
+    const left = async (id: string) => (await pool.query("SELECT 1 FROM weft.tasks WHERE id = $1", [id])).rowCount;
+    const first = await finishOld();
     const cleaner = new Cleaner(
-      new Store("weft"),
+      store,
       pool,
-      parseConfig(cleanerConfigSchema, { intervalMs: 20 }),
+      parseConfig(cleanerConfigSchema, { retentionMs: 1_000, intervalMs: 300 }),
       memoryLogger().logger,
     );
     await cleaner.start();
-    await new Promise((r) => setTimeout(r, 60));
-    await cleaner.stop();
+    try {
+      // A leader that just took over places work first: nothing is purged at once.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await left(first)).toBe(1);
+      await vi.waitFor(async () => expect(await left(first)).toBe(0), { timeout: 2_000, interval: 20 });
+      // And again on the next interval.
+      const second = await finishOld();
+      await vi.waitFor(async () => expect(await left(second)).toBe(0), { timeout: 2_000, interval: 20 });
+    } finally {
+      await cleaner.stop();
+    }
   });
 });

@@ -64,7 +64,7 @@ describe("planner cycles", () => {
      * surely misses the apply, the case its adjustments are for.
      */
     const logged = memoryLogger();
-    const withReader = async (batchSize: number) => {
+    const withReader = async (batchSize: number, deadNodeSweepMs = 60_000) => {
       const readPool = poolFor(await url);
       let readDone: () => void = () => undefined;
       const reader = {
@@ -89,7 +89,7 @@ describe("planner cycles", () => {
       return new Planner(
         store,
         leader,
-        parseConfig(plannerConfigSchema, { nodeDeadAfterMs: 1_000, deadNodeSweepMs: 60_000, batchSize }),
+        parseConfig(plannerConfigSchema, { nodeDeadAfterMs: 1_000, deadNodeSweepMs, batchSize }),
         logged.logger,
         () => undefined,
         0,
@@ -174,10 +174,11 @@ describe("planner cycles", () => {
       await addNode("N1", 10, ["t"]);
       await addNode("N2", 10, ["t"]);
       await schedule(30);
-      const p = await withReader(10);
+      const p = await withReader(10, 10);
       expect(await p.cycle()).toBe(10);
       // N2 dies after the reading for the next cycle was taken (during the apply).
       await pool.query("UPDATE weft.nodes SET heartbeat_at = now() - interval '1 minute' WHERE id = 'N2'");
+      await new Promise((r) => setTimeout(r, 20)); // past deadNodeSweepMs
       await p.cycle();
       const rows = await pool.query<{ assigned_node: string }>(
         "SELECT assigned_node FROM weft.tasks WHERE assigned_node IS NOT NULL",
@@ -247,7 +248,7 @@ describe("planner cycles", () => {
     expect(idleStarted).toBe(true);
   });
 
-  it("a new leader places work in its first cycle and recovers what dead nodes held in its second", async () => {
+  it("a new leader places work in its first cycles and recovers what dead nodes held one sweep interval later", async () => {
     // Left by an earlier leader: a task on a node whose heartbeat stopped.
     await addNode("DEAD", 5, ["t"], "");
     const [held] = await schedule(1);
@@ -255,11 +256,22 @@ describe("planner cycles", () => {
     await pool.query("UPDATE weft.nodes SET heartbeat_at = now() - interval '1 minute' WHERE id = 'DEAD'");
     await addNode("LIVE", 5, ["t"]);
     const fresh = await schedule(2);
-    expect(await planner.cycle()).toBe(2);
+    const leader = new Planner(
+      store,
+      pool,
+      parseConfig(plannerConfigSchema, { nodeDeadAfterMs: 1_000, deadNodeSweepMs: 300, batchSize: 100 }),
+      memoryLogger().logger,
+      () => undefined,
+    );
+    expect(await leader.cycle()).toBe(2);
     expect((await tasksOf([held as string]))[0]).toMatchObject({ assigned_node: "DEAD", attempt: 1 });
     expect((await tasksOf(fresh)).map((r) => r.assigned_node)).toEqual(["LIVE", "LIVE"]);
-    await planner.cycle();
-    await planner.cycle();
+    // Not in the cycles that follow at once: the sweep waits for its interval.
+    await leader.cycle();
+    expect((await tasksOf([held as string]))[0]).toMatchObject({ assigned_node: "DEAD", attempt: 1 });
+    await new Promise((r) => setTimeout(r, 350)); // past deadNodeSweepMs
+    await leader.cycle();
+    await leader.cycle();
     expect((await tasksOf([held as string]))[0]).toMatchObject({ assigned_node: "LIVE", attempt: 2 });
   });
 

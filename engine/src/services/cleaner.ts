@@ -4,6 +4,8 @@ import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import { LoopService, OutageLog } from "./service.js";
 
+const FIRST_PASS_MAX_DELAY_MS = 10_000;
+
 /**
  * Purges finished tasks (virtual queue DELETED) and finished workflows once they
  * are older than the retention, and dead letters older than theirs, in batches so no statement holds many locks.
@@ -57,6 +59,14 @@ export class Cleaner extends LoopService {
     this.stopping = true;
     await super.stop();
     this.stopping = false;
+  }
+
+  /**
+   * The first pass waits one interval (at most 10 s): a leader that just took
+   * over places work first, and purging can wait.
+   */
+  protected override firstDelayMs(): number {
+    return Math.min(this.config.intervalMs, FIRST_PASS_MAX_DELAY_MS);
   }
 
   protected async tick(): Promise<number> {

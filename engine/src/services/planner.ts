@@ -69,7 +69,15 @@ export function outgrewPlans(table: TableSize, plannedAtPages: number): boolean 
  */
 export class Planner extends LoopService {
   readonly name = "planner";
-  private lastSweep = 0;
+  /**
+   * When the last sweep ran. A new leader sweeps one interval after it took
+   * over, not at once: its first cycles place the backlog, and a node that died
+   * with the old leader is declared dead only once its heartbeat is
+   * \`nodeDeadAfterMs\` old anyway.
+   */
+  private lastSweep = Date.now();
+  /** When due PARKED tasks were last looked for (local monotonic ms). */
+  private lastPromotion: number | undefined;
   /** When (local monotonic ms) the earliest PARKED run_after is due; Infinity if unknown or none. */
   private nextDueAt = Number.POSITIVE_INFINITY;
   /** Tasks given to each task name, relative to the least-served name that had candidates. */
@@ -268,9 +276,7 @@ export class Planner extends LoopService {
     /** Nodes or candidates changed in this cycle's sweep or promotion. */
     let changed = false;
     const now = Date.now();
-    // Not in a new leader's first cycle: that one places work at once, and the
-    // sweep (recovering what dead nodes held) follows in the next.
-    const sweep = this.cycles > 1 && now - this.lastSweep >= config.deadNodeSweepMs;
+    const sweep = now - this.lastSweep >= config.deadNodeSweepMs;
     if (sweep) {
       this.lastSweep = now;
       const swept = await store.planner.sweepDeadNodes(db, config.nodeDeadAfterMs, this.epoch);
@@ -292,8 +298,12 @@ export class Planner extends LoopService {
       handled += keys.unparked;
       changed = swept.dead_nodes.length > 0 || swept.gone_nodes.length > 0 || keys.freed > 0;
     }
-    const promote = sweep || performance.now() >= this.nextDueAt;
+    // A new leader looks for due PARKED tasks in its second cycle (the first
+    // places what is ready), then when the earliest is due.
+    const promote =
+      sweep || (this.cycles === 2 && this.lastPromotion === undefined) || performance.now() >= this.nextDueAt;
     if (promote) {
+      this.lastPromotion = performance.now();
       const due = await store.planner.promoteDue(db, config.batchSize, this.epoch);
       handled += due.promoted;
       // More due than one batch: go again at once.
