@@ -382,10 +382,7 @@ export class Planner extends LoopService {
    */
   private async read(q: Queryable, inFlight: readonly PlanDecision[]): Promise<Reading> {
     const { store, config } = this;
-    const pendingPerNode = new Map<string, number>();
-    for (const d of inFlight) {
-      if (d.node !== null) pendingPerNode.set(d.node, (pendingPerNode.get(d.node) ?? 0) + 1);
-    }
+    const pendingPerNode = countPerNode(inFlight);
     const nodes = await store.planner.liveNodes(q, config.nodeDeadAfterMs);
     const free = new Map<string, number>();
     const cpuLimit = config.nodeCpuLoadingLimit;
@@ -407,10 +404,7 @@ export class Planner extends LoopService {
     const allowance = new Map<string, number>();
     if (clusterLimits.size > 0) {
       const running = await store.planner.runningByName(q, [...clusterLimits.keys()]);
-      const pendingPerName = new Map<string, number>();
-      for (const d of inFlight) {
-        if (d.taskName !== undefined) pendingPerName.set(d.taskName, (pendingPerName.get(d.taskName) ?? 0) + 1);
-      }
+      const pendingPerName = countPerName(inFlight);
       for (const [name, limit] of clusterLimits) {
         allowance.set(name, Math.max(0, limit - (running.get(name) ?? 0) - (pendingPerName.get(name) ?? 0)));
       }
@@ -433,6 +427,29 @@ export class Planner extends LoopService {
     const read = await store.planner.candidates(q, limits, inFlight.length === 0 ? NO_IDS : inFlight.map((d) => d.id));
     return { nodes, free, allowance, fetched: read.candidates, table: read.table };
   }
+}
+
+/**
+ * The decisions assigned per node. Loops over a batch live in small functions
+ * of their own: V8 optimises the function whose loop runs hot, and with the
+ * loop in \`read\` it compiled all of that async function (30-75 ms of a
+ * background thread, in the first seconds of a leader).
+ */
+function countPerNode(decisions: readonly PlanDecision[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const d of decisions) {
+    if (d.node !== null) counts.set(d.node, (counts.get(d.node) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** The decisions assigned per task name (see countPerNode). */
+function countPerName(decisions: readonly PlanDecision[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const d of decisions) {
+    if (d.taskName !== undefined) counts.set(d.taskName, (counts.get(d.taskName) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /**
