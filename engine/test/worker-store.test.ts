@@ -280,4 +280,48 @@ describe("recording outcomes (fencing)", () => {
       [child.id, root.id, root.id, { n: 2 }],
     ]);
   });
+  it("a fetch gives the worker every field of its assignments as the rows hold them (packed text)", async () => {
+    // Fields the separators and the empty-for-NULL convention could get wrong:
+    // keys with separators, quotes, control characters and non-ASCII, an empty
+    // key, separators inside input and saved-state strings, a child, a join.
+    const odd = 'a,b;"q"\\ \x1e\x1f\n é';
+    const input = JSON.stringify({ s: "x\x1ey\x1fz", n: null, list: [1, "2"] });
+    const root = newTask({ taskName: "fetched", input, priority: -4, affinityGroup: "fetch\x1f", affinity: odd });
+    const empty = newTask({ taskName: "fetched", input: "null", affinityGroup: "fetch", affinity: "" });
+    const child = newTask({ taskName: "fetched", workflowId: root.id, parentId: root.id, input: '"\\u001f"' });
+    const join = newTask({ taskName: "fetched", workflowId: root.id, parentId: root.id, joinPending: 0 });
+    const tasks = [root, empty, child, join];
+    await store.schedule.insert(pool, tasks, new Set([root.id, empty.id]));
+    await pool.query(
+      `UPDATE weft.tasks SET saved_state = $2::jsonb, queue = 'READY', park_reason = NULL WHERE id = $1`,
+      [join.id, JSON.stringify({ cursor: "p\x1eq", done: [1] })],
+    );
+    await store.planner.apply(
+      pool,
+      tasks.map((t) => ({ id: t.id, queue: "READY" as const, node: "N-fetched", parkReason: null })),
+      0,
+    );
+    const fetched = await store.worker.fetch(pool, "N-fetched", 0, 10);
+    // The same rows read field by field, as the driver decodes them.
+    const plain = await store.worker.fetchByIds(
+      pool,
+      "N-fetched",
+      tasks.map((t) => t.id),
+    );
+    expect(fetched).toHaveLength(4);
+    const byToken = [...plain].sort((a, b) => a.token - b.token);
+    expect(fetched).toEqual(byToken.map((r) => ({ ...r })));
+    const get = (id: string) => fetched.find((r) => r.id === id);
+    expect(get(root.id)).toMatchObject({ affinity_group: "fetch\x1f", affinity: odd, priority: -4, parent_id: null });
+    expect(get(root.id)?.input).toEqual(JSON.parse(input));
+    expect(get(empty.id)).toMatchObject({ affinity: "", input: null, workflow_id: empty.id });
+    expect(get(child.id)).toMatchObject({ workflow_id: root.id, parent_id: root.id, input: "\x1f", is_join: false });
+    expect(get(join.id)).toMatchObject({ is_join: true, saved_state: { cursor: "p\x1eq", done: [1] } });
+    // Only what is newer than the cursor.
+    const last = fetched[fetched.length - 1]?.token as number;
+    expect(await store.worker.fetch(pool, "N-fetched", last, 10)).toEqual([]);
+    expect((await store.worker.fetch(pool, "N-fetched", 0, 2)).map((r) => r.id)).toEqual(
+      fetched.slice(0, 2).map((r) => r.id),
+    );
+  });
 });

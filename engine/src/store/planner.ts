@@ -108,9 +108,9 @@ export class PlannerStore {
     // $3: ids to leave out, as jsonb keys: the decisions of an apply still in
     // flight, which this read cannot see yet (see Planner).
     // The rows come as one JSON array of arrays: a batch is parsed at once
-    // rather than field by field (see PACKED_ASSIGNED in worker.ts).
+    // rather than field by field.
     // A candidate without a key is five fields, its workflow id null when it
-    // is the task's own (see PACKED_ASSIGNED in worker.ts).
+    // is the task's own, as in the fetch (see PACKED_ASSIGNED in worker.ts).
     //
     // It also says how large the task table is and was when its statistics
     // were taken (see Planner: statistics refreshed on growth): two catalog
