@@ -76,8 +76,6 @@ export class Planner extends LoopService {
    * \`nodeDeadAfterMs\` old anyway.
    */
   private lastSweep = Date.now();
-  /** When due PARKED tasks were last looked for (local monotonic ms). */
-  private lastPromotion: number | undefined;
   /** When (local monotonic ms) the earliest PARKED run_after is due; Infinity if unknown or none. */
   private nextDueAt = Number.POSITIVE_INFINITY;
   /** Tasks given to each task name, relative to the least-served name that had candidates. */
@@ -300,10 +298,8 @@ export class Planner extends LoopService {
     }
     // A new leader looks for due PARKED tasks in its second cycle (the first
     // places what is ready), then when the earliest is due.
-    const promote =
-      sweep || (this.cycles === 2 && this.lastPromotion === undefined) || performance.now() >= this.nextDueAt;
+    const promote = sweep || this.cycles === 2 || performance.now() >= this.nextDueAt;
     if (promote) {
-      this.lastPromotion = performance.now();
       const due = await store.planner.promoteDue(db, config.batchSize, this.epoch);
       handled += due.promoted;
       // More due than one batch: go again at once.
