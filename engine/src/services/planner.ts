@@ -479,32 +479,14 @@ export function decide(
   assignedPerName?: Map<string, number>,
 ): PlanDecision[] {
   const decisions: PlanDecision[] = [];
-  const runnable: { c: Candidate; rank: number }[] = [];
+  let runnable: Candidate[] = [];
   for (const c of candidates) {
     if (c.delayed) decisions.push({ id: c.id, queue: "PARKED", node: null, parkReason: "RUN_AFTER" });
-    else runnable.push({ c, rank: 0 });
+    else runnable.push(c);
   }
   // One name at one priority, already oldest first (as the candidates query
-  // returns them): that is the order; the sorts below would only confirm it.
-  if (!singleRunOldestFirst(runnable)) {
-    // Rank within (priority, task name) by id, then interleave the names.
-    runnable.sort((a, b) => b.c.priority - a.c.priority || cmp(a.c.task_name, b.c.task_name) || cmp(a.c.id, b.c.id));
-    let prevKey = "";
-    let rank = 0;
-    for (const r of runnable) {
-      const key = `${r.c.priority}\u0000${r.c.task_name}`;
-      rank = key === prevKey ? rank + 1 : 0;
-      prevKey = key;
-      r.rank = rank;
-    }
-    runnable.sort(
-      (a, b) =>
-        b.c.priority - a.c.priority ||
-        a.rank - b.rank ||
-        (served.get(a.c.task_name) ?? 0) - (served.get(b.c.task_name) ?? 0) ||
-        cmp(a.c.id, b.c.id),
-    );
-  }
+  // returns them): that is the order; fairOrder would only confirm it.
+  if (!singleRunOldestFirst(runnable)) runnable = fairOrder(runnable, served);
 
   const capable = new Map<string, LiveNode[]>();
   for (const n of nodes) {
@@ -520,7 +502,7 @@ export function decide(
   let totalFree = 0;
   for (const f of free.values()) totalFree += f;
 
-  for (const { c } of runnable) {
+  for (const c of runnable) {
     if (totalFree === 0) break;
     const left = allowance.get(c.task_name);
     if (left === 0) continue;
@@ -543,12 +525,37 @@ export function decide(
   return decisions;
 }
 
+/**
+ * Higher priority first; among equal priority, task names take turns (rank
+ * within name and priority by id), the least-served name first, then oldest.
+ */
+function fairOrder(runnable: readonly Candidate[], served: ReadonlyMap<string, number>): Candidate[] {
+  const ranked = runnable.map((c) => ({ c, rank: 0 }));
+  ranked.sort((a, b) => b.c.priority - a.c.priority || cmp(a.c.task_name, b.c.task_name) || cmp(a.c.id, b.c.id));
+  let prevKey = "";
+  let rank = 0;
+  for (const r of ranked) {
+    const key = `${r.c.priority}\u0000${r.c.task_name}`;
+    rank = key === prevKey ? rank + 1 : 0;
+    prevKey = key;
+    r.rank = rank;
+  }
+  ranked.sort(
+    (a, b) =>
+      b.c.priority - a.c.priority ||
+      a.rank - b.rank ||
+      (served.get(a.c.task_name) ?? 0) - (served.get(b.c.task_name) ?? 0) ||
+      cmp(a.c.id, b.c.id),
+  );
+  return ranked.map((r) => r.c);
+}
+
 /** Whether every candidate has the first one's name and priority, and ids ascend. */
-function singleRunOldestFirst(runnable: readonly { c: Candidate }[]): boolean {
-  const first = runnable[0]?.c;
+function singleRunOldestFirst(runnable: readonly Candidate[]): boolean {
+  const first = runnable[0];
   if (!first) return true;
   let prev = "";
-  for (const { c } of runnable) {
+  for (const c of runnable) {
     if (c.task_name !== first.task_name || c.priority !== first.priority || c.id <= prev) return false;
     prev = c.id;
   }

@@ -196,14 +196,20 @@ const RELEASES_IN_FLIGHT = 2;
 /** The children of an attempt that scheduled none (never written to). */
 const NONE: NewTaskRow[] = [];
 
-/** One attempt as its handler sees it. A class, not a literal with closures: one is made per task. */
+/** What every attempt of one worker shares (one object per worker, not per task). */
+interface ExecutionHost {
+  readonly nodeId: string;
+  readonly log: Logger;
+  /** Saves an attempt's state, fenced by its token. */
+  saveAttemptState(row: AssignedTaskRow, state: string): Promise<void>;
+}
+
+/**
+ * One attempt as its handler sees it. A class, not a literal with closures:
+ * one is made per task, so it holds references only (the row's fields are
+ * read through getters, the worker's through its host).
+ */
 class Execution implements TaskExecution {
-  readonly taskId: string;
-  readonly workflowId: string;
-  readonly parentId: string | null;
-  readonly taskName: string;
-  readonly attempt: number;
-  readonly input: unknown;
   // Made on first use: most attempts schedule nothing (one allocation fewer per task each).
   children: NewTaskRow[] = NONE;
   edges: NewJoinEdges[] | undefined;
@@ -214,19 +220,42 @@ class Execution implements TaskExecution {
   constructor(
     private readonly row: AssignedTaskRow,
     private readonly entry: Running,
-    readonly nodeId: string,
-    readonly log: Logger,
+    private readonly host: ExecutionHost,
     readonly upstream: readonly UpstreamOutcome[] | undefined,
     readonly messages: readonly unknown[] | undefined,
-    private readonly saver: (state: string) => Promise<void>,
     readonly tx: Queryable | undefined,
-  ) {
-    this.taskId = row.id;
-    this.workflowId = row.workflow_id;
-    this.parentId = row.parent_id;
-    this.taskName = row.task_name;
-    this.attempt = row.attempt;
-    this.input = row.input;
+  ) {}
+
+  get taskId(): string {
+    return this.row.id;
+  }
+
+  get workflowId(): string {
+    return this.row.workflow_id;
+  }
+
+  get parentId(): string | null {
+    return this.row.parent_id;
+  }
+
+  get taskName(): string {
+    return this.row.task_name;
+  }
+
+  get attempt(): number {
+    return this.row.attempt;
+  }
+
+  get input(): unknown {
+    return this.row.input;
+  }
+
+  get nodeId(): string {
+    return this.host.nodeId;
+  }
+
+  get log(): Logger {
+    return this.host.log;
   }
 
   get signal(): AbortSignal {
@@ -238,7 +267,7 @@ class Execution implements TaskExecution {
   }
 
   saveState(state: string): Promise<void> {
-    return this.saver(state);
+    return this.host.saveAttemptState(this.row, state);
   }
 
   spawn(child: ChildSpec): string {
@@ -381,6 +410,8 @@ export class Worker implements Service {
    * connections stay free for heartbeats, fetching and recording outcomes.
    */
   private readonly exactlyOnceSlots: Semaphore;
+  /** Shared by every attempt of this worker (see ExecutionHost). */
+  private readonly executionHost: ExecutionHost;
 
   constructor(
     private readonly store: Store,
@@ -396,6 +427,14 @@ export class Worker implements Service {
     private readonly log: Logger,
   ) {
     this.exactlyOnceSlots = new Semaphore(Math.max(1, (pool.options.max ?? 10) - 4));
+    this.executionHost = {
+      // Read when asked: the node id is known once the registry has started.
+      get nodeId() {
+        return registry.nodeId;
+      },
+      log,
+      saveAttemptState: (row, state) => this.saveState(row, state),
+    };
     this.fetchOutage = new OutageLog(log, "fetching assignments");
     this.flushOutage = new OutageLog(log, "recording outcomes");
   }
@@ -649,16 +688,7 @@ export class Worker implements Service {
     messages: unknown[] | undefined,
     tx: AttemptTransaction | undefined,
   ): Execution {
-    return new Execution(
-      row,
-      entry,
-      this.registry.nodeId,
-      this.log,
-      upstream,
-      messages,
-      (state) => this.saveState(row, state),
-      tx,
-    );
+    return new Execution(row, entry, this.executionHost, upstream, messages, tx);
   }
 
   private async fail(
