@@ -337,7 +337,7 @@ describe("a completion batch reads only its own tasks", () => {
         [],
         [],
         [],
-        JSON.stringify(Object.fromEntries(running.map((r) => [r.id, r.token]))),
+        running.map((r) => r.token).join(","),
       ]
         .map((v) => {
           const value = prepareValue(v);

@@ -180,11 +180,15 @@ export class WorkerStore {
     // There is no join with a parameter set: rows are found with \`= ANY(array)\`
     // and per-row values looked up in jsonb objects, so no statistics can turn a
     // batch into a quadratic nested loop (see PlannerStore.apply).
-    // $1 ids, comma-separated (see PlannerStore.apply); $13 jsonb { id: token };
+    // $1 ids, comma-separated (see PlannerStore.apply); $13 their tokens,
+    // comma-separated, then those of the retries ($10), made into one jsonb
+    // { id: token } once per statement (token_map): a map written out by the
+    // worker cost it a string per outcome and the server a 70 KB parse per
+    // 1,000 outcomes;
     // $2 jsonb { id: { s: state, r: result, e: error } } for the outcomes that
     // are not a plain success (COMPLETED with a null result): absent means
     // exactly that, so a batch of plain successes looks up each row once, in
-    // $13, rather than five times. $6 the workflow buckets, comma-separated.
+    // the token map, rather than five times. $6 the workflow buckets, comma-separated.
     // Joins: a recorded task reports to every join in its \`awaited_by\` (-1);
     // each inserted child inherits its parent's list (+1 to each of those joins;
     // forks inherit nothing) plus the joins scheduled with it that list it; new
@@ -199,7 +203,9 @@ export class WorkerStore {
     // the window after the first failure: then they fail for good here. A final
     // failure with l = 1 is copied to the dead-letter table.
     this.completeSql = statements.get(`
-      WITH past_window AS MATERIALIZED (
+      WITH token_map AS MATERIALIZED (
+        SELECT jsonb_object(string_to_array($1::text, ',') || $10::text[], string_to_array($13::text, ',')) AS m
+      ), past_window AS MATERIALIZED (
         SELECT coalesce(array_agg(t.id), '{}') AS ids FROM ${s}.tasks t
          WHERE t.id = ANY($10::text[])
            -- The window starts at the first failure since the last requeue (which
@@ -216,7 +222,7 @@ export class WorkerStore {
                attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")},
                assigned_node = NULL, token = NULL, assigned_at = NULL, deadline = NULL
          WHERE t.id = ANY($10::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
-           AND t.queue = 'READY' AND t.token = ($13::jsonb ->> t.id)::bigint
+           AND t.queue = 'READY' AND t.token = ((SELECT m FROM token_map) ->> t.id)::bigint
         RETURNING t.id, ($2::jsonb -> t.id ->> 'd')::float8 AS delay
       ), done AS (
         UPDATE ${s}.tasks t
@@ -231,7 +237,7 @@ export class WorkerStore {
                -- A solo root that spawns children ($12) gets its workflow row below.
                solo = t.solo AND NOT (t.id = ANY($12::text[]))
          WHERE t.id = ANY(string_to_array($1::text, ',') || (SELECT ids FROM past_window)) AND t.queue = 'READY'
-           AND t.token = ($13::jsonb ->> t.id)::bigint
+           AND t.token = ((SELECT m FROM token_map) ->> t.id)::bigint
            -- Hold the workflows' buckets shared (sorted, in $6) before any row
            -- is locked: a cancel of one of them waits for this batch (see cancel.ts).
            AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, b)
@@ -382,7 +388,7 @@ export class WorkerStore {
                                 AND NOT EXISTS (SELECT 1 FROM retried WHERE retried.id = o.id)
                                 -- A batch sent again after a lost reply: already recorded.
                                 AND NOT EXISTS (SELECT 1 FROM ${s}.tasks t WHERE t.id = o.id AND t.queue = 'DELETED'
-                                                  AND t.token = ($13::jsonb ->> o.id)::bigint)) END AS refused,
+                                                  AND t.token = ((SELECT m FROM token_map) ->> o.id)::bigint)) END AS refused,
              (SELECT count(*)::int FROM dead) AS dead_lettered,
              (SELECT count(*)::int FROM slot_done) + (SELECT count(*)::int FROM slot_retried) AS slots,
              -- The planner sleeps until the earliest retry is due.
@@ -442,10 +448,11 @@ export class WorkerStore {
     const messages: { from: string; joinName: string; message: string }[] = [];
     // The outcome map is assembled from JSON fragments that are already valid
     // JSON (results were serialised by the worker; ids are ULIDs).
-    const tokens: string[] = [];
     const details: string[] = [];
     const finalIds: string[] = [];
+    const finalTokens: number[] = [];
     const retryIds: string[] = [];
+    const retryTokens: number[] = [];
     const slotIds: string[] = [];
     const parentIds: string[] = [];
     const buckets = new Set<number>();
@@ -459,12 +466,15 @@ export class WorkerStore {
       }
       if (o.edges) for (const e of o.edges) joins.push(e);
       if (o.messages) for (const m of o.messages) messages.push({ from: o.id, ...m });
-      tokens.push(`"${o.id}":${o.token}`);
       let extra = "";
       if (o.retry) {
         retryIds.push(o.id);
+        retryTokens.push(o.token);
         extra = `,"d":${o.retry.delayMs},"w":${o.retry.maxIntervalMs}`;
-      } else finalIds.push(o.id);
+      } else {
+        finalIds.push(o.id);
+        finalTokens.push(o.token);
+      }
       if (o.deadLetter) extra += `,"l":"1"`;
       // A plain success (see completeSql) has no entry.
       const plain = o.state === "COMPLETED" && (o.result === null || o.result === "null") && o.error === null;
@@ -485,7 +495,7 @@ export class WorkerStore {
       retryIds,
       slotIds,
       parentIds,
-      `{${tokens.join(",")}}`,
+      retryTokens.length === 0 ? finalTokens.join(",") : [...finalTokens, ...retryTokens].join(","),
     ]);
     const row = rows[0] as CompleteRow;
     return {
