@@ -299,6 +299,7 @@ export class Engine {
       epoch,
     );
     this.planner = planner;
+    if (this.worker) planner.handOffTo(this.worker);
     // The read connection opens once the first cycle has sent its apply (the
     // cycles read on the leader connection until it is there).
     this.plannerReaderOpening = planner.started.then(async () => {

@@ -21,14 +21,14 @@ describe("leader epoch fence", () => {
       [{ id: t.id, queue: "READY", node: "N1", parkReason: null }],
       stale,
     );
-    expect(applied).toEqual({ applied: 0, fenced: true });
+    expect(applied).toEqual({ applied: 0, fenced: true, handedOver: [] });
     // Decisions that do not all assign to one node take the general statement: fenced alike.
     const parked = await store.planner.apply(
       pool,
       [{ id: t.id, queue: "PARKED", node: null, parkReason: "RUN_AFTER" }],
       stale,
     );
-    expect(parked).toEqual({ applied: 0, fenced: true });
+    expect(parked).toEqual({ applied: 0, fenced: true, handedOver: [] });
     const swept = await store.planner.sweepDeadNodes(pool, 1_000, stale);
     expect(swept.fenced).toBe(true);
     expect(swept.dead_nodes).toEqual([]);

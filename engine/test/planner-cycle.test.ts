@@ -468,11 +468,14 @@ describe("planner cycles", () => {
         // The apply as the leader connection has it prepared.
         const apply = (store.planner as unknown as Record<string, { name: string }>).applyToOneNodeSql;
         const { rows } = await leader.query<{ "QUERY PLAN": { Plan: Record<string, unknown> }[] }>(
-          `EXPLAIN (FORMAT JSON) EXECUTE ${apply?.name}('T0000000000000000000000001,T0000000000000000000000002', 'N1', '{}', 0)`,
+          `EXPLAIN (FORMAT JSON) EXECUTE ${apply?.name}('T0000000000000000000000001,T0000000000000000000000002', 'N1', '{}', 0, NULL, 0)`,
         );
         const plan = rows[0]?.["QUERY PLAN"][0]?.Plan as Record<string, unknown>;
         const seqScans = nodesOf(plan).filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "tasks");
-        expect(seqScans).toHaveLength(refresh ? 0 : 1);
+        // Without the refresh both the update and the handoff's probe of the
+        // node's assignments scan the table.
+        if (refresh) expect(seqScans).toHaveLength(0);
+        else expect(seqScans.length).toBeGreaterThan(0);
       } finally {
         await pool.query("ALTER TABLE weft.tasks RESET (autovacuum_enabled)");
         await leader.end();

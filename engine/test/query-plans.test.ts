@@ -136,6 +136,9 @@ describe("hot-path queries stay index-driven on a large table", () => {
           0,
           ["g1"],
           ["a1", "a2"],
+          // The leader's own node, handed its assignments if it has fetched every earlier one.
+          "N1",
+          226500,
         ],
       ],
     ],
@@ -143,7 +146,7 @@ describe("hot-path queries stay index-driven on a large table", () => {
       "planner: apply decisions that all go to one node",
       () => [
         sql(store.planner, "applyToOneNodeSql"),
-        [[...sample.new, ...sample.ready].join(","), "N1", JSON.stringify({ task1: 60_000 }), 0],
+        [[...sample.new, ...sample.ready].join(","), "N1", JSON.stringify({ task1: 60_000 }), 0, "N1", 226500],
       ],
     ],
     ["planner: dead-node and deadline sweep", () => [sql(store.planner, "sweepSql"), [15000, 0]]],

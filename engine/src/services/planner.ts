@@ -4,8 +4,21 @@ import type { Queryable } from "../db/pg.js";
 import { isConnectionError } from "../db/pg.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/index.js";
-import type { Candidate, LiveNode, PlanDecision, TableSize } from "../store/planner.js";
+import type { ApplyResult, Candidate, LiveNode, LocalNode, PlanDecision, TableSize } from "../store/planner.js";
+import type { AssignedTaskRow } from "../store/types.js";
 import { LoopService, OutageLog } from "./service.js";
+
+/**
+ * The worker of the leader's own node. Its assignments are handed to it by the
+ * apply that makes them, instead of a notification and a fetch (see
+ * PlannerStore.apply): one statement and a round trip less per cycle.
+ */
+export interface LocalWorker {
+  /** The node and the highest token its worker has seen; null while it takes no work. */
+  handoffTarget(): LocalNode | null;
+  /** Runs assignments an apply handed over. */
+  handOver(rows: readonly AssignedTaskRow[]): void;
+}
 
 /** What one cycle reads before it decides: the live nodes, their room, the candidates. */
 interface Reading {
@@ -96,6 +109,8 @@ export class Planner extends LoopService {
   private plannedAtPages: number | undefined;
   /** The assignments of the apply in flight, if any (see attachReader). */
   private applyInFlight: readonly PlanDecision[] | undefined;
+  /** The worker of this node, if it has one (see LocalWorker). */
+  private local: LocalWorker | undefined;
   /** The next cycle's reading, in flight or done (see PREFETCH_FRESH_MS). */
   private prefetch: { readonly startedAt: number; readonly reading: Promise<Reading | undefined> } | undefined;
 
@@ -215,6 +230,11 @@ export class Planner extends LoopService {
     };
   }
 
+  /** Hands this node's own assignments to \`local\` (see LocalWorker). */
+  handOffTo(local: LocalWorker): void {
+    this.local = local;
+  }
+
   /** Whether reads overlap applies on a second connection (see the constructor's \`reader\`). */
   get readsOnSecondConnection(): boolean {
     return this.reader !== undefined;
@@ -330,14 +350,21 @@ export class Planner extends LoopService {
     const assigned = new Map<string, number>();
     const decisions = [...parked, ...decide(candidates, nodes, free, allowance, this.served, assigned)];
     this.recordServed(candidates, assigned);
-    const applying = store.planner.apply(db, decisions, this.epoch, this.timeouts(nodes));
+    const local = this.local;
+    const applying = store.planner.apply(
+      db,
+      decisions,
+      this.epoch,
+      this.timeouts(nodes),
+      local?.handoffTarget() ?? null,
+    );
     this.firstApplySent();
     const placed = decisions.filter((d) => d.node !== null);
     if (placed.length > 0) {
       this.applyInFlight = placed;
       if (this.reader) this.readAhead(this.reader, placed);
     }
-    let result: { applied: number; fenced: boolean };
+    let result: ApplyResult;
     try {
       result = await applying;
     } catch (error) {
@@ -350,6 +377,7 @@ export class Planner extends LoopService {
       this.prefetch = undefined;
       return this.deposed();
     }
+    if (result.handedOver.length > 0) local?.handOver(result.handedOver);
     handled += result.applied;
     if (result.applied > 0) this.log.debug({ applied: result.applied, candidates: candidates.length }, "planned");
     return handled;

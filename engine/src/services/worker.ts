@@ -17,9 +17,11 @@ import { encodePayload } from "../payload.js";
 import { maxAttempts, retryDelayMs } from "../retry.js";
 import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
+import type { LocalNode } from "../store/planner.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
+import type { LocalWorker } from "./planner.js";
 import { backoffMs, OutageLog, type Service, sleep, Wakeup } from "./service.js";
 
 /** A child task to be written with its parent's outcome. `input` is JSON text. */
@@ -380,14 +382,22 @@ function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
  * they run form the next ones. A batch is one statement (fenced, idempotent), so
  * when the connection fails mid-flush the same batch is simply sent again.
  */
-export class Worker implements Service {
+export class Worker implements Service, LocalWorker {
   readonly name = "worker";
   private readonly running = new Map<string, Running>();
   private cursor = 0;
+  /** Attempts of a batch whose launch waits for its joins' upstream outcomes (see launchAll). */
+  private readonly launching = new Set<string>();
   private stopping = true;
   private fetchLoop: Promise<void> | undefined;
   private reconcileLoop: Promise<void> | undefined;
   private readonly fetchWakeup = new Wakeup();
+  /**
+   * The last fetch may have left assignments behind for want of room (it
+   * filled the free capacity, or there was none): a recorded batch, which
+   * frees room, wakes the fetch loop then.
+   */
+  private roomBound = false;
   private readonly reconcileWakeup = new Wakeup();
   private outcomes: OutcomeRow[] = [];
   private flushesInFlight = 0;
@@ -533,12 +543,16 @@ export class Worker implements Service {
     while (!this.stopping) {
       const free = this.config.maxParallelTasksInNode - this.running.size;
       let full = false;
+      this.roomBound = free <= 0;
       if (free > 0) {
         try {
           const rows = await this.store.worker.fetch(this.hotPool, this.registry.nodeId, this.cursor, free);
           this.fetchOutage.success();
           full = rows.length === free;
-          await this.launchAll(rows);
+          this.roomBound = full;
+          // Rows handed over by this node's planner while the fetch ran are
+          // already running (see handOver).
+          await this.launchAll(this.unseen(rows));
         } catch (error) {
           this.fetchOutage.failure(error);
         }
@@ -562,13 +576,42 @@ export class Worker implements Service {
     }
   }
 
+  /**
+   * The rows not launched yet: fetched ones the node's planner has not handed
+   * over meanwhile, and the reverse. Launched ones are at or below the cursor,
+   * or still waiting for their joins' upstream outcomes (launching).
+   */
+  private unseen(rows: readonly AssignedTaskRow[]): readonly AssignedTaskRow[] {
+    const cursor = this.cursor;
+    return rows.filter((r) => r.token > cursor && !this.launching.has(r.id));
+  }
+
+  /** See LocalWorker: the cursor tells the apply whether every earlier assignment was fetched. */
+  handoffTarget(): LocalNode | null {
+    return this.stopping ? null : { id: this.registry.nodeId, cursor: this.cursor };
+  }
+
+  /**
+   * Runs assignments handed over by this node's planner (see LocalWorker). A
+   * worker that began to stop meanwhile leaves them to its release, as it
+   * does assignments it never fetched.
+   */
+  handOver(rows: readonly AssignedTaskRow[]): void {
+    if (this.stopping) return;
+    const fresh = this.unseen(rows);
+    if (fresh.length === 0) return;
+    this.launchAll(fresh).catch((error: unknown) => this.fetchOutage.failure(error));
+  }
+
   /** Compares this node's assignments in the database with what runs here. */
   async reconcile(): Promise<void> {
     const nodeId = this.registry.nodeId;
     const cursorAtStart = this.cursor;
     const assigned = await this.store.worker.listAssigned(this.pool, nodeId);
     const inDb = new Map(assigned.map((a) => [a.id, a.token]));
-    const missed = assigned.filter((a) => a.token <= cursorAtStart && !this.running.has(a.id)).map((a) => a.id);
+    const missed = assigned
+      .filter((a) => a.token <= cursorAtStart && !this.running.has(a.id) && !this.launching.has(a.id))
+      .map((a) => a.id);
     for (const [id, r] of this.running) {
       if (r.finishing || r.token > cursorAtStart) continue;
       if (inDb.get(id) !== r.token) {
@@ -588,29 +631,44 @@ export class Worker implements Service {
     let messages: Map<string, unknown[]> | undefined;
     const joinIds = rows.filter((r) => r.is_join).map((r) => r.id);
     if (joinIds.length > 0) {
-      upstream = new Map();
-      messages = new Map();
-      for (const m of await this.store.worker.joinMessages(this.pool, joinIds)) {
-        let list = messages.get(m.join_task_id);
-        if (!list) {
-          list = [];
-          messages.set(m.join_task_id, list);
-        }
-        list.push(m.message);
-      }
-      for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
-        let list = upstream.get(u.join_task_id);
-        if (!list) {
-          list = [];
-          upstream.set(u.join_task_id, list);
-        }
-        list.push(toUpstreamOutcome(u));
+      // The other ways in (a fetch, a hand-over, the reconcile) must not take
+      // these rows while the upstream outcomes are read.
+      for (const r of rows) this.launching.add(r.id);
+      try {
+        ({ upstream, messages } = await this.joinInputs(joinIds));
+      } finally {
+        for (const r of rows) this.launching.delete(r.id);
       }
     }
     for (const row of rows) {
       if (row.is_join) this.launch(row, upstream?.get(row.id) ?? [], messages?.get(row.id) ?? []);
       else this.launch(row, undefined, undefined);
     }
+  }
+
+  /** The upstream outcomes and messages of the given joins, by join. */
+  private async joinInputs(
+    joinIds: readonly string[],
+  ): Promise<{ upstream: Map<string, UpstreamOutcome[]>; messages: Map<string, unknown[]> }> {
+    const upstream = new Map<string, UpstreamOutcome[]>();
+    const messages = new Map<string, unknown[]>();
+    for (const m of await this.store.worker.joinMessages(this.pool, joinIds)) {
+      let list = messages.get(m.join_task_id);
+      if (!list) {
+        list = [];
+        messages.set(m.join_task_id, list);
+      }
+      list.push(m.message);
+    }
+    for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
+      let list = upstream.get(u.join_task_id);
+      if (!list) {
+        list = [];
+        upstream.set(u.join_task_id, list);
+      }
+      list.push(toUpstreamOutcome(u));
+    }
+    return { upstream, messages };
   }
 
   private launch(row: AssignedTaskRow, upstream: UpstreamOutcome[] | undefined, messages: unknown[] | undefined): void {
@@ -980,7 +1038,7 @@ export class Worker implements Service {
     }
     for (const o of batch) this.running.delete(o.id);
     this.checkIdle();
-    this.fetchWakeup.wake();
+    if (this.roomBound) this.fetchWakeup.wake();
   }
 
   private async record(batch: readonly OutcomeRow[]): Promise<void> {

@@ -1,6 +1,7 @@
 import { exec, type Queryable } from "../db/pg.js";
 import { type Statement, Statements } from "../db/statement.js";
-import { attemptEntrySql } from "./worker.js";
+import type { AssignedTaskRow } from "./types.js";
+import { attemptEntrySql, fromPacked, PACKED_ASSIGNED_COLUMNS, PACKED_ASSIGNED_ROWS } from "./worker.js";
 
 /**
  * The leader's fence: a statement of the planner writes only while the leader
@@ -12,6 +13,38 @@ import { attemptEntrySql } from "./worker.js";
  */
 export function fenceSql(s: string, epochParam: string): string {
   return `fence AS MATERIALIZED (SELECT 1 AS ok FROM ${s}.leader WHERE epoch = ${epochParam}::bigint FOR SHARE)`;
+}
+
+/**
+ * Whether an apply may hand the leader's own node its assignments directly
+ * (\`ownNode\`, NULL for none): only when the node has fetched every earlier
+ * assignment (none of its tokens above \`cursor\`, the highest it has seen), as
+ * of this statement's snapshot. Its worker then moves its cursor past the
+ * handed rows, and a later fetch skips nothing it has not seen. Served by
+ * tasks_assigned_idx; the snapshot does not see this statement's own updates.
+ */
+function handoffSql(s: string, ownNode: string, cursor: string): string {
+  return `handoff AS MATERIALIZED (
+        SELECT ${ownNode}::text IS NOT NULL AND NOT EXISTS (
+                 SELECT 1 FROM ${s}.tasks h
+                  WHERE h.assigned_node = ${ownNode}::text AND h.queue = 'READY' AND h.token > ${cursor}::bigint) AS ok
+      )`;
+}
+
+/** The leader's own node, as an apply hands it its assignments (see handoffSql). */
+export interface LocalNode {
+  readonly id: string;
+  /** The highest token the node's worker has seen. */
+  readonly cursor: number;
+}
+
+/** What an apply did. */
+export interface ApplyResult {
+  readonly applied: number;
+  /** This planner's epoch is over: nothing was written. */
+  readonly fenced: boolean;
+  /** The local node's new assignments, handed over instead of notified (see handoffSql). */
+  readonly handedOver: AssignedTaskRow[];
 }
 
 /** A task the planner may place: unassigned, in NEW or READY. */
@@ -175,11 +208,14 @@ export class PlannerStore {
            AND (cardinality($7::text[]) = 0 OR $3::jsonb ->> t.id IS DISTINCT FROM 'AFFINITY' OR EXISTS (
                  SELECT 1 FROM held h WHERE h.affinity_group = t.affinity_group AND h.affinity = t.affinity
                     AND h.workflow_id <> t.workflow_id))
-        RETURNING t.assigned_node
-      )
+        RETURNING ${PACKED_ASSIGNED_COLUMNS}
+      ), ${handoffSql(s, "$8", "$9")}
       SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
              (SELECT pg_notify('${channel}', 'n:' || string_agg(DISTINCT assigned_node, ','))
-                FROM applied WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS notified
+                FROM applied WHERE assigned_node IS NOT NULL
+                 AND (assigned_node IS DISTINCT FROM $8::text OR NOT (SELECT ok FROM handoff))
+               HAVING count(*) > 0) AS notified,
+             (SELECT ${PACKED_ASSIGNED_ROWS} FROM applied WHERE assigned_node = $8::text AND (SELECT ok FROM handoff)) AS rows
         FROM applied`);
     // The usual cycle: every decision assigns a task to the same node (one node
     // in the cluster, or one with room). The node is one parameter ($2) instead
@@ -194,10 +230,12 @@ export class PlannerStore {
                                THEN now() + make_interval(secs => ($3::jsonb ->> t.task_name)::float8 / 1000) END
          WHERE t.id = ANY(string_to_array($1::text, ',')) AND t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL
            AND EXISTS (SELECT 1 FROM fence)
-        RETURNING 1
-      )
+        RETURNING ${PACKED_ASSIGNED_COLUMNS}
+      ), ${handoffSql(s, "$5", "$6")}
       SELECT count(*)::int AS applied, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
-             (SELECT pg_notify('${channel}', 'n:' || $2::text) FROM applied HAVING count(*) > 0) AS notified
+             (SELECT pg_notify('${channel}', 'n:' || $2::text) FROM applied
+               WHERE $2::text IS DISTINCT FROM $5::text OR NOT (SELECT ok FROM handoff) HAVING count(*) > 0) AS notified,
+             (SELECT ${PACKED_ASSIGNED_ROWS} FROM applied WHERE $2::text = $5::text AND (SELECT ok FROM handoff)) AS rows
         FROM applied`);
     // Recovers lost attempts: the tasks of nodes whose heartbeat is stale
     // (deleting their rows), of nodes that no longer exist at all (a node that
@@ -334,18 +372,23 @@ export class PlannerStore {
     decisions: readonly PlanDecision[],
     epoch: number,
     timeouts: Readonly<Record<string, number>> = {},
-  ): Promise<{ applied: number; fenced: boolean }> {
-    if (decisions.length === 0) return { applied: 0, fenced: false };
+    local: LocalNode | null = null,
+  ): Promise<ApplyResult> {
+    if (decisions.length === 0) return { applied: 0, fenced: false, handedOver: [] };
     const ids = decisions.map((d) => d.id).join(",");
     const node = oneNode(decisions);
+    const localId = local?.id ?? null;
+    const localCursor = local?.cursor ?? 0;
     if (node !== null) {
-      const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.applyToOneNodeSql, [
+      const { rows } = await exec<ApplyRow>(q, this.applyToOneNodeSql, [
         ids,
         node,
         JSON.stringify(timeouts),
         epoch,
+        localId,
+        localCursor,
       ]);
-      return { applied: rows[0]?.applied ?? 0, fenced: rows[0]?.fenced ?? false };
+      return applyResult(rows[0]);
     }
     // The jsonb maps are written as text directly: ids, node ids and park
     // reasons are ULIDs and upper-case words, which need no escaping.
@@ -361,7 +404,7 @@ export class PlannerStore {
         keys.add(d.affinityKey.affinity);
       }
     }
-    const { rows } = await exec<{ applied: number; fenced: boolean }>(q, this.applySql, [
+    const { rows } = await exec<ApplyRow>(q, this.applySql, [
       ids,
       `{${nodes.join(",")}}`,
       `{${parked.join(",")}}`,
@@ -369,8 +412,10 @@ export class PlannerStore {
       epoch,
       [...groups],
       [...keys],
+      localId,
+      localCursor,
     ]);
-    return { applied: rows[0]?.applied ?? 0, fenced: rows[0]?.fenced ?? false };
+    return applyResult(rows[0]);
   }
 
   async sweepDeadNodes(q: Queryable, deadAfterMs: number, epoch: number): Promise<SweepResult> {
@@ -392,6 +437,16 @@ export class PlannerStore {
     const { rows } = await q.query<{ epoch: number }>(this.epochSql, [nodeId]);
     return rows[0]?.epoch ?? 0;
   }
+}
+
+interface ApplyRow {
+  applied: number;
+  fenced: boolean;
+  rows: string | null;
+}
+
+function applyResult(row: ApplyRow | undefined): ApplyResult {
+  return { applied: row?.applied ?? 0, fenced: row?.fenced ?? false, handedOver: fromPacked(row?.rows ?? null) };
 }
 
 /** The node every decision assigns its task to, or null if they differ or some park. */

@@ -32,14 +32,18 @@ const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt,
  * workflow id is empty when it is the task's own (a root, and every task of a
  * one-task workflow): a quarter less to build, send and split.
  */
-const PACKED_ASSIGNED = `string_agg(id || E'\\x1f' || coalesce(nullif(workflow_id, id), '') || E'\\x1f' || coalesce(parent_id, '')
+export const PACKED_ASSIGNED_ROWS = `string_agg(id || E'\\x1f' || coalesce(nullif(workflow_id, id), '') || E'\\x1f' || coalesce(parent_id, '')
   || E'\\x1f' || task_name || E'\\x1f' || input::text || E'\\x1f' || attempt || E'\\x1f' || token || E'\\x1f' || priority
   || E'\\x1f' || coalesce(to_json(affinity_group)::text, '') || E'\\x1f' || coalesce(to_json(affinity)::text, '')
   || E'\\x1f' || CASE WHEN join_pending IS NULL THEN '' ELSE 't' END || E'\\x1f' || coalesce(saved_state::text, ''),
-  E'\\x1e' ORDER BY token) AS rows`;
+  E'\\x1e' ORDER BY token)`;
+const PACKED_ASSIGNED = `${PACKED_ASSIGNED_ROWS} AS rows`;
+/** The columns PACKED_ASSIGNED_ROWS reads, for a RETURNING list. */
+export const PACKED_ASSIGNED_COLUMNS =
+  "t.id, t.workflow_id, t.parent_id, t.task_name, t.input, t.attempt, t.token, t.priority, t.affinity_group, t.affinity, t.join_pending, t.saved_state, t.assigned_node";
 
 /** The rows of a fetch (see PACKED_ASSIGNED). */
-function fromPacked(text: string | null): AssignedTaskRow[] {
+export function fromPacked(text: string | null): AssignedTaskRow[] {
   if (text === null || text === "") return [];
   // Scanned field by field, not split: splitting made an array and a string
   // per field, a third of what a busy worker allocated per task. Empty fields
