@@ -68,7 +68,8 @@ Options:
                          per fetch, 4000 with their defaults: both systems hold
                          as many tasks in flight per node)
   --planner-batch N      Weft planner batch size (default: 2000)
-  --completion-batch N   Weft outcomes per completion statement (default: 1000)
+  --completion-batch N   Weft outcomes per completion statement (default: 2000, as
+                         pg-boss completes a fetch of 2000 in one statement)
   --pgboss-workers N     pg-boss fetch/complete loops per node (default: 2)
   --pgboss-batch N       pg-boss jobs per fetch (default: 2000)
   --enqueue-batch N      tasks per enqueue statement, both systems (default: 5000)
@@ -137,7 +138,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         ? Math.min(100_000, pgBossWorkers * pgBossBatchSize)
         : int("capacity", v.capacity, 1, 100_000),
     plannerBatchSize: int("planner-batch", v["planner-batch"] ?? "2000", 1, 50_000),
-    completionBatchSize: int("completion-batch", v["completion-batch"] ?? "1000", 1, 10_000),
+    completionBatchSize: int("completion-batch", v["completion-batch"] ?? "2000", 1, 10_000),
     pgBossWorkers,
     pgBossBatchSize,
     enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
