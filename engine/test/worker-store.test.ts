@@ -248,6 +248,45 @@ describe("recording outcomes (fencing)", () => {
     expect(edges.rows).toEqual([{ upstream_task_id: children[0]?.id, position: 0 }]);
   });
 
+  it("packed candidates keep priorities, delays, keys of any text and their holders", async () => {
+    const odd = 'a\u001fb\u001e"c\\d\u00e9';
+    const plain = newTask({ taskName: "packed-c", priority: -7 });
+    const delayed = newTask({ taskName: "packed-c", priority: 3 });
+    const held = newTask({ taskName: "packed-c", affinityGroup: odd, affinity: "k\u001f1" });
+    const free = newTask({ taskName: "packed-c", affinityGroup: "packed-free", affinity: "" });
+    await store.schedule.insert(
+      pool,
+      [plain, delayed, held, free],
+      new Set([plain, delayed, held, free].map((t) => t.id)),
+    );
+    await pool.query(
+      "INSERT INTO weft.affinity_holders (affinity_group, affinity, workflow_id) VALUES ($1, $2, $3) ON CONFLICT (affinity_group, affinity) DO UPDATE SET workflow_id = EXCLUDED.workflow_id",
+      [odd, "k\u001f1", held.id],
+    );
+    await pool.query("DELETE FROM weft.affinity_holders WHERE affinity_group = 'packed-free'");
+    // A task back in NEW whose run_after is still ahead (the planner parks it).
+    await pool.query("UPDATE weft.tasks SET run_after = now() + interval '1 hour' WHERE id = $1", [delayed.id]);
+    const { candidates } = await store.planner.candidates(pool, new Map([["packed-c", 10]]));
+    const byId = new Map(candidates.map((c) => [c.id, c]));
+    expect(candidates).toHaveLength(4);
+    expect(byId.get(plain.id)).toEqual({
+      id: plain.id,
+      task_name: "packed-c",
+      priority: -7,
+      delayed: false,
+      workflow_id: plain.id,
+      affinity_group: null,
+      affinity: null,
+      holder: null,
+    });
+    expect(byId.get(delayed.id)).toMatchObject({ priority: 3, delayed: true, affinity: null });
+    expect(byId.get(held.id)).toMatchObject({ affinity_group: odd, affinity: "k\u001f1", holder: held.id });
+    expect(byId.get(free.id)).toMatchObject({ affinity_group: "packed-free", affinity: "", holder: null });
+    // Highest priority first, then oldest.
+    expect(candidates[0]?.id).toBe(delayed.id);
+    expect(candidates[3]?.id).toBe(plain.id);
+  });
+
   it("packed reads give every task its own workflow, whether or not it is the workflow's root", async () => {
     // Task names of their own: the planner's candidates are read per name.
     const root = newTask({ taskName: "packed" });

@@ -70,8 +70,76 @@ export interface TableSize {
   readonly statsPages: number;
 }
 
-/** Positions 5–7 only for a candidate with a key. */
-type PackedCandidate = [string, string, number, boolean, string | null, string?, string?, (string | null)?];
+/**
+ * The candidates of a read, packed as the fetch packs assignments (see
+ * PACKED_ASSIGNED in worker.ts): a row per task separated by \x1e, fields by
+ * \x1f: id, task name, priority, 't' if delayed, the workflow id (empty when it
+ * is the task's own), and for a task with a key: its group and key (JSON
+ * strings, which escape every control character) and the key's holder (empty:
+ * nobody). Scanned in place: a JSON array per row cost the server a type
+ * lookup per value and the planner an array per row, and a batch's ids only
+ * pass through it on their way to the apply.
+ */
+export function candidatesFromPacked(text: string | null): Candidate[] {
+  if (text === null || text === "") return [];
+  const out: Candidate[] = [];
+  let at = 0;
+  const end = text.length;
+  while (at < end) {
+    let rowEnd = text.indexOf(ROW, at);
+    if (rowEnd === -1) rowEnd = end;
+    let next = text.indexOf(FIELD, at);
+    const id = text.slice(at, next);
+    at = next + 1;
+    next = text.indexOf(FIELD, at);
+    const taskName = text.slice(at, next);
+    at = next + 1;
+    next = text.indexOf(FIELD, at);
+    const priority = Number(text.slice(at, next));
+    at = next + 1;
+    next = text.indexOf(FIELD, at);
+    const delayed = next > at;
+    at = next + 1;
+    next = text.indexOf(FIELD, at);
+    if (next === -1 || next > rowEnd) {
+      // No key: the workflow id ends the row.
+      out.push({
+        id,
+        task_name: taskName,
+        priority,
+        delayed,
+        workflow_id: rowEnd === at ? id : text.slice(at, rowEnd),
+        affinity_group: null,
+        affinity: null,
+        holder: null,
+      });
+    } else {
+      const workflowId = next === at ? id : text.slice(at, next);
+      at = next + 1;
+      next = text.indexOf(FIELD, at);
+      const group = JSON.parse(text.slice(at, next)) as string;
+      at = next + 1;
+      next = text.indexOf(FIELD, at);
+      const key = JSON.parse(text.slice(at, next)) as string;
+      at = next + 1;
+      out.push({
+        id,
+        task_name: taskName,
+        priority,
+        delayed,
+        workflow_id: workflowId,
+        affinity_group: group,
+        affinity: key,
+        holder: rowEnd === at ? null : text.slice(at, rowEnd),
+      });
+    }
+    at = rowEnd + 1;
+  }
+  return out;
+}
+
+const FIELD = "\x1f";
+const ROW = "\x1e";
 
 export interface LiveNode {
   readonly id: string;
@@ -148,12 +216,13 @@ export class PlannerStore {
     // It also says how large the task table is and was when its statistics
     // were taken (see Planner: statistics refreshed on growth): two catalog
     // lookups, no scan.
-    this.candidatesSql = statements.get(`SELECT coalesce(json_agg(CASE WHEN r.affinity IS NULL
-          THEN json_build_array(r.id, r.task_name, r.priority, r.delayed, nullif(r.workflow_id, r.id))
-          ELSE json_build_array(r.id, r.task_name, r.priority, r.delayed, nullif(r.workflow_id, r.id),
-                                r.affinity_group, r.affinity,
-                                (SELECT h.workflow_id FROM ${s}.affinity_holders h
-                                  WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity)) END), '[]') AS rows,
+    this.candidatesSql = statements.get(`SELECT string_agg(r.id || E'\\x1f' || r.task_name || E'\\x1f' || r.priority
+               || E'\\x1f' || CASE WHEN r.delayed THEN 't' ELSE '' END || E'\\x1f' || coalesce(nullif(r.workflow_id, r.id), '')
+               || CASE WHEN r.affinity IS NULL THEN ''
+                       ELSE E'\\x1f' || to_json(r.affinity_group)::text || E'\\x1f' || to_json(r.affinity)::text || E'\\x1f'
+                            || coalesce((SELECT h.workflow_id FROM ${s}.affinity_holders h
+                                          WHERE h.affinity_group = r.affinity_group AND h.affinity = r.affinity), '') END,
+               E'\\x1e') AS rows,
              (pg_relation_size('${s}.tasks'::regclass) / current_setting('block_size')::int)::int AS pages,
              (SELECT c.relpages FROM pg_class c WHERE c.oid = '${s}.tasks'::regclass) AS stats_pages
       FROM unnest($1::text[], $2::int[]) AS n(name, lim)
@@ -332,24 +401,14 @@ export class PlannerStore {
   ): Promise<{ candidates: Candidate[]; table: TableSize }> {
     // ULIDs need no escaping.
     const exclusion = excluded.length === 0 ? "{}" : `{"${excluded.join('":0,"')}":0}`;
-    const { rows } = await exec<{ rows: PackedCandidate[]; pages: number; stats_pages: number }>(
-      q,
-      this.candidatesSql,
-      [[...limits.keys()], [...limits.values()], exclusion],
-    );
+    const { rows } = await exec<{ rows: string | null; pages: number; stats_pages: number }>(q, this.candidatesSql, [
+      [...limits.keys()],
+      [...limits.values()],
+      exclusion,
+    ]);
     const row = rows[0];
     const table = { pages: row?.pages ?? 0, statsPages: row?.stats_pages ?? 0 };
-    const candidates = (row?.rows ?? []).map((p) => ({
-      id: p[0],
-      task_name: p[1],
-      priority: p[2],
-      delayed: p[3],
-      workflow_id: p[4] ?? p[0],
-      affinity_group: p[5] ?? null,
-      affinity: p[6] ?? null,
-      holder: p[7] ?? null,
-    }));
-    return { candidates, table };
+    return { candidates: candidatesFromPacked(row?.rows ?? null), table };
   }
 
   /**
