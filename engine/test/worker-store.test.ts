@@ -248,6 +248,44 @@ describe("recording outcomes (fencing)", () => {
     expect(edges.rows).toEqual([{ upstream_task_id: children[0]?.id, position: 0 }]);
   });
 
+  it("a batch of 2,000 outcomes of as many workflows holds at most 64 advisory locks", async () => {
+    const tasks = Array.from({ length: 2_000 }, () => newTask({ taskName: "locks" }));
+    await store.schedule.insert(pool, tasks, new Set(tasks.map((t) => t.id)));
+    await store.planner.apply(
+      pool,
+      tasks.map((t) => ({ id: t.id, queue: "READY" as const, node: "N-locks", parkReason: null })),
+      0,
+    );
+    const rows = await store.worker.fetch(pool, "N-locks", 0, 2_000);
+    expect(rows).toHaveLength(2_000);
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await store.worker.complete(
+        client,
+        rows.map((r) => ({
+          id: r.id,
+          workflowId: r.workflow_id,
+          token: r.token,
+          state: "COMPLETED" as const,
+          result: null,
+          error: null,
+          children: [],
+        })),
+      );
+      expect(result.recorded).toBe(2_000);
+      // Held until the commit: advisory locks share the server's lock table.
+      const { rows: locks } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+      );
+      expect(locks[0]?.n).toBeGreaterThan(0);
+      expect(locks[0]?.n).toBeLessThanOrEqual(64);
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+  });
+
   it("packed candidates keep priorities, delays, keys of any text and their holders", async () => {
     const odd = 'a\u001fb\u001e"c\\d\u00e9';
     const plain = newTask({ taskName: "packed-c", priority: -7 });

@@ -3,7 +3,16 @@ import { soloRootSql, soloStatusSql } from "./solo.js";
 
 /** Advisory-lock class for workflow buckets; see workflowBucket. */
 export const WORKFLOW_LOCK_CLASS = 0x57efa;
-const BUCKETS = 1024;
+/**
+ * Few buckets: a batch holds one lock per bucket its workflows fall in, and
+ * advisory locks share PostgreSQL's lock table (max_locks_per_transaction ×
+ * connections, 6,400 entries by default). With 1,024 buckets a batch of 2,000
+ * outcomes held ~880 locks, and a dozen batches in flight across a cluster
+ * filled the table ("out of shared memory"); each lock also cost the batch
+ * ~0.6 µs. A cancel now shares its bucket with more workflows, so it may wait
+ * for a batch of unrelated ones (a few milliseconds).
+ */
+const BUCKETS = 64;
 
 /**
  * The advisory-lock bucket of a workflow. Completion batches hold their
