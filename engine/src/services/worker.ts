@@ -583,6 +583,9 @@ export class Worker implements Service, LocalWorker {
    */
   private unseen(rows: readonly AssignedTaskRow[]): readonly AssignedTaskRow[] {
     const cursor = this.cursor;
+    // Both ways in deliver rows in token order: the usual batch is all new.
+    const first = rows[0];
+    if (first === undefined || (first.token > cursor && this.launching.size === 0)) return rows;
     return rows.filter((r) => r.token > cursor && !this.launching.has(r.id));
   }
 

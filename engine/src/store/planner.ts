@@ -80,7 +80,7 @@ export interface TableSize {
  * lookup per value and the planner an array per row, and a batch's ids only
  * pass through it on their way to the apply.
  */
-export function candidatesFromPacked(text: string | null): Candidate[] {
+function candidatesFromPacked(text: string | null): Candidate[] {
   if (text === null || text === "") return [];
   const out: Candidate[] = [];
   let at = 0;
@@ -208,10 +208,9 @@ export class PlannerStore {
     // A candidate with a key comes with the key's holder (a probe of the holders' primary key).
     // $3: ids to leave out, as jsonb keys: the decisions of an apply still in
     // flight, which this read cannot see yet (see Planner).
-    // The rows come as one JSON array of arrays: a batch is parsed at once
-    // rather than field by field.
-    // A candidate without a key is five fields, its workflow id null when it
-    // is the task's own, as in the fetch (see PACKED_ASSIGNED in worker.ts).
+    // The rows come packed in one text (see candidatesFromPacked): a
+    // candidate without a key is five fields, its workflow id empty when it is
+    // the task's own, as in the fetch (see PACKED_ASSIGNED in worker.ts).
     //
     // It also says how large the task table is and was when its statistics
     // were taken (see Planner: statistics refreshed on growth): two catalog
