@@ -358,6 +358,13 @@ function completedOutcome(
   };
 }
 
+/** Adds \`value\` to the list of \`key\`. */
+function appendTo<T>(lists: Map<string, T[]>, key: string, value: T): void {
+  const list = lists.get(key);
+  if (list) list.push(value);
+  else lists.set(key, [value]);
+}
+
 function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
   return {
     taskId: u.id,
@@ -655,22 +662,10 @@ export class Worker implements Service, LocalWorker {
   ): Promise<{ upstream: Map<string, UpstreamOutcome[]>; messages: Map<string, unknown[]> }> {
     const upstream = new Map<string, UpstreamOutcome[]>();
     const messages = new Map<string, unknown[]>();
-    for (const m of await this.store.worker.joinMessages(this.pool, joinIds)) {
-      let list = messages.get(m.join_task_id);
-      if (!list) {
-        list = [];
-        messages.set(m.join_task_id, list);
-      }
-      list.push(m.message);
-    }
-    for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
-      let list = upstream.get(u.join_task_id);
-      if (!list) {
-        list = [];
-        upstream.set(u.join_task_id, list);
-      }
-      list.push(toUpstreamOutcome(u));
-    }
+    for (const m of await this.store.worker.joinMessages(this.pool, joinIds))
+      appendTo(messages, m.join_task_id, m.message);
+    for (const u of await this.store.worker.upstreams(this.pool, joinIds))
+      appendTo(upstream, u.join_task_id, toUpstreamOutcome(u));
     return { upstream, messages };
   }
 

@@ -8,7 +8,7 @@ export const WORKFLOW_LOCK_CLASS = 0x57efa;
  * advisory locks share PostgreSQL's lock table (max_locks_per_transaction ×
  * connections, 6,400 entries by default). With 1,024 buckets a batch of 2,000
  * outcomes held ~880 locks, and a dozen batches in flight across a cluster
- * filled the table ("out of shared memory"); each lock also cost the batch
+ * could fill the table ("out of shared memory"); each lock also cost the batch
  * ~0.6 µs. A cancel now shares its bucket with more workflows, so it may wait
  * for a batch of unrelated ones (a few milliseconds).
  */

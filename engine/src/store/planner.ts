@@ -1,5 +1,6 @@
 import { exec, type Queryable } from "../db/pg.js";
 import { type Statement, Statements } from "../db/statement.js";
+import { digits, FIELD, ROW } from "./packed.js";
 import type { AssignedTaskRow } from "./types.js";
 import { attemptEntrySql, fromPacked, PACKED_ASSIGNED_COLUMNS, PACKED_ASSIGNED_ROWS } from "./worker.js";
 
@@ -95,7 +96,7 @@ function candidatesFromPacked(text: string | null): Candidate[] {
     const taskName = text.slice(at, next);
     at = next + 1;
     next = text.indexOf(FIELD, at);
-    const priority = Number(text.slice(at, next));
+    const priority = digits(text, at, next);
     at = next + 1;
     next = text.indexOf(FIELD, at);
     const delayed = next > at;
@@ -137,9 +138,6 @@ function candidatesFromPacked(text: string | null): Candidate[] {
   }
   return out;
 }
-
-const FIELD = "\x1f";
-const ROW = "\x1e";
 
 export interface LiveNode {
   readonly id: string;

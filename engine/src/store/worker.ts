@@ -2,6 +2,7 @@ import { exec, type Queryable } from "../db/pg.js";
 import { type Statement, Statements } from "../db/statement.js";
 import type { AffinityHolder } from "./affinity.js";
 import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
+import { digits, FIELD, ROW } from "./packed.js";
 import {
   joinEdgesFrom,
   joinEdgesJson,
@@ -38,7 +39,7 @@ export const PACKED_ASSIGNED_ROWS = `string_agg(id || E'\\x1f' || coalesce(nulli
   || E'\\x1f' || CASE WHEN join_pending IS NULL THEN '' ELSE 't' END || E'\\x1f' || coalesce(saved_state::text, ''),
   E'\\x1e' ORDER BY token)`;
 const PACKED_ASSIGNED = `${PACKED_ASSIGNED_ROWS} AS rows`;
-/** The columns PACKED_ASSIGNED_ROWS reads, for a RETURNING list. */
+/** The columns PACKED_ASSIGNED_ROWS reads, and the node, for an apply's RETURNING list. */
 export const PACKED_ASSIGNED_COLUMNS =
   "t.id, t.workflow_id, t.parent_id, t.task_name, t.input, t.attempt, t.token, t.priority, t.affinity_group, t.affinity, t.join_pending, t.saved_state, t.assigned_node";
 
@@ -105,19 +106,6 @@ export function fromPacked(text: string | null): AssignedTaskRow[] {
     });
   }
   return rows;
-}
-
-const FIELD = "\x1f";
-const ROW = "\x1e";
-
-/** The integer written in \`text\` from \`from\` to \`to\` (an optional minus, then digits). */
-function digits(text: string, from: number, to: number): number {
-  let i = from;
-  const negative = text.charCodeAt(i) === 45;
-  if (negative) i++;
-  let n = 0;
-  for (; i < to; i++) n = n * 10 + (text.charCodeAt(i) - 48);
-  return negative ? -n : n;
 }
 
 /**
