@@ -206,6 +206,11 @@ export class Engine {
     return this.cron;
   }
 
+  /** This process's worker, if it runs tasks (tests hand it assignments). */
+  get localWorker(): Worker | undefined {
+    return this.worker;
+  }
+
   /** The planner while this process leads (tests drive cycles through it). */
   get activePlanner(): Planner | undefined {
     return this.planner;

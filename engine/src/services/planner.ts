@@ -18,6 +18,14 @@ export interface LocalWorker {
   handoffTarget(): LocalNode | null;
   /** Runs assignments an apply handed over. */
   handOver(rows: readonly AssignedTaskRow[]): void;
+  /**
+   * The attempts the node can take now, as it counts them: those that ended
+   * free their room before their outcomes are recorded, which the database's
+   * count of assignments shows only once the completion batch commits.
+   */
+  room(): number;
+  /** \`listener\` runs when attempts ended and room was freed. */
+  onRoom(listener: () => void): void;
 }
 
 /** What one cycle reads before it decides: the live nodes, their room, the candidates. */
@@ -112,7 +120,14 @@ export class Planner extends LoopService {
   /** The worker of this node, if it has one (see LocalWorker). */
   private local: LocalWorker | undefined;
   /** The next cycle's reading, in flight or done (see PREFETCH_FRESH_MS). */
-  private prefetch: { readonly startedAt: number; readonly reading: Promise<Reading | undefined> } | undefined;
+  private prefetch:
+    | {
+        startedAt: number;
+        /** A read again after a wake waits for this one (see wake); more wakes meanwhile add none. */
+        rereadQueued: boolean;
+        readonly reading: Promise<Reading | undefined>;
+      }
+    | undefined;
 
   constructor(
     private readonly store: Store,
@@ -194,6 +209,9 @@ export class Planner extends LoopService {
 
   /** Counts this cycle's assignments per name, then rebases so the least-served waiting name is at 0. */
   private recordServed(candidates: readonly Candidate[], assigned: ReadonlyMap<string, number>): void {
+    // A cycle that read no candidates (no room) saw nobody waiting, which is
+    // not to say nobody waits: the counts stay as they are.
+    if (candidates.length === 0) return;
     for (const [name, n] of assigned) this.served.set(name, (this.served.get(name) ?? 0) + n);
     const waiting = new Set<string>();
     for (const c of candidates) waiting.add(c.task_name);
@@ -222,6 +240,7 @@ export class Planner extends LoopService {
     // assignments counted against their nodes and names by hand.
     this.prefetch = {
       startedAt: performance.now(),
+      rereadQueued: false,
       reading: this.read(reader, placed).catch((error: unknown) => {
         this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
         if (this.reader === reader) this.reader = undefined;
@@ -230,9 +249,42 @@ export class Planner extends LoopService {
     };
   }
 
+  /**
+   * Wakes the loop. A wake while an apply runs (a completion freed room, or
+   * tasks arrived) also has the next cycle read again once the reading in
+   * flight is done: taken at the apply's start, that reading found room only
+   * as it was then, and in a busy cluster it is often none. The next cycle then
+   * starts its apply as soon as this one's returns, instead of reading first.
+   */
+  override wake(): void {
+    super.wake();
+    const placed = this.applyInFlight;
+    const reader = this.reader;
+    const previous = this.prefetch;
+    if (placed === undefined || reader === undefined || previous === undefined || previous.rereadQueued) return;
+    const next = {
+      startedAt: performance.now(),
+      rereadQueued: true,
+      reading: previous.reading.then((reading) => {
+        next.rereadQueued = false;
+        // A full batch needs no second look.
+        if (reading === undefined || reading.fetched.length >= this.config.batchSize) return reading;
+        if (this.applyInFlight !== placed || this.reader !== reader) return reading;
+        next.startedAt = performance.now();
+        return this.read(reader, placed).catch((error: unknown) => {
+          this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
+          if (this.reader === reader) this.reader = undefined;
+          return reading;
+        });
+      }),
+    };
+    this.prefetch = next;
+  }
+
   /** Hands this node's own assignments to \`local\` (see LocalWorker). */
   handOffTo(local: LocalWorker): void {
     this.local = local;
+    local.onRoom(() => this.wake());
   }
 
   /** Whether reads overlap applies on a second connection (see the constructor's \`reader\`). */
@@ -408,13 +460,16 @@ export class Planner extends LoopService {
     const { store, config } = this;
     const pendingPerNode = countPerNode(inFlight);
     const nodes = await store.planner.liveNodes(q, config.nodeDeadAfterMs);
+    const localId = this.local?.handoffTarget()?.id;
     const free = new Map<string, number>();
     const cpuLimit = config.nodeCpuLoadingLimit;
     for (const n of nodes) {
       // A node over the CPU limit gets no new tasks (its running ones go on).
       const overloaded =
         cpuLimit !== undefined && n.cpu_load !== null && n.cpu_load !== undefined && n.cpu_load > cpuLimit;
-      free.set(n.id, overloaded ? 0 : Math.max(0, n.capacity - n.active - (pendingPerNode.get(n.id) ?? 0)));
+      // This node's own room is what its worker counts (see LocalWorker.room).
+      const room = n.id === localId ? (this.local?.room() ?? 0) : n.capacity - n.active;
+      free.set(n.id, overloaded ? 0 : Math.max(0, room - (pendingPerNode.get(n.id) ?? 0)));
     }
 
     // Cluster limits: the smallest maxParallelInCluster any live node publishes

@@ -134,11 +134,25 @@ export interface CronSpec {
 class Running {
   /** The attempt ended; its outcome waits for (or is in) a completion batch. */
   finishing = false;
+  /** Its handler was started, and counts against the node's capacity until it ends. */
+  counted = false;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private aborted = false;
 
   constructor(readonly token: number) {}
+
+  /** Marks the attempt ended; true the first time for an attempt that counted against the capacity. */
+  end(): boolean {
+    this.finishing = true;
+    const counted = this.counted;
+    this.counted = false;
+    return counted;
+  }
+
+  get isAborted(): boolean {
+    return this.aborted;
+  }
 
   get signal(): AbortSignal {
     if (this.aborted && !this.controller) return AbortSignal.abort(this.abortReason);
@@ -199,6 +213,14 @@ const RELEASES_IN_FLIGHT = 2;
 const NONE: NewTaskRow[] = [];
 
 /** What every attempt of one worker shares (one object per worker, not per task). */
+/** An assignment waiting for room (see Worker.launch). */
+interface Waiting {
+  readonly row: AssignedTaskRow;
+  readonly entry: Running;
+  readonly upstream: UpstreamOutcome[] | undefined;
+  readonly messages: unknown[] | undefined;
+}
+
 interface ExecutionHost {
   readonly nodeId: string;
   readonly log: Logger;
@@ -408,6 +430,19 @@ export class Worker implements Service, LocalWorker {
   private readonly reconcileWakeup = new Wakeup();
   private outcomes: OutcomeRow[] = [];
   private flushesInFlight = 0;
+  /** Outcomes in the completion batches in flight. */
+  private recording = 0;
+  /** Attempts whose handler runs (see room). */
+  private executing = 0;
+  /**
+   * Assignments that arrived while the node ran at capacity: they start, in
+   * order, as running attempts end (see launch). Each has its entry in
+   * \`running\` already, so the reconcile and the stop treat it as this node's.
+   */
+  private waiting: Waiting[] = [];
+  private waitingHead = 0;
+  /** Told when attempts ended and the node has room again (see LocalWorker). */
+  private roomListener: (() => void) | undefined;
   private flushPending = false;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly fetchOutage: OutageLog;
@@ -491,6 +526,8 @@ export class Worker implements Service, LocalWorker {
   async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // Assignments still waiting for room do not start now: the release below returns them.
+    this.dropWaiting();
     for (const u of this.unsubscribe.splice(0)) u();
     this.fetchWakeup.wake();
     this.reconcileWakeup.wake();
@@ -529,7 +566,13 @@ export class Worker implements Service, LocalWorker {
 
   /** Called when the node was declared dead: its assignments are void. */
   async abandonAll(): Promise<void> {
-    for (const r of this.running.values()) r.abort(new Error("node was declared dead; assignment revoked"));
+    this.dropWaiting();
+    for (const r of this.running.values()) {
+      r.abort(new Error("node was declared dead; assignment revoked"));
+      // Its end no longer frees room: the count starts again from nothing.
+      r.counted = false;
+    }
+    this.executing = 0;
     this.running.clear();
     this.outcomes = [];
     this.cursor = 0;
@@ -548,7 +591,7 @@ export class Worker implements Service, LocalWorker {
 
   private async runFetchLoop(): Promise<void> {
     while (!this.stopping) {
-      const free = this.config.maxParallelTasksInNode - this.running.size;
+      const free = this.room();
       let full = false;
       this.roomBound = free <= 0;
       if (free > 0) {
@@ -597,6 +640,39 @@ export class Worker implements Service, LocalWorker {
   }
 
   /** See LocalWorker: the cursor tells the apply whether every earlier assignment was fetched. */
+  /**
+   * Attempts this node can take now: its capacity less the attempts running
+   * and waiting to start. An attempt that has ended counts no more, though its
+   * outcome may not be recorded yet: the planner of this node fills the room
+   * while the completion batch runs, instead of after it. Outcomes beyond the
+   * completion batches in flight count again, so a database slower to record
+   * than the tasks are to run holds the node back rather than its memory growing.
+   */
+  room(): number {
+    const unrecorded = this.outcomes.length + this.recording;
+    const backlog = Math.max(0, unrecorded - FLUSHES_IN_FLIGHT * this.config.completionBatchSize);
+    return Math.max(0, this.config.maxParallelTasksInNode - this.executing - this.waitingCount - backlog);
+  }
+
+  /** Forgets the assignments waiting for room (they stay assigned in the database). */
+  private dropWaiting(): void {
+    for (let i = this.waitingHead; i < this.waiting.length; i++) {
+      const w = this.waiting[i] as Waiting;
+      if (this.running.get(w.row.id) === w.entry) this.running.delete(w.row.id);
+    }
+    this.waiting = [];
+    this.waitingHead = 0;
+  }
+
+  /** See LocalWorker. */
+  onRoom(listener: () => void): void {
+    this.roomListener = listener;
+  }
+
+  private get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
   handoffTarget(): LocalNode | null {
     return this.stopping ? null : { id: this.registry.nodeId, cursor: this.cursor };
   }
@@ -673,6 +749,42 @@ export class Worker implements Service, LocalWorker {
     if (row.token > this.cursor) this.cursor = row.token;
     const entry = new Running(row.token);
     this.running.set(row.id, entry);
+    // The planner keeps within the room, but counts from what it read: an
+    // assignment it could not see as started (an earlier leader's, one fetched
+    // meanwhile) may arrive at a full node, and waits here.
+    if (this.executing >= this.config.maxParallelTasksInNode) {
+      this.waiting.push({ row, entry, upstream, messages });
+      return;
+    }
+    this.startAttempt(row, entry, upstream, messages);
+  }
+
+  /** An attempt ended: starts the next waiting one, if any. */
+  private attemptEnded(): void {
+    this.executing--;
+    while (this.waitingHead < this.waiting.length && this.executing < this.config.maxParallelTasksInNode) {
+      const next = this.waiting[this.waitingHead++] as Waiting;
+      // Revoked while waiting (the reconcile aborted it), or replaced by a newer assignment.
+      if (next.entry.isAborted || this.running.get(next.row.id) !== next.entry) {
+        if (this.running.get(next.row.id) === next.entry) this.running.delete(next.row.id);
+        continue;
+      }
+      this.startAttempt(next.row, next.entry, next.upstream, next.messages);
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    }
+  }
+
+  private startAttempt(
+    row: AssignedTaskRow,
+    entry: Running,
+    upstream: UpstreamOutcome[] | undefined,
+    messages: unknown[] | undefined,
+  ): void {
+    entry.counted = true;
+    this.executing++;
     this.started++;
     const handler = this.handlers.get(row.task_name);
     const settings = this.settings.get(row.task_name);
@@ -760,12 +872,13 @@ export class Worker implements Service, LocalWorker {
       // Not expected (the failure hook's errors are caught); logged rather
       // than left as an unhandled rejection that would end the process.
       this.log.error({ err, task: row.id }, "could not record a failed attempt");
+      if (entry.end()) this.attemptEnded();
     }
   }
 
   /** Queues an attempt's outcome for the next completion batch, unless the attempt was revoked or the worker closed. */
   private queueOutcome(row: AssignedTaskRow, entry: Running, outcome: OutcomeRow): void {
-    entry.finishing = true;
+    if (entry.end()) this.attemptEnded();
     if (this.closed || this.running.get(row.id) !== entry) return;
     this.outcomes.push(outcome);
     this.checkIdle();
@@ -820,7 +933,7 @@ export class Worker implements Service, LocalWorker {
         const client = tx.client;
         tx.open = false;
         tx = undefined;
-        entry.finishing = true;
+        if (entry.end()) this.attemptEnded();
         const done = await this.commitExactlyOnce(client, outcome).finally(() => this.exactlyOnceSlots.release());
         if (done) {
           this.running.delete(row.id);
@@ -997,11 +1110,16 @@ export class Worker implements Service, LocalWorker {
     this.flushPending = true;
     setImmediate(() => {
       this.flushPending = false;
+      // Attempts ended since the last turn: their room is free (see room).
+      this.roomListener?.();
+      if (this.roomBound) this.fetchWakeup.wake();
       while (this.flushesInFlight < FLUSHES_IN_FLIGHT && this.outcomes.length > 0) {
         const batch = this.outcomes.splice(0, this.config.completionBatchSize);
         this.flushesInFlight++;
+        this.recording += batch.length;
         void this.flushBatch(batch).finally(() => {
           this.flushesInFlight--;
+          this.recording -= batch.length;
           if (this.outcomes.length > 0) this.scheduleFlush();
           else if (this.flushesInFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
         });
