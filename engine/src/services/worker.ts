@@ -212,7 +212,6 @@ const RELEASES_IN_FLIGHT = 2;
 /** The children of an attempt that scheduled none (never written to). */
 const NONE: NewTaskRow[] = [];
 
-/** What every attempt of one worker shares (one object per worker, not per task). */
 /** An assignment waiting for room (see Worker.launch). */
 interface Waiting {
   readonly row: AssignedTaskRow;
@@ -221,6 +220,7 @@ interface Waiting {
   readonly messages: unknown[] | undefined;
 }
 
+/** What every attempt of one worker shares (one object per worker, not per task). */
 interface ExecutionHost {
   readonly nodeId: string;
   readonly log: Logger;
@@ -639,7 +639,6 @@ export class Worker implements Service, LocalWorker {
     return rows.filter((r) => r.token > cursor && !this.launching.has(r.id));
   }
 
-  /** See LocalWorker: the cursor tells the apply whether every earlier assignment was fetched. */
   /**
    * Attempts this node can take now: its capacity less the attempts running
    * and waiting to start. An attempt that has ended counts no more, though its
@@ -673,6 +672,7 @@ export class Worker implements Service, LocalWorker {
     return this.waiting.length - this.waitingHead;
   }
 
+  /** See LocalWorker: the cursor tells the apply whether every earlier assignment was fetched. */
   handoffTarget(): LocalNode | null {
     return this.stopping ? null : { id: this.registry.nodeId, cursor: this.cursor };
   }
