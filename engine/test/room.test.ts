@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { eventually, freshDatabase, poolFor } from "../../test/support.js";
 import { Engine } from "../src/engine.js";
+import { sleep } from "../src/services/service.js";
 import { WORKFLOW_LOCK_CLASS } from "../src/store/cancel.js";
 import { newTask } from "./helpers.js";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function completedCount(pool: ReturnType<typeof poolFor>): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(

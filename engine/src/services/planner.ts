@@ -241,12 +241,21 @@ export class Planner extends LoopService {
     this.prefetch = {
       startedAt: performance.now(),
       rereadQueued: false,
-      reading: this.read(reader, placed).catch((error: unknown) => {
-        this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
-        if (this.reader === reader) this.reader = undefined;
-        return undefined;
-      }),
+      reading: this.readOn(reader, placed, undefined),
     };
+  }
+
+  /** A read on the read connection; if that fails, the planner reads on the leader connection from now on. */
+  private readOn(
+    reader: Queryable,
+    placed: readonly PlanDecision[],
+    onFailure: Reading | undefined,
+  ): Promise<Reading | undefined> {
+    return this.read(reader, placed).catch((error: unknown) => {
+      this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
+      if (this.reader === reader) this.reader = undefined;
+      return onFailure;
+    });
   }
 
   /**
@@ -271,11 +280,7 @@ export class Planner extends LoopService {
         if (reading === undefined || reading.fetched.length >= this.config.batchSize) return reading;
         if (this.applyInFlight !== placed || this.reader !== reader) return reading;
         next.startedAt = performance.now();
-        return this.read(reader, placed).catch((error: unknown) => {
-          this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
-          if (this.reader === reader) this.reader = undefined;
-          return reading;
-        });
+        return this.readOn(reader, placed, reading);
       }),
     };
     this.prefetch = next;
