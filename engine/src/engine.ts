@@ -11,7 +11,7 @@ import {
 } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError, DuplicateTaskError } from "./errors.js";
-import { createLogger, type Logger } from "./logger.js";
+import { type EventLogger, type Logger, weftLogger } from "./logger.js";
 import { Cleaner } from "./services/cleaner.js";
 import { CronService } from "./services/cron.js";
 import { LeaderElector } from "./services/leader.js";
@@ -68,6 +68,12 @@ export interface EngineOptions {
   readonly config?: EngineConfigInput;
   readonly handlers?: readonly TaskHandler[];
   readonly logger?: Logger;
+  /**
+   * The level of Weft's logger (pino's levels, or "silent"). With \`logger\`, the
+   * level of Weft's child of it; default: the logger's own level, or
+   * WEFT_LOG_LEVEL, or "warn".
+   */
+  readonly logLevel?: string;
   /** Source of this node's CPU load (0..1) for the planner's CPU limit. */
   readonly cpuLoad?: () => number;
 }
@@ -81,7 +87,7 @@ export class Engine {
   readonly config: EngineConfig;
   readonly store: Store;
   readonly pool: pg.Pool;
-  readonly log: Logger;
+  readonly log: EventLogger;
   readonly listener: Listener;
   readonly nudge: PlannerNudge;
   readonly registry: NodeRegistry | undefined;
@@ -100,7 +106,7 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.config = parseConfig(engineConfigSchema, options.config ?? {});
     this.store = new Store(this.config.schema, { preparedStatements: this.config.preparedStatements });
-    this.log = options.logger ?? createLogger();
+    this.log = weftLogger(options.logger, options.logLevel);
     let poolConfig: pg.PoolConfig;
     if (options.pool) {
       this.pool = options.pool;
@@ -117,7 +123,7 @@ export class Engine {
     if (options.sessionConnectionString !== undefined) {
       this.clientConfig = { connectionString: options.sessionConnectionString };
     }
-    this.pool.on("error", (err) => this.log.debug({ err }, "idle pool connection error"));
+    this.pool.on("error", (err) => this.log.debug({ event: "db.connection_error", err }, "idle pool connection error"));
     this.listener = new Listener(this.clientConfig, this.store.channel, this.log);
     this.nudge = new PlannerNudge(this.pool, this.store.channel, this.log);
 
@@ -144,7 +150,9 @@ export class Engine {
       // application shares (exactly-once tasks run their SQL on it) keeps
       // PostgreSQL's default plan choice.
       this.hotPool = new pg.Pool({ ...withStartupOption(poolConfig, GENERIC_PLANS_OPTION), max: 3, keepAlive: true });
-      this.hotPool.on("error", (err) => this.log.debug({ err }, "idle pool connection error"));
+      this.hotPool.on("error", (err) =>
+        this.log.debug({ event: "db.connection_error", err }, "idle pool connection error"),
+      );
     }
     if (node.enabled && handlers.size > 0) {
       const registry = new NodeRegistry(
@@ -289,12 +297,12 @@ export class Engine {
     if (this.ownsPool) await this.pool.end();
     await this.hotPool?.end();
     this.state = "stopped";
-    this.log.info({}, "stopped");
+    this.log.info({ event: "node.stopped", node: this.registry?.nodeId ?? null }, "stopped");
   }
 
   private async becomeLeader(client: pg.Client): Promise<void> {
     const epoch = await this.store.planner.takeLeadership(client, this.nodeId ?? "client");
-    this.log.info({ epoch }, "planner started");
+    this.log.info({ event: "planner.started", epoch }, "planner started");
     const planner = new Planner(
       this.store,
       client,
@@ -352,12 +360,15 @@ export class Engine {
       ? withStartupOption(this.clientConfig, GENERIC_PLANS_OPTION)
       : this.clientConfig;
     const reader = new pg.Client({ ...config, keepAlive: true });
-    reader.on("error", (err) => this.log.debug({ err }, "planner read connection error"));
+    reader.on("error", (err) => this.log.debug({ event: "db.connection_error", err }, "planner read connection error"));
     try {
       await reader.connect();
       return reader;
     } catch (error) {
-      this.log.debug({ err: error }, "could not open the planner's read connection; reading on the leader connection");
+      this.log.debug(
+        { event: "planner.reader_failed", err: error },
+        "could not open the planner's read connection; reading on the leader connection",
+      );
       await reader.end().catch(() => undefined);
       return undefined;
     }

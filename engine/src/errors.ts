@@ -3,6 +3,8 @@
  * (Symbol.for, shared across module copies) keeps `isWeftError` true when two
  * copies of the package are loaded.
  */
+import { suggest } from "./suggest.js";
+
 const brand = Symbol.for("weft.error");
 
 export type WeftErrorCode =
@@ -115,9 +117,12 @@ export class UnknownTaskError extends WeftError {
     readonly taskName: string,
     readonly known: readonly string[],
   ) {
+    const hint = suggest(taskName, known);
     super(
       "UNKNOWN_TASK",
-      `Unknown task "${taskName}"${known.length > 0 ? `; known tasks: ${known.join(", ")}` : "; no tasks are registered"}`,
+      `Unknown task "${taskName}"${hint !== undefined ? `; did you mean "${hint}"?` : ""}${
+        known.length > 0 ? `; known tasks: ${known.join(", ")}` : "; no tasks are registered"
+      }`,
     );
     this.name = "UnknownTaskError";
   }
@@ -336,6 +341,30 @@ export const NON_RETRYABLE_CODES: ReadonlySet<string> = new Set([
   "PAYLOAD_TOO_LARGE",
   "ATTEMPTS_EXHAUSTED",
 ]);
+
+/**
+ * Codes of Weft's own errors for API misuse (a programming error): thrown
+ * inside a task, e.g. \`ctx.scheduleJoin\` with an id the attempt did not
+ * schedule, they fail the task at once, since no retry can succeed. Only
+ * errors Weft threw count (another library's error with a \`code\` of the same
+ * name is retried as usual).
+ */
+export const PROGRAMMING_ERROR_CODES: ReadonlySet<string> = new Set([
+  "INVALID_ARGUMENT",
+  "INVALID_IDENTIFIER",
+  "CONFIG_INVALID",
+  "DUPLICATE_TASK",
+  "INVALID_INTERVAL",
+  "INVALID_RANGE",
+  "INVALID_CRON",
+]);
+
+/** Whether a task's failure is final whatever its retry policy says (see NON_RETRYABLE_CODES, PROGRAMMING_ERROR_CODES). */
+export function isNonRetryable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== "string" || !(error instanceof Error)) return false;
+  return NON_RETRYABLE_CODES.has(code) || (isWeftError(error) && PROGRAMMING_ERROR_CODES.has(code));
+}
 
 /** The serialised form of a task failure as stored in the `error` column. */
 export interface TaskErrorInfo {

@@ -9,6 +9,7 @@ import {
   InputValidationError,
   InvalidArgumentError,
   type Logger,
+  type LogLevel,
   OutputValidationError,
   type Queryable,
   retryPolicySchema,
@@ -47,13 +48,30 @@ export interface WeftOptions extends EngineConfigInput {
   readonly pool?: pg.Pool;
   /** The tasks this process can run (and schedule by name). */
   readonly tasks?: readonly AnyDefinition[];
-  /** A pino-compatible logger; default: pino at WEFT_LOG_LEVEL or "warn". */
+  /**
+   * A pino-compatible logger; Weft writes to a child of it bound with
+   * \`name: "weft"\`. Default: pino at WEFT_LOG_LEVEL or "warn".
+   */
   readonly logger?: Logger;
+  /**
+   * The level of Weft's lines: "fatal", "error", "warn", "info", "debug",
+   * "trace" or "silent". With \`logger\`, the level of Weft's child (the
+   * application's logger keeps its own).
+   */
+  readonly logLevel?: LogLevel;
   /** Source of this node's CPU load (0..1); default: the system load average per core. */
   readonly cpuLoad?: () => number;
 }
 
-const OWN_KEYS = ["connectionString", "sessionConnectionString", "pool", "tasks", "logger", "cpuLoad"] as const;
+const OWN_KEYS = [
+  "connectionString",
+  "sessionConnectionString",
+  "pool",
+  "tasks",
+  "logger",
+  "logLevel",
+  "cpuLoad",
+] as const;
 const CONFIG_KEYS = [
   "schema",
   "appName",
@@ -80,7 +98,16 @@ export class Weft {
         throw new ConfigError(key, `unknown key${hint ? `; did you mean "${hint}"?` : ""}`);
       }
     }
-    const { connectionString, sessionConnectionString, pool, tasks = [], logger, cpuLoad, ...config } = options;
+    const {
+      connectionString,
+      sessionConnectionString,
+      pool,
+      tasks = [],
+      logger,
+      logLevel,
+      cpuLoad,
+      ...config
+    } = options;
     if (!Array.isArray(tasks)) throw new ConfigError("tasks", "expected an array of task definitions");
     const registry = new Map<string, AnyDefinition>();
     for (const t of tasks) {
@@ -95,6 +122,7 @@ export class Weft {
       ...(sessionConnectionString !== undefined ? { sessionConnectionString } : {}),
       ...(pool !== undefined ? { pool } : {}),
       ...(logger !== undefined ? { logger } : {}),
+      ...(logLevel !== undefined ? { logLevel } : {}),
       ...(cpuLoad !== undefined ? { cpuLoad } : {}),
       config,
       handlers: [...registry.values()].map((t) => toHandler(t, this.engineLimit())),

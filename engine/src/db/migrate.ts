@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import { SchemaTooNewError } from "../errors.js";
-import type { Logger } from "../logger.js";
+import type { EventLogger } from "../logger.js";
 import { quoteSchema } from "./identifiers.js";
 
 export interface Migration {
@@ -74,7 +74,7 @@ async function appliedVersions(pool: pg.Pool, q: string): Promise<{ count: numbe
  * A schema already up to date costs one read and no lock: that is every start
  * but the first of a release, and a node's start is on its first tasks' path.
  */
-export async function migrate(pool: pg.Pool, schema: string, log?: Logger): Promise<MigrateResult> {
+export async function migrate(pool: pg.Pool, schema: string, log?: EventLogger): Promise<MigrateResult> {
   const q = quoteSchema(schema);
   const migrations = loadMigrations();
   const current = await appliedVersions(pool, q);
@@ -111,7 +111,7 @@ export async function migrate(pool: pg.Pool, schema: string, log?: Logger): Prom
         m.breaking,
       ]);
       applied.push(m.version);
-      log?.info({ schema, version: m.version, name: m.name }, "applied migration");
+      log?.info({ event: "migrations.applied", schema, version: m.version, name: m.name }, "applied migration");
     }
     await client.query("COMMIT");
     return { applied, version: known };

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { CleanerConfig } from "../config.js";
-import type { Logger } from "../logger.js";
+import type { EventLogger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import { LoopService, OutageLog } from "./service.js";
 
@@ -19,7 +19,7 @@ export class Cleaner extends LoopService {
     private readonly store: Store,
     private readonly pool: pg.Pool,
     private readonly config: CleanerConfig,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
   ) {
     super();
     this.outage = new OutageLog(log, "cleaner");
@@ -48,7 +48,8 @@ export class Cleaner extends LoopService {
       deadLetters += n;
       if (n < batchSize || this.stopping) break;
     }
-    if (tasks + workflows + deadLetters > 0) this.log.debug({ tasks, workflows, deadLetters }, "purged finished work");
+    if (tasks + workflows + deadLetters > 0)
+      this.log.debug({ event: "cleaner.purged", tasks, workflows, deadLetters }, "purged finished work");
     return { tasks, workflows, deadLetters };
   }
 

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { CronSchedule } from "../cron.js";
 import { newIdAt } from "../ids.js";
-import type { Logger } from "../logger.js";
+import type { EventLogger } from "../logger.js";
 import { parseInterval } from "../slots.js";
 import type { PublishedCron } from "../store/cron.js";
 import type { Store } from "../store/index.js";
@@ -41,7 +41,7 @@ export class CronService extends LoopService {
     private readonly pool: pg.Pool,
     private readonly config: CronConfig,
     private readonly epoch: number,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
     private readonly onDeposed: () => void,
   ) {
     super();
@@ -80,7 +80,10 @@ export class CronService extends LoopService {
       try {
         schedule = this.schedule(spec);
       } catch (error) {
-        this.log.error({ err: error, task: name }, "invalid published cron schedule; skipped");
+        this.log.error(
+          { event: "cron.invalid_schedule", err: error, task: name },
+          "invalid published cron schedule; skipped",
+        );
         continue;
       }
       const previous = last.get(name) ?? null;
@@ -124,7 +127,7 @@ export class CronService extends LoopService {
     const skipped = missed.filter((t) => !fire.includes(t));
     if (skipped.length > 0 || missedBeyond) {
       this.log.warn(
-        { task: name, skipped: skipped.length, policy: spec.missed, from: previous, to: now },
+        { event: "cron.missed", task: name, skipped: skipped.length, policy: spec.missed, from: previous, to: now },
         "cron ticks were missed while no leader ran",
       );
     }
@@ -160,7 +163,7 @@ export class CronService extends LoopService {
   private async record(name: string, ticks: Date[], ids: (string | null)[]): Promise<boolean> {
     const { recorded, fenced } = await this.store.cron.fire(this.pool, name, ticks, ids, this.epoch);
     if (fenced) {
-      this.log.warn({ epoch: this.epoch }, "a newer planner leader took over; cron stops");
+      this.log.warn({ event: "leader.deposed", epoch: this.epoch }, "a newer planner leader took over; cron stops");
       this.stopped = true;
       this.onDeposed();
       return false;

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { isConnectionError } from "../db/pg.js";
-import type { Logger } from "../logger.js";
+import type { EventLogger } from "../logger.js";
 import { LoopService } from "./service.js";
 
 // Advisory-lock class for the planner's leadership; second key hashtext(schema).
@@ -31,7 +31,7 @@ export class LeaderElector extends LoopService {
     private readonly schema: string,
     private readonly retryMs: number,
     private readonly callbacks: LeaderCallbacks,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
     /**
      * The server ends the leader's session after this long without a statement
      * (idle_session_timeout), releasing the lock: a frozen leader process
@@ -56,7 +56,7 @@ export class LeaderElector extends LoopService {
   /** Called by the planner when a statement on the leader connection failed for connection reasons. */
   connectionLost(): void {
     if (!this.leading) return;
-    this.log.warn({}, "leader connection lost; giving up leadership");
+    this.log.warn({ event: "leader.lost", schema: this.schema }, "leader connection lost; giving up leadership");
     void this.resign().finally(() => this.wake());
   }
 
@@ -83,7 +83,10 @@ export class LeaderElector extends LoopService {
     try {
       await this.openClient();
     } catch (error) {
-      this.log.debug({ err: error }, "could not open the leader election connection yet");
+      this.log.debug(
+        { event: "leader.connection_error", err: error },
+        "could not open the leader election connection yet",
+      );
     }
   }
 
@@ -92,7 +95,7 @@ export class LeaderElector extends LoopService {
     this.opening ??= (async () => {
       const client = new pg.Client({ ...this.clientConfig, keepAlive: true });
       client.on("error", (err) => {
-        this.log.debug({ err }, "leader connection error");
+        this.log.debug({ event: "leader.connection_error", err }, "leader connection error");
         if (this.client === client) {
           if (this.leading) this.connectionLost();
           else {
@@ -131,11 +134,11 @@ export class LeaderElector extends LoopService {
       );
       if (rows[0]?.locked && !this.stopped) {
         this.leading = true;
-        this.log.info({ schema: this.schema }, "elected planner leader");
+        this.log.info({ event: "leader.elected", schema: this.schema }, "elected planner leader");
         await this.callbacks.elected(client);
       }
     } catch (error) {
-      this.log.debug({ err: error }, "leader election attempt failed");
+      this.log.debug({ event: "leader.election_failed", err: error }, "leader election attempt failed");
       const c = this.client;
       this.client = undefined;
       this.leading = false;

@@ -1,6 +1,6 @@
 import pg from "pg";
-import type { Logger } from "../logger.js";
-import { backoffMs, OutageLog, type Service, sleep } from "./service.js";
+import type { EventLogger } from "../logger.js";
+import { backoffMs, OutageLog, type Service, Sleeps } from "./service.js";
 
 export type NotificationKind = "planner" | "nodes" | "workflows" | "reconcile" | "due";
 type Handler = (ids: readonly string[]) => void;
@@ -29,11 +29,12 @@ export class Listener implements Service {
   private readonly reconnectHandlers = new Set<() => void>();
   private readonly outage: OutageLog;
   private connecting: Promise<void> | undefined;
+  private readonly sleeps = new Sleeps();
 
   constructor(
     private readonly clientConfig: pg.ClientConfig,
     private readonly channel: string,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
   ) {
     this.outage = new OutageLog(log, "LISTEN connection");
   }
@@ -61,6 +62,8 @@ export class Listener implements Service {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // A reconnect waiting out its backoff gives up now.
+    this.sleeps.cancelAll();
     await this.connecting?.catch(() => undefined);
     const c = this.client;
     this.client = undefined;
@@ -84,13 +87,13 @@ export class Listener implements Service {
         this.client = client;
         this.outage.success();
         if (!initial) for (const h of this.reconnectHandlers) h();
-        this.log.debug({ channel: this.channel }, "listening");
+        this.log.debug({ event: "listener.listening", channel: this.channel }, "listening");
         return;
       } catch (error) {
         await client.end().catch(() => undefined);
         if (initial) throw error;
         this.outage.failure(error);
-        await sleep(backoffMs(attempt));
+        await this.sleeps.sleep(backoffMs(attempt));
       }
     }
   }
@@ -123,7 +126,7 @@ export class Listener implements Service {
       try {
         h(ids);
       } catch (error) {
-        this.log.error({ err: error }, "notification handler failed");
+        this.log.error({ event: "listener.handler_failed", err: error }, "notification handler failed");
       }
     }
   }
@@ -142,7 +145,7 @@ export class PlannerNudge {
   constructor(
     private readonly pool: pg.Pool,
     private readonly channel: string,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
   ) {}
 
   nudge(): void {
@@ -153,7 +156,9 @@ export class PlannerNudge {
     this.inFlight = true;
     this.pool
       .query("SELECT pg_notify($1, 'p')", [this.channel])
-      .catch((error) => this.log.debug({ err: error }, "planner nudge failed; the planner polls"))
+      .catch((error) =>
+        this.log.debug({ event: "planner.nudge_failed", err: error }, "planner nudge failed; the planner polls"),
+      )
       .finally(() => {
         this.inFlight = false;
         if (this.again) {

@@ -1,7 +1,7 @@
 import { cpus, hostname, loadavg } from "node:os";
 import type pg from "pg";
 import { newId } from "../ids.js";
-import type { Logger } from "../logger.js";
+import type { EventLogger } from "../logger.js";
 import type { PublishedCron } from "../store/cron.js";
 import type { Store } from "../store/index.js";
 import { LoopService, OutageLog } from "./service.js";
@@ -38,7 +38,7 @@ export class NodeRegistry extends LoopService {
     private readonly pool: pg.Pool,
     private readonly identity: NodeIdentity,
     private readonly intervalMs: number,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
     private readonly onDeclaredDead: (oldId: string, newId: string) => Promise<void>,
     private readonly cpuLoad: () => number = systemCpuLoad,
   ) {
@@ -64,7 +64,9 @@ export class NodeRegistry extends LoopService {
   override async stop(): Promise<void> {
     if (this.stopped) return;
     await super.stop();
-    await this.store.nodes.deregister(this.pool, this.id).catch((err) => this.log.warn({ err }, "deregister failed"));
+    await this.store.nodes
+      .deregister(this.pool, this.id)
+      .catch((err) => this.log.warn({ event: "node.deregister_failed", err }, "deregister failed"));
   }
 
   private async register(): Promise<void> {
@@ -79,7 +81,7 @@ export class NodeRegistry extends LoopService {
       ...(this.identity.taskTimeouts ? { taskTimeouts: this.identity.taskTimeouts } : {}),
       ...(this.identity.taskCrons ? { taskCrons: this.identity.taskCrons } : {}),
     });
-    this.log.info({ node: this.id, taskNames: this.identity.taskNames }, "node registered");
+    this.log.info({ event: "node.started", node: this.id, taskNames: this.identity.taskNames }, "node registered");
   }
 
   protected override firstDelayMs(): number {
@@ -93,7 +95,10 @@ export class NodeRegistry extends LoopService {
       if (!alive && !this.stopped) {
         const oldId = this.id;
         this.id = newId();
-        this.log.warn({ node: oldId, newNode: this.id }, "node was declared dead; re-registering");
+        this.log.warn(
+          { event: "node.declared_dead", node: oldId, newNode: this.id },
+          "node was declared dead; re-registering",
+        );
         await this.onDeclaredDead(oldId, this.id);
         await this.register();
       }

@@ -2,7 +2,7 @@ import type { PlannerConfig } from "../config.js";
 import { pollingDelayFor } from "../config.js";
 import type { Queryable } from "../db/pg.js";
 import { isConnectionError } from "../db/pg.js";
-import type { Logger } from "../logger.js";
+import type { EventLogger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import type { ApplyResult, Candidate, LiveNode, LocalNode, PlanDecision, TableSize } from "../store/planner.js";
 import type { AssignedTaskRow } from "../store/types.js";
@@ -133,7 +133,7 @@ export class Planner extends LoopService {
     private readonly store: Store,
     private readonly db: Queryable,
     private readonly config: PlannerConfig,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
     /** The leader connection is gone, or the epoch moved on: leadership is over. */
     private readonly onConnectionLost: () => void,
     /** The leader epoch this planner took over with; every write is fenced by it. */
@@ -252,7 +252,10 @@ export class Planner extends LoopService {
     onFailure: Reading | undefined,
   ): Promise<Reading | undefined> {
     return this.read(reader, placed).catch((error: unknown) => {
-      this.log.warn({ err: error }, "planner read connection failed; reading on the leader connection");
+      this.log.warn(
+        { event: "planner.reader_failed", err: error },
+        "planner read connection failed; reading on the leader connection",
+      );
       if (this.reader === reader) this.reader = undefined;
       return onFailure;
     });
@@ -317,7 +320,7 @@ export class Planner extends LoopService {
 
   /** This planner's epoch is over (another leader took over): stop writing at once. */
   private deposed(): number {
-    this.log.warn({ epoch: this.epoch }, "a newer planner leader took over; this one stops");
+    this.log.warn({ event: "leader.deposed", epoch: this.epoch }, "a newer planner leader took over; this one stops");
     this.stopped = true;
     this.onConnectionLost();
     return 0;
@@ -358,18 +361,22 @@ export class Planner extends LoopService {
       if (swept.fenced) return this.deposed();
       if (swept.dead_nodes.length > 0) {
         this.log.warn(
-          { nodes: swept.dead_nodes, released: swept.released },
+          { event: "planner.nodes_dead", nodes: swept.dead_nodes, released: swept.released },
           "declared nodes dead; re-planning their tasks",
         );
       }
       if (swept.overdue > 0) {
-        this.log.warn({ tasks: swept.overdue }, "attempts passed their deadline; re-planning them");
+        this.log.warn(
+          { event: "planner.attempts_overdue", tasks: swept.overdue },
+          "attempts passed their deadline; re-planning them",
+        );
       }
       handled += swept.released;
       // Keys are released by whoever finishes their holder's last task; this
       // catches a release that never ran (a node that died right after its commit).
       const keys = await store.affinity.releaseFinished(db, this.epoch);
-      if (keys.freed > 0) this.log.debug({ keys: keys.freed }, "freed affinity keys left held");
+      if (keys.freed > 0)
+        this.log.debug({ event: "planner.keys_freed", keys: keys.freed }, "freed affinity keys left held");
       handled += keys.unparked;
       changed = swept.dead_nodes.length > 0 || swept.gone_nodes.length > 0 || keys.freed > 0;
     }
@@ -436,7 +443,8 @@ export class Planner extends LoopService {
     }
     if (result.handedOver.length > 0) local?.handOver(result.handedOver);
     handled += result.applied;
-    if (result.applied > 0) this.log.debug({ applied: result.applied, candidates: candidates.length }, "planned");
+    if (result.applied > 0)
+      this.log.debug({ event: "planner.planned", applied: result.applied, candidates: candidates.length }, "planned");
     return handled;
   }
 
@@ -451,7 +459,12 @@ export class Planner extends LoopService {
     const started = performance.now();
     await this.store.planner.refreshStatistics(this.db);
     this.log.debug(
-      { pages: table.pages, statsPages: table.statsPages, ms: Math.round(performance.now() - started) },
+      {
+        event: "planner.statistics_refreshed",
+        pages: table.pages,
+        statsPages: table.statsPages,
+        ms: Math.round(performance.now() - started),
+      },
       "the task table outgrew its plans; refreshed its statistics",
     );
   }

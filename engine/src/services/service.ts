@@ -1,3 +1,5 @@
+import type { EventLogger } from "../logger.js";
+
 /** Every background duty of a node is a Service: started once, stopped once. */
 export interface Service {
   readonly name: string;
@@ -96,7 +98,7 @@ export class OutageLog {
   private failures = 0;
 
   constructor(
-    private readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void },
+    private readonly log: EventLogger,
     private readonly what: string,
   ) {}
 
@@ -104,16 +106,49 @@ export class OutageLog {
     this.failures++;
     if (this.failingSince === undefined) {
       this.failingSince = Date.now();
-      this.log.warn({ err: error }, `${this.what} failed; retrying until the database answers`);
+      this.log.warn(
+        { event: "db.outage_began", what: this.what, err: error },
+        `${this.what} failed; retrying until the database answers`,
+      );
     }
   }
 
   success(): void {
     if (this.failingSince !== undefined) {
-      this.log.info({ failures: this.failures, ms: Date.now() - this.failingSince }, `${this.what} recovered`);
+      this.log.info(
+        { event: "db.outage_ended", what: this.what, failures: this.failures, ms: Date.now() - this.failingSince },
+        `${this.what} recovered`,
+      );
       this.failingSince = undefined;
       this.failures = 0;
     }
+  }
+}
+
+/**
+ * Sleeps a service can cut short when it stops: \`cancelAll()\` clears every
+ * timer still pending (a timer left running keeps the process alive after
+ * stop) and resolves its sleep at once.
+ */
+export class Sleeps {
+  private readonly pending = new Map<NodeJS.Timeout, () => void>();
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(timer);
+        resolve();
+      }, ms);
+      this.pending.set(timer, resolve);
+    });
+  }
+
+  cancelAll(): void {
+    for (const [timer, resolve] of this.pending) {
+      clearTimeout(timer);
+      resolve();
+    }
+    this.pending.clear();
   }
 }
 

@@ -5,14 +5,14 @@ import type { ResolvedTaskSettings } from "../engine.js";
 import {
   AttemptsExhaustedError,
   InvalidArgumentError,
-  NON_RETRYABLE_CODES,
+  isNonRetryable,
   type TaskErrorInfo,
   TaskTimeoutError,
   toTaskErrorInfo,
   UnknownTaskError,
 } from "../errors.js";
 import { newId } from "../ids.js";
-import type { Logger } from "../logger.js";
+import { type EventLogger, type Logger, RateLimitedLog } from "../logger.js";
 import { encodePayload } from "../payload.js";
 import { maxAttempts, retryDelayMs } from "../retry.js";
 import type { AffinityHolder } from "../store/affinity.js";
@@ -22,7 +22,7 @@ import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
 import type { LocalWorker } from "./planner.js";
-import { backoffMs, OutageLog, type Service, sleep, Wakeup } from "./service.js";
+import { backoffMs, OutageLog, type Service, Sleeps, Wakeup } from "./service.js";
 
 /** A child task to be written with its parent's outcome. `input` is JSON text. */
 export interface ChildSpec {
@@ -240,6 +240,8 @@ class Execution implements TaskExecution {
   outbox: { joinName: string; message: string }[] | undefined;
   /** Children by id, to attach the joins that list them. */
   private byId: Map<string, { ownJoins: string[] }> | undefined;
+  /** The attempt's logger, made when the task first uses it (a pino child per task costs). */
+  private logger: Logger | undefined;
 
   constructor(
     private readonly row: AssignedTaskRow,
@@ -279,7 +281,13 @@ class Execution implements TaskExecution {
   }
 
   get log(): Logger {
-    return this.host.log;
+    this.logger ??= this.host.log.child({
+      taskId: this.row.id,
+      workflowId: this.row.workflow_id,
+      taskName: this.row.task_name,
+      attempt: this.row.attempt,
+    });
+    return this.logger;
   }
 
   get signal(): AbortSignal {
@@ -446,6 +454,10 @@ export class Worker implements Service, LocalWorker {
   private flushPending = false;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly fetchOutage: OutageLog;
+  /** Failed attempts, retries and dead letters: at info/warn, but never a flood (see RateLimitedLog). */
+  private readonly failureLog: RateLimitedLog;
+  /** The grace periods and backoffs of stop() and the flushes: cleared when the worker stops. */
+  private readonly sleeps = new Sleeps();
   private readonly flushOutage: OutageLog;
   private readonly unsubscribe: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -476,7 +488,7 @@ export class Worker implements Service, LocalWorker {
     private readonly settings: ReadonlyMap<string, ResolvedTaskSettings>,
     private readonly registry: NodeRegistry,
     private readonly listener: Listener,
-    private readonly log: Logger,
+    private readonly log: EventLogger,
   ) {
     this.exactlyOnceSlots = new Semaphore(Math.max(1, (pool.options.max ?? 10) - 4));
     this.executionHost = {
@@ -487,6 +499,7 @@ export class Worker implements Service, LocalWorker {
       log,
       saveAttemptState: (row, state) => this.saveState(row, state),
     };
+    this.failureLog = new RateLimitedLog(log);
     this.fetchOutage = new OutageLog(log, "fetching assignments");
     this.flushOutage = new OutageLog(log, "recording outcomes");
   }
@@ -539,22 +552,32 @@ export class Worker implements Service, LocalWorker {
       this.drainOutcomes()
         .then(() => this.releasesSettled())
         .then(() => true),
-      sleep(Math.max(graceMs, 1_000)).then(() => false),
+      this.sleeps.sleep(Math.max(graceMs, 1_000)).then(() => false),
     ]);
     if (!drained) {
       this.abandonFlush = true;
-      this.log.warn({ outcomes: this.outcomes.length }, "could not record outcomes before stopping");
+      this.log.warn(
+        { event: "node.outcomes_abandoned", outcomes: this.outcomes.length },
+        "could not record outcomes before stopping",
+      );
     }
+    // The grace timers (and the backoffs of flushes just abandoned) end now:
+    // a timer left running kept the process alive for the grace period after stop().
+    this.sleeps.cancelAll();
+    this.failureLog.close();
     // Release everything still assigned to this node, including assignments it
     // never fetched (made by a planner cycle that had not yet seen the drain).
     const unfinished = [...this.running.entries()].filter(([, r]) => !r.finishing).map(([id]) => id);
     try {
       const released = await this.store.worker.release(this.pool, this.registry.nodeId, null);
       if (released.length > 0)
-        this.log.info({ released: released.length }, "released unfinished tasks for re-planning");
+        this.log.info(
+          { event: "node.released", released: released.length },
+          "released unfinished tasks for re-planning",
+        );
     } catch (error) {
       this.log.warn(
-        { err: error },
+        { event: "node.release_failed", err: error },
         "could not release unfinished tasks; the planner re-plans them once this node is gone",
       );
     }
@@ -580,7 +603,7 @@ export class Worker implements Service, LocalWorker {
 
   private async waitForIdle(graceMs: number): Promise<void> {
     if ([...this.running.values()].every((r) => r.finishing)) return;
-    await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs)]);
+    await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), this.sleeps.sleep(graceMs)]);
   }
 
   private checkIdle(): void {
@@ -621,7 +644,8 @@ export class Worker implements Service, LocalWorker {
       try {
         await this.reconcile();
       } catch (error) {
-        if (!isConnectionError(error)) this.log.warn({ err: error }, "reconcile failed");
+        if (!isConnectionError(error))
+          this.log.warn({ event: "worker.reconcile_failed", err: error }, "reconcile failed");
       }
     }
   }
@@ -701,7 +725,7 @@ export class Worker implements Service, LocalWorker {
     for (const [id, r] of this.running) {
       if (r.finishing || r.token > cursorAtStart) continue;
       if (inDb.get(id) !== r.token) {
-        this.log.debug({ task: id }, "assignment revoked; aborting the attempt");
+        this.log.debug({ event: "task.revoked", taskId: id }, "assignment revoked; aborting the attempt");
         r.abort(new Error("assignment revoked"));
       }
     }
@@ -871,7 +895,7 @@ export class Worker implements Service, LocalWorker {
     } catch (err) {
       // Not expected (the failure hook's errors are caught); logged rather
       // than left as an unhandled rejection that would end the process.
-      this.log.error({ err, task: row.id }, "could not record a failed attempt");
+      this.log.error({ event: "task.record_failed", err, taskId: row.id }, "could not record a failed attempt");
       if (entry.end()) this.attemptEnded();
     }
   }
@@ -976,6 +1000,8 @@ export class Worker implements Service, LocalWorker {
         entry.abort(error);
         reject(error);
       }, timeoutMs);
+      // An attempt that never settles (aborted at stop, say) must not keep the process alive.
+      timer.unref();
     });
     // The attempt may still settle after the timeout; its result is ignored.
     work.catch(() => undefined);
@@ -990,11 +1016,7 @@ export class Worker implements Service, LocalWorker {
     error: unknown,
   ): Promise<OutcomeRow> {
     const info = toTaskErrorInfo(error);
-    const code = info.code;
-    let delayMs =
-      settings && !(code !== undefined && NON_RETRYABLE_CODES.has(code))
-        ? retryDelayMs(settings.retry, row.attempt)
-        : null;
+    let delayMs = settings && !isNonRetryable(error) ? retryDelayMs(settings.retry, row.attempt) : null;
     if (handler?.onFailure) {
       let stop = false;
       try {
@@ -1011,7 +1033,10 @@ export class Worker implements Service, LocalWorker {
           },
         });
       } catch (hookError) {
-        this.log.warn({ err: hookError, task: row.id }, "onFailure threw; the retry policy applies unchanged");
+        this.log.warn(
+          { event: "task.on_failure_threw", err: hookError, taskId: row.id },
+          "onFailure threw; the retry policy applies unchanged",
+        );
       }
       if (stop) delayMs = null;
     }
@@ -1019,6 +1044,8 @@ export class Worker implements Service, LocalWorker {
       delayMs !== null && settings && settings.retry.mode !== "OFF"
         ? { delayMs, maxIntervalMs: settings.retry.maxIntervalMs }
         : undefined;
+    const deadLetter = settings?.deadLetter ?? true;
+    this.logFailure(row, info, retry?.delayMs, deadLetter);
     return {
       id: row.id,
       workflowId: row.workflow_id,
@@ -1028,9 +1055,31 @@ export class Worker implements Service, LocalWorker {
       error: JSON.stringify(info),
       children: [],
       retry,
-      deadLetter: settings?.deadLetter ?? true,
+      deadLetter,
       slot: handler?.slot !== undefined,
     };
+  }
+
+  /**
+   * One line per failed attempt: \`task.retried\` (info) when another attempt
+   * follows, else \`task.dead_lettered\` or \`task.failed\` (warn). Rate-limited;
+   * the error's stack is in the task's attempt log and dead letter, not here.
+   */
+  private logFailure(row: AssignedTaskRow, info: TaskErrorInfo, retryInMs: number | undefined, deadLetter: boolean) {
+    const fields = {
+      taskId: row.id,
+      workflowId: row.workflow_id,
+      taskName: row.task_name,
+      attempt: row.attempt,
+      error: { name: info.name, message: info.message, ...(info.code !== undefined ? { code: info.code } : {}) },
+    };
+    if (retryInMs !== undefined) {
+      this.failureLog.write("info", { event: "task.retried", ...fields, retryInMs }, "attempt failed; retrying");
+    } else if (deadLetter) {
+      this.failureLog.write("warn", { event: "task.dead_lettered", ...fields }, "task failed; dead-lettered");
+    } else {
+      this.failureLog.write("warn", { event: "task.failed", ...fields }, "task failed");
+    }
   }
 
   private async saveState(row: AssignedTaskRow, state: string): Promise<void> {
@@ -1051,13 +1100,16 @@ export class Worker implements Service, LocalWorker {
       res = await this.store.worker.complete(client, [outcome]);
     } catch (error) {
       await this.rollback(client);
-      this.log.warn({ err: error, task: outcome.id }, "could not record an exactly-once outcome; rolled back");
+      this.log.warn(
+        { event: "task.exactly_once_rolled_back", err: error, taskId: outcome.id },
+        "could not record an exactly-once outcome; rolled back",
+      );
       return false;
     }
     if (res.recorded === 0) {
       await this.rollback(client);
       this.log.info(
-        { task: outcome.id },
+        { event: "task.exactly_once_refused", taskId: outcome.id },
         "exactly-once outcome refused (assignment revoked); its work was rolled back",
       );
       return true;
@@ -1079,12 +1131,15 @@ export class Worker implements Service, LocalWorker {
     for (let attempt = 0; ; attempt++) {
       try {
         const recorded = await this.store.worker.isRecorded(this.pool, outcome.id, outcome.token);
-        this.log.warn({ task: outcome.id, recorded }, "COMMIT failed; outcome read back");
+        this.log.warn(
+          { event: "task.commit_read_back", taskId: outcome.id, recorded },
+          "COMMIT failed; outcome read back",
+        );
         return recorded;
       } catch (error) {
         this.flushOutage.failure(error);
         if (this.abandonFlush) return true;
-        await sleep(backoffMs(attempt));
+        await this.sleeps.sleep(backoffMs(attempt));
       }
     }
   }
@@ -1149,7 +1204,7 @@ export class Worker implements Service, LocalWorker {
         }
         this.flushOutage.failure(error);
         if (this.abandonFlush) return;
-        await sleep(backoffMs(attempt));
+        await this.sleeps.sleep(backoffMs(attempt));
       }
     }
     for (const o of batch) this.running.delete(o.id);
@@ -1160,7 +1215,10 @@ export class Worker implements Service, LocalWorker {
   private async record(batch: readonly OutcomeRow[]): Promise<void> {
     const res = await this.store.worker.complete(this.hotPool, batch);
     if (res.refused.length > 0) {
-      this.log.info({ tasks: res.refused }, "outcomes refused: their assignments were revoked (fencing token changed)");
+      this.log.info(
+        { event: "task.outcomes_refused", tasks: res.refused },
+        "outcomes refused: their assignments were revoked (fencing token changed)",
+      );
     }
     this.queueRelease(res.heldKeys);
   }
@@ -1214,7 +1272,10 @@ export class Worker implements Service, LocalWorker {
     } catch (error) {
       // A lock timeout means a caller's open transaction scheduled with the key.
       const level = (error as { code?: string }).code === "55P03" ? "debug" : "warn";
-      this.log[level]({ err: error, keys: keys.length }, "could not release affinity keys; the planner's sweep will");
+      this.log[level](
+        { event: "affinity.release_failed", err: error, keys: keys.length },
+        "could not release affinity keys; the planner's sweep will",
+      );
     }
   }
 
@@ -1228,7 +1289,10 @@ export class Worker implements Service, LocalWorker {
       try {
         await this.record([o]);
       } catch (error) {
-        this.log.error({ err: error, task: o.id }, "could not record outcome; recording it as a failure");
+        this.log.error(
+          { event: "task.record_failed", err: error, taskId: o.id },
+          "could not record outcome; recording it as a failure",
+        );
         const failed: OutcomeRow = {
           ...o,
           state: "FAILED",
@@ -1239,7 +1303,9 @@ export class Worker implements Service, LocalWorker {
           messages: [],
           retry: undefined,
         };
-        await this.record([failed]).catch((err) => this.log.error({ err, task: o.id }, "could not record failure"));
+        await this.record([failed]).catch((err) =>
+          this.log.error({ event: "task.record_failed", err, taskId: o.id }, "could not record failure"),
+        );
       }
     }
   }
