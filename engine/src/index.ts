@@ -27,7 +27,7 @@ export {
 export { Engine, type EngineOptions, type ResolvedTaskSettings } from "./engine.js";
 export * from "./errors.js";
 export { newId } from "./ids.js";
-export { createLogger, LOG_LEVELS, type LogEvent, type Logger, type LogLevel } from "./logger.js";
+export { createLogger, LOG_EVENTS, LOG_LEVELS, type LogEvent, type Logger, type LogLevel } from "./logger.js";
 export { encodePayload } from "./payload.js";
 export { maxAttempts, retryDelayMs } from "./retry.js";
 export { decide } from "./services/planner.js";

@@ -20,50 +20,52 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * Every line Weft writes carries one of these in its \`event\` field (documented
  * in docs/operations.md, "Logs"); the message beside it is for people and may change.
  */
-export type LogEvent =
-  | "node.started"
-  | "node.stopped"
-  | "node.declared_dead"
-  | "node.deregister_failed"
-  | "node.released"
-  | "node.release_failed"
-  | "node.outcomes_abandoned"
-  | "leader.elected"
-  | "leader.lost"
-  | "leader.deposed"
-  | "leader.election_failed"
-  | "leader.connection_error"
-  | "planner.started"
-  | "planner.planned"
-  | "planner.nodes_dead"
-  | "planner.attempts_overdue"
-  | "planner.keys_freed"
-  | "planner.statistics_refreshed"
-  | "planner.reader_failed"
-  | "planner.nudge_failed"
-  | "queue.no_node"
-  | "task.retried"
-  | "task.failed"
-  | "task.dead_lettered"
-  | "task.revoked"
-  | "task.outcomes_refused"
-  | "task.on_failure_threw"
-  | "task.record_failed"
-  | "task.exactly_once_rolled_back"
-  | "task.exactly_once_refused"
-  | "task.commit_read_back"
-  | "worker.reconcile_failed"
-  | "affinity.release_failed"
-  | "listener.listening"
-  | "listener.handler_failed"
-  | "cron.missed"
-  | "cron.invalid_schedule"
-  | "cleaner.purged"
-  | "db.outage_began"
-  | "db.outage_ended"
-  | "db.connection_error"
-  | "migrations.applied"
-  | "log.suppressed";
+export const LOG_EVENTS = [
+  "node.started",
+  "node.stopped",
+  "node.declared_dead",
+  "node.deregister_failed",
+  "node.released",
+  "node.release_failed",
+  "node.outcomes_abandoned",
+  "leader.elected",
+  "leader.lost",
+  "leader.deposed",
+  "leader.election_failed",
+  "leader.connection_error",
+  "planner.started",
+  "planner.planned",
+  "planner.nodes_dead",
+  "planner.attempts_overdue",
+  "planner.keys_freed",
+  "planner.statistics_refreshed",
+  "planner.reader_failed",
+  "planner.nudge_failed",
+  "queue.no_node",
+  "task.retried",
+  "task.failed",
+  "task.dead_lettered",
+  "task.revoked",
+  "task.outcomes_refused",
+  "task.on_failure_threw",
+  "task.record_failed",
+  "task.exactly_once_rolled_back",
+  "task.exactly_once_refused",
+  "task.commit_read_back",
+  "worker.reconcile_failed",
+  "affinity.release_failed",
+  "listener.listening",
+  "listener.handler_failed",
+  "cron.missed",
+  "cron.invalid_schedule",
+  "cleaner.purged",
+  "db.outage_began",
+  "db.outage_ended",
+  "db.connection_error",
+  "migrations.applied",
+  "log.suppressed",
+] as const;
+export type LogEvent = (typeof LOG_EVENTS)[number];
 
 /** The fields of a line Weft writes: its event, and whatever the event reports. */
 export type LogFields = { readonly event: LogEvent } & Record<string, unknown>;

@@ -11,6 +11,7 @@ export {
   InvalidIntervalError,
   InvalidRangeError,
   isWeftError,
+  LOG_EVENTS,
   LOG_LEVELS,
   type LogEvent,
   type Logger,

@@ -111,7 +111,7 @@ export async function migrate(pool: pg.Pool, schema: string, log?: EventLogger):
         m.breaking,
       ]);
       applied.push(m.version);
-      log?.info({ event: "migrations.applied", schema, version: m.version, name: m.name }, "applied migration");
+      log?.info({ event: "migrations.applied", schema, version: m.version, migration: m.name }, "applied migration");
     }
     await client.query("COMMIT");
     return { applied, version: known };
