@@ -16,6 +16,7 @@ import { Cleaner } from "./services/cleaner.js";
 import { CronService } from "./services/cron.js";
 import { LeaderElector } from "./services/leader.js";
 import { Listener, PlannerNudge } from "./services/listener.js";
+import { NoNodeWatch } from "./services/no-node.js";
 import { NodeRegistry, systemCpuLoad } from "./services/node-registry.js";
 import { Planner } from "./services/planner.js";
 import type { TaskHandler } from "./services/worker.js";
@@ -96,6 +97,7 @@ export class Engine {
   private planner: Planner | undefined;
   private cron: CronService | undefined;
   private cleaner: Cleaner | undefined;
+  private noNodeWatch: NoNodeWatch | undefined;
   private readonly ownsPool: boolean;
   /** Connections for the worker's hot path (see preparedStatements). */
   private hotPool: pg.Pool | undefined;
@@ -212,6 +214,11 @@ export class Engine {
   /** The cron service while this process leads. */
   get activeCron(): CronService | undefined {
     return this.cron;
+  }
+
+  /** The check for tasks no node serves, while this process leads. */
+  get activeNoNodeWatch(): NoNodeWatch | undefined {
+    return this.noNodeWatch;
   }
 
   /** This process's worker, if it runs tasks (tests hand it assignments). */
@@ -337,16 +344,19 @@ export class Engine {
     const cleaner = this.config.cleaner.enabled
       ? new Cleaner(this.store, this.pool, this.config.cleaner, this.log)
       : undefined;
+    const noNodeWatch = new NoNodeWatch(this.store, this.pool, this.config.planner.nodeDeadAfterMs, this.log);
     this.cron = cron;
     this.cleaner = cleaner;
-    // Cron and the cleaner start once the first cycle has sent its apply: a
-    // new leader's first statements place the backlog. Both start in this one
+    this.noNodeWatch = noNodeWatch;
+    // Cron, the cleaner and the no-node check start once the first cycle has sent its apply: a
+    // new leader's first statements place the backlog. They start in this one
     // turn, or not at all if leadership ended meanwhile (stopLeaderServices
     // clears them first, so none is left running).
     void planner.started.then(() => {
       if (this.cron !== cron) return;
       void cron.start();
       void cleaner?.start();
+      void noNodeWatch.start();
     });
   }
 
@@ -378,12 +388,14 @@ export class Engine {
     const p = this.planner;
     const c = this.cleaner;
     const cron = this.cron;
+    const watch = this.noNodeWatch;
     const opening = this.plannerReaderOpening;
     this.planner = undefined;
     this.cleaner = undefined;
     this.cron = undefined;
+    this.noNodeWatch = undefined;
     this.plannerReaderOpening = undefined;
-    await Promise.all([p?.stop(), c?.stop(), cron?.stop()]);
+    await Promise.all([p?.stop(), c?.stop(), cron?.stop(), watch?.stop()]);
     // A reader still opening sees the planner gone and closes itself.
     await opening;
     const reader = this.plannerReader;

@@ -209,6 +209,8 @@ describe("hot-path queries stay index-driven on a large table", () => {
     // Solo workflows (no row): found through their root task's primary key.
     ["schedule: rows for solo workflows getting a task", () => [sql(store.schedule, "materializeSql"), [sample.ready]]],
     ["read: a workflow (its row, or its solo root task)", () => [sql(store.read, "workflowSql"), [sample.ready[0]]]],
+    // The leader's check for tasks no node serves: a loose index scan, one probe per name.
+    ["nodes: names waiting that no node serves", () => [sql(store.nodes, "unservedNamesSql"), [15000, 100]]],
   ] as const)("%s", async (name, statement) => {
     const [text, values] = statement() as unknown as readonly [string, unknown[]];
     const nodes = await explain(text, values);

@@ -240,7 +240,22 @@ export class WeftClient {
     if (task !== undefined && row.task_name !== task.name) {
       throw new InvalidArgumentError("task", `task ${taskId} is a "${row.task_name}", not a "${task.name}"`);
     }
-    return toTaskStatus(row) as TaskStatus<TaskOutput<T>>;
+    return (await this.withNoNode([toTaskStatus(row)]))[0] as TaskStatus<TaskOutput<T>>;
+  }
+
+  /**
+   * Marks the tasks waiting to be placed that no live node serves with
+   * \`parkReason: "NO_NODE"\` (computed when read: the task stays where it is,
+   * and is placed once a node serving its name starts). Reads the nodes only
+   * when some task waits.
+   */
+  private async withNoNode(tasks: TaskStatus[]): Promise<TaskStatus[]> {
+    if (!tasks.some(waitsForPlacement)) return tasks;
+    const served = await this.engine.store.nodes.servedNames(
+      this.engine.pool,
+      this.engine.config.planner.nodeDeadAfterMs,
+    );
+    return tasks.map((t) => (waitsForPlacement(t) && !served.has(t.name) ? { ...t, parkReason: "NO_NODE" } : t));
   }
 
   /** A workflow's state. Throws WorkflowNotFoundError. */
@@ -254,7 +269,9 @@ export class WeftClient {
   /** Every task of a workflow, oldest first. */
   async getWorkflowTasks(workflowId: string): Promise<TaskStatus[]> {
     validateWorkflowId(workflowId);
-    return (await this.engine.store.read.workflowTasks(this.engine.pool, workflowId)).map(toTaskStatus);
+    return this.withNoNode(
+      (await this.engine.store.read.workflowTasks(this.engine.pool, workflowId)).map(toTaskStatus),
+    );
   }
 
   /**
@@ -490,6 +507,11 @@ export class WorkflowHandle {
   cancel(reason?: string): Promise<boolean> {
     return this.client.cancelWorkflow(this.id, reason);
   }
+}
+
+/** A task the planner has yet to place: NEW or READY, on no node. */
+function waitsForPlacement(t: TaskStatus): boolean {
+  return (t.queue === "NEW" || t.queue === "READY") && t.node === null && t.state === "PENDING";
 }
 
 function toTaskStatus(row: TaskRecord): TaskStatus {

@@ -49,6 +49,11 @@ export interface TaskStatus<Result = unknown> {
   readonly name: string;
   readonly state: TaskState;
   readonly queue: VirtualQueue;
+  /**
+   * Why the task waits: RUN_AFTER, JOIN or AFFINITY for a PARKED task, and
+   * NO_NODE for a NEW or READY one that no live node serves (its definition is
+   * in no running node's \`tasks\`); null otherwise.
+   */
   readonly parkReason: string | null;
   readonly attempt: number;
   readonly priority: number;

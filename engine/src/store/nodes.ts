@@ -36,6 +36,8 @@ export class NodeStore {
   private readonly drainSql: string;
   private readonly deregisterSql: string;
   private readonly listSql: string;
+  private readonly servedNamesSql: string;
+  private readonly unservedNamesSql: string;
 
   constructor(s: string, channel: string) {
     this.registerSql = `
@@ -50,6 +52,37 @@ export class NodeStore {
     this.deregisterSql = `WITH d AS (DELETE FROM ${s}.nodes WHERE id = $1 RETURNING id)
       SELECT pg_notify('${channel}', 'p') FROM d`;
     this.listSql = `SELECT * FROM ${s}.nodes ORDER BY started_at, id`;
+    // A node serves its names while it is alive and not draining (as the planner counts it).
+    const serving = `NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)`;
+    this.servedNamesSql = `SELECT DISTINCT unnest(n.task_names) AS name FROM ${s}.nodes n WHERE ${serving}`;
+    // The names of tasks waiting to be placed that no serving node runs. The
+    // distinct names come from tasks_plannable_idx by a loose index scan (one
+    // probe per name, however long the backlog), then the nodes are checked.
+    this.unservedNamesSql = `WITH RECURSIVE names AS (
+        (SELECT t.task_name FROM ${s}.tasks t
+          WHERE t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL ORDER BY t.task_name LIMIT 1)
+        UNION ALL
+        SELECT (SELECT t.task_name FROM ${s}.tasks t
+                 WHERE t.queue IN ('NEW', 'READY') AND t.assigned_node IS NULL AND t.task_name > names.task_name
+                 ORDER BY t.task_name LIMIT 1)
+          FROM names WHERE names.task_name IS NOT NULL
+      )
+      SELECT task_name FROM names
+       WHERE task_name IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM ${s}.nodes n WHERE ${serving} AND names.task_name = ANY(n.task_names))
+       LIMIT $2`;
+  }
+
+  /** The task names some live, non-draining node serves. */
+  async servedNames(q: Queryable, deadAfterMs: number): Promise<Set<string>> {
+    const { rows } = await q.query<{ name: string }>(this.servedNamesSql, [deadAfterMs]);
+    return new Set(rows.map((r) => r.name));
+  }
+
+  /** Names (up to \`limit\`) of tasks waiting to be placed that no live node serves. */
+  async unservedNames(q: Queryable, deadAfterMs: number, limit: number): Promise<string[]> {
+    const { rows } = await q.query<{ task_name: string }>(this.unservedNamesSql, [deadAfterMs, limit]);
+    return rows.map((r) => r.task_name);
   }
 
   async register(q: Queryable, r: NodeRegistration): Promise<void> {
