@@ -10,5 +10,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ["default"],
+    // Weft's logs stay out of the test output (node processes the tests start
+    // inherit it); a test that asserts log lines passes a logger or a level of
+    // its own. WEFT_LOG_LEVEL=debug pnpm test shows them.
+    env: { WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? "silent" },
   },
 });

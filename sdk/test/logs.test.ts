@@ -100,6 +100,15 @@ const misuse = defineTask({
   },
 });
 
+/** Runs until its signal aborts (a cancel), then fails. */
+const waiter = defineTask({
+  name: "waiter",
+  input: z.object({}),
+  output: z.null(),
+  run: (ctx) =>
+    new Promise<null>((_, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))),
+});
+
 describe("logs", () => {
   let url: string;
   let weft: Weft;
@@ -111,7 +120,7 @@ describe("logs", () => {
     weft = createWeft({
       connectionString: url,
       schema: "weft_logs",
-      tasks: [flaky, quiet, chatty, misuse, gather],
+      tasks: [flaky, quiet, chatty, misuse, gather, waiter],
       logger: recorded.logger,
       logLevel: "debug",
       planner: { deadNodeSweepMs: 100 },
@@ -122,7 +131,8 @@ describe("logs", () => {
     await weft?.stop();
   });
 
-  const weftLines = () => recorded.lines.filter((l) => l.fields.name === "weft" && l.fields.taskId === undefined);
+  /** Weft's own lines: all but the one the task wrote through ctx.log. */
+  const weftLines = () => recorded.lines.filter((l) => l.msg !== "hello from a task");
   const events = () => recorded.lines.map((l) => l.fields.event);
 
   it("writes through a child of the application's logger named weft, at logLevel", () => {
@@ -160,6 +170,18 @@ describe("logs", () => {
     expect(of(a.taskId, "task.dead_lettered")[0]).toMatchObject({ level: "warn", fields: { attempt: 2 } });
     expect(of(b.taskId, "task.failed")).toHaveLength(1);
     expect(of(b.taskId, "task.dead_lettered")).toHaveLength(0);
+  });
+
+  it("does not log the failure of an attempt revoked by a cancel", async () => {
+    const ref = await weft.client.schedule(waiter, {});
+    await eventually(async () => ((await weft.client.getTask(ref.taskId)).state === "RUNNING" ? true : undefined));
+    await weft.client.cancelWorkflow(ref.workflowId, "test");
+    expect((await weft.client.waitForWorkflow(ref.workflowId)).status).toBe("CANCELLED");
+    // The abort reached the task (its attempt ended) before this looks.
+    await eventually(async () => ((weft._engine.localWorker?.activeCount ?? 1) === 0 ? true : undefined), 10_000);
+    const failures = ["task.retried", "task.failed", "task.dead_lettered"];
+    const lines = recorded.lines.filter((l) => l.fields.taskId === ref.taskId);
+    expect(lines.filter((l) => failures.includes(l.fields.event as string))).toEqual([]);
   });
 
   it("binds the attempt's fields to ctx.log", async () => {

@@ -154,6 +154,11 @@ class Running {
     return this.aborted;
   }
 
+  /** Aborted for a reason other than its timeout: revoked, or the node stops. Its outcome will not count. */
+  get isRevoked(): boolean {
+    return this.aborted && !(this.abortReason instanceof TaskTimeoutError);
+  }
+
   get signal(): AbortSignal {
     if (this.aborted && !this.controller) return AbortSignal.abort(this.abortReason);
     this.controller ??= new AbortController();
@@ -904,6 +909,8 @@ export class Worker implements Service, LocalWorker {
   private queueOutcome(row: AssignedTaskRow, entry: Running, outcome: OutcomeRow): void {
     if (entry.end()) this.attemptEnded();
     if (this.closed || this.running.get(row.id) !== entry) return;
+    // A revoked attempt's failure (aborted by a cancel or a re-plan) is refused when recorded: not logged.
+    if (outcome.state === "FAILED" && !entry.isRevoked) this.logFailure(row, outcome);
     this.outcomes.push(outcome);
     this.checkIdle();
     this.scheduleFlush();
@@ -1044,8 +1051,6 @@ export class Worker implements Service, LocalWorker {
       delayMs !== null && settings && settings.retry.mode !== "OFF"
         ? { delayMs, maxIntervalMs: settings.retry.maxIntervalMs }
         : undefined;
-    const deadLetter = settings?.deadLetter ?? true;
-    this.logFailure(row, info, retry?.delayMs, deadLetter);
     return {
       id: row.id,
       workflowId: row.workflow_id,
@@ -1055,17 +1060,25 @@ export class Worker implements Service, LocalWorker {
       error: JSON.stringify(info),
       children: [],
       retry,
-      deadLetter,
+      deadLetter: settings?.deadLetter ?? true,
       slot: handler?.slot !== undefined,
     };
   }
 
   /**
-   * One line per failed attempt: \`task.retried\` (info) when another attempt
-   * follows, else \`task.dead_lettered\` or \`task.failed\` (warn). Rate-limited;
-   * the error's stack is in the task's attempt log and dead letter, not here.
+   * One line per failed attempt whose outcome is queued: \`task.retried\`
+   * (info) when another attempt follows, else \`task.dead_lettered\` or
+   * \`task.failed\` (warn). Rate-limited; the error's stack is in the task's
+   * attempt log and dead letter, not here.
    */
-  private logFailure(row: AssignedTaskRow, info: TaskErrorInfo, retryInMs: number | undefined, deadLetter: boolean) {
+  private logFailure(row: AssignedTaskRow, outcome: OutcomeRow): void {
+    let info: TaskErrorInfo;
+    try {
+      info = JSON.parse(outcome.error ?? "null") as TaskErrorInfo;
+    } catch {
+      info = { name: "Error", message: String(outcome.error) };
+    }
+    const retryInMs = outcome.retry?.delayMs;
     const fields = {
       taskId: row.id,
       workflowId: row.workflow_id,
@@ -1075,7 +1088,7 @@ export class Worker implements Service, LocalWorker {
     };
     if (retryInMs !== undefined) {
       this.failureLog.write("info", { event: "task.retried", ...fields, retryInMs }, "attempt failed; retrying");
-    } else if (deadLetter) {
+    } else if (outcome.deadLetter) {
       this.failureLog.write("warn", { event: "task.dead_lettered", ...fields }, "task failed; dead-lettered");
     } else {
       this.failureLog.write("warn", { event: "task.failed", ...fields }, "task failed");
