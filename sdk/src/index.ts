@@ -34,6 +34,15 @@ export {
   WorkflowNotFoundError,
   WorkflowNotRunningError,
 } from "@weft/engine";
+export type {
+  CronStatus,
+  NodeStatus,
+  Page,
+  QueueStats,
+  TaskPageOptions,
+  WorkflowListOptions,
+  WorkflowSummary,
+} from "./admin.js";
 export { WeftClient, WorkflowHandle } from "./client.js";
 export {
   type AttemptRecord,
