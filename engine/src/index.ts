@@ -50,6 +50,7 @@ export {
 export type {
   NodeStatusRecord,
   QueueStatRow,
+  TaskSlotRecord,
   WorkflowListFilter,
   WorkflowListPage,
   WorkflowListRecord,

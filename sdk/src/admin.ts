@@ -98,6 +98,16 @@ export interface CronStatus {
   readonly nextTickAt: Date | null;
 }
 
+/** The slot a slot task ran (or runs) for. */
+export interface TaskSlot {
+  readonly taskName: string;
+  readonly every: string;
+  readonly start: Date;
+  readonly end: Date;
+  readonly status: string;
+  readonly generation: number;
+}
+
 function validateLimit(limit: unknown, argument = "limit"): number {
   const n = limit ?? DEFAULT_PAGE_SIZE;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE) {
@@ -254,6 +264,20 @@ export async function queueStats(engine: Engine): Promise<QueueStats> {
       .map(([taskName, oldestReadyAgeMs]) => ({ taskName, oldestReadyAgeMs }))
       .sort((a, b) => b.oldestReadyAgeMs - a.oldestReadyAgeMs),
     parked: [...parked].map(([reason, count]) => ({ reason, count })).sort((a, b) => a.reason.localeCompare(b.reason)),
+  };
+}
+
+export async function taskSlot(engine: Engine, taskId: string): Promise<TaskSlot | null> {
+  validateWorkflowId(taskId, "taskId");
+  const r = await engine.store.admin.taskSlot(engine.pool, taskId);
+  if (!r) return null;
+  return {
+    taskName: r.task_name,
+    every: r.every,
+    start: r.slot_start,
+    end: r.slot_end,
+    status: r.status,
+    generation: r.generation,
   };
 }
 

@@ -28,6 +28,8 @@ import {
   type QueueStats,
   queueStats,
   type TaskPageOptions,
+  type TaskSlot,
+  taskSlot,
   toTaskStatus,
   toWorkflowStatus,
   type WorkflowListOptions,
@@ -467,6 +469,16 @@ export class WeftClient {
   /** Unfinished tasks by virtual queue and task name, the ready lag per task name, PARKED by reason. */
   queueStats(): Promise<QueueStats> {
     return queueStats(this.engine);
+  }
+
+  /** The slot a slot task runs (or ran) for, or null for a task of no slot. */
+  taskSlot(taskId: string): Promise<TaskSlot | null> {
+    return taskSlot(this.engine, taskId);
+  }
+
+  /** The definition registered under \`name\`, if any (for callers that only have names, like the HTTP API). */
+  definition(name: string): AnyDefinition | undefined {
+    return this.registry.get(name);
   }
 
   /** The cron schedules the live nodes publish, with their last and next ticks. */

@@ -40,6 +40,7 @@ export type {
   Page,
   QueueStats,
   TaskPageOptions,
+  TaskSlot,
   WorkflowListOptions,
   WorkflowSummary,
 } from "./admin.js";

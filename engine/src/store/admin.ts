@@ -63,7 +63,18 @@ export interface NodeStatusRecord {
   readonly running: number;
 }
 
+/** The slot an engine-run slot task is for. */
+export interface TaskSlotRecord {
+  readonly task_name: string;
+  readonly every: string;
+  readonly slot_start: Date;
+  readonly slot_end: Date;
+  readonly status: string;
+  readonly generation: number;
+}
+
 export class AdminStore {
+  private readonly taskSlotSql: string;
   private readonly listWorkflowsSql: string;
   private readonly tasksPageSql: string;
   private readonly taskCountsSql: string;
@@ -71,6 +82,9 @@ export class AdminStore {
   private readonly nodesSql: string;
 
   constructor(s: string) {
+    // By slots_task_idx: the slot whose current generation the task runs.
+    this.taskSlotSql = `SELECT task_name, every, slot_start, slot_end, status, generation FROM ${s}.slots
+      WHERE task_id = $1 AND task_id IS NOT NULL`;
     // Newest first, merged from the two places a workflow lives: its row in
     // workflows, or (solo) its root task. Each source is read backwards along
     // its primary key, at most $6 entries, from the cursor ($2) down to $3.
@@ -182,6 +196,15 @@ export class AdminStore {
 
   async queueStats(q: Queryable): Promise<QueueStatRow[]> {
     return (await q.query<QueueStatRow>(this.queueStatsSql)).rows;
+  }
+
+  /** Whether the database answers (for health checks). */
+  async ping(q: Queryable): Promise<boolean> {
+    return (await q.query<{ ok: number }>("SELECT 1 AS ok")).rows[0]?.ok === 1;
+  }
+
+  async taskSlot(q: Queryable, taskId: string): Promise<TaskSlotRecord | undefined> {
+    return (await q.query<TaskSlotRecord>(this.taskSlotSql, [taskId])).rows[0];
   }
 
   async nodes(q: Queryable): Promise<NodeStatusRecord[]> {
