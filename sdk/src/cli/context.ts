@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError as OptionError } from "commander";
 import pg from "pg";
 import pc from "picocolors";
 import type { WeftClient } from "../client.js";
+import type { AnyDefinition } from "../task.js";
 import { createClient, type Weft } from "../weft.js";
 import { type Colors, colorEnabled } from "./output.js";
 
@@ -65,14 +66,22 @@ export class Session {
    * A pool of at most 2 connections, with a connect timeout so an unreachable
    * server fails the command instead of hanging it.
    */
-  database(): pg.Pool {
-    this.pool ??= new pg.Pool({ connectionString: this.url, max: 2, connectionTimeoutMillis: 10_000 });
+  database(max = 2): pg.Pool {
+    this.pool ??= new pg.Pool({ connectionString: this.url, max, connectionTimeoutMillis: 10_000 });
     return this.pool;
   }
 
-  /** A client only (no node, no planner) on the session's pool. */
-  weftClient(): Weft {
-    this.weft ??= createClient({ pool: this.database(), schema: this.options.schema, logger: silentLogger() });
+  /**
+   * A client only (no node, no planner) on the session's pool; with `tasks`,
+   * it can schedule them by name (weft serve --tasks).
+   */
+  weftClient(tasks: readonly AnyDefinition[] = []): Weft {
+    this.weft ??= createClient({
+      pool: this.database(),
+      schema: this.options.schema,
+      logger: silentLogger(),
+      tasks,
+    });
     return this.weft;
   }
 

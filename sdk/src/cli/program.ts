@@ -1,9 +1,12 @@
 import { Command } from "commander";
 import { benchCommand } from "./commands/bench.js";
 import { cancelCommand } from "./commands/cancel.js";
+import { cronCommand } from "./commands/cron.js";
 import { dltCommand } from "./commands/dlt.js";
 import { migrateCommand } from "./commands/migrate.js";
+import { serveCommand } from "./commands/serve.js";
 import { slotsCommand } from "./commands/slots.js";
+import { statusCommand } from "./commands/status.js";
 import { workflowsCommand } from "./commands/workflows.js";
 
 /** The `weft` command line, its commands registered; errors are thrown (see main.ts), never exit the process. */
@@ -27,10 +30,13 @@ export function buildProgram(
       "\nEvery command takes --url (default $DATABASE_URL), --schema (default weft), --json and --verbose.\nExit codes: 0 ok, 1 failure, 2 usage error.",
     );
   migrateCommand(program);
+  statusCommand(program);
   workflowsCommand(program);
   cancelCommand(program);
   dltCommand(program);
+  cronCommand(program);
   slotsCommand(program);
+  serveCommand(program);
   benchCommand(program);
   return program;
 }
