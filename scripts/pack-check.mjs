@@ -199,6 +199,23 @@ try {
     return `@weft/sdk ${installed} with ${specs.join(", ")}`;
   });
 
+  step("import every entry point of the installed packages", () => {
+    const loaded = [];
+    for (const pkg of ["engine", "sdk"]) {
+      const dir = join(project, "node_modules", "@weft", pkg);
+      const manifest = readJson(join(dir, "package.json"));
+      for (const [subpath, target] of Object.entries(manifest.exports)) {
+        if (subpath === "./package.json" || !existsSync(join(dir, target.import))) continue;
+        const specifier = `@weft/${pkg}${subpath.slice(1)}`;
+        const script = `const m = await import(${JSON.stringify(specifier)}); console.log(Object.keys(m).length);`;
+        const { stdout } = run(process.execPath, ["--input-type=module", "-e", script], { cwd: project, env: userEnv });
+        if (Number(stdout) === 0) throw new CheckFailed(`${specifier} exports nothing`);
+        loaded.push(`${specifier} (${stdout.trim()})`);
+      }
+    }
+    return loaded.join(", ");
+  });
+
   step("the installed engine finds every migration", () => {
     const script = `import { loadMigrations, MIGRATIONS_DIR } from "@weft/engine";
 console.log(JSON.stringify({ count: loadMigrations().length, dir: MIGRATIONS_DIR }));`;
@@ -301,6 +318,19 @@ declare global {
 `,
     );
     for (const [i, code] of blocks.entries()) writeFileSync(join(dir, `snippet-${i + 1}.ts`), `${code}\nexport {};\n`);
+    // Every built entry point's types, so their .d.ts are checked against the installed dependencies too.
+    const entries = [];
+    for (const pkg of ["engine", "sdk"]) {
+      const installed = join(project, "node_modules", "@weft", pkg);
+      for (const [subpath, target] of Object.entries(readJson(join(installed, "package.json")).exports))
+        if (subpath !== "./package.json" && existsSync(join(installed, target.types)))
+          entries.push(`@weft/${pkg}${subpath.slice(1)}`);
+    }
+    writeFileSync(
+      join(dir, "entries.ts"),
+      `${entries.map((e, i) => `import type * as entry${i} from ${JSON.stringify(e)};`).join("\n")}\n` +
+        `export type Entries = [${entries.map((_, i) => `typeof entry${i}`).join(", ")}];\n`,
+    );
     writeFileSync(
       join(project, "tsconfig.json"),
       `${JSON.stringify(
@@ -331,7 +361,7 @@ declare global {
       const listing = blocks.map((code, i) => `readme/snippet-${i + 1}.ts:\n${code}`).join("\n");
       throw new CheckFailed(`${error.message}\n\nThe snippets, in README order:\n${listing}`);
     }
-    return `${blocks.length} snippets, strict, skipLibCheck off`;
+    return `${blocks.length} snippets and the types of ${entries.length} entry points, strict, skipLibCheck off`;
   });
 
   step("npx weft --help", () => {
