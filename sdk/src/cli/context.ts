@@ -63,11 +63,18 @@ export class Session {
   }
 
   /**
-   * A pool of at most 2 connections, with a connect timeout so an unreachable
-   * server fails the command instead of hanging it.
+   * A pool of at most `max` connections, with a connect timeout so an
+   * unreachable server fails the command instead of hanging it. Idle
+   * connections are never timed out: every command closes its pool, and a
+   * command that did not would hang instead of exiting late (the tests catch it).
    */
   database(max = 2): pg.Pool {
-    this.pool ??= new pg.Pool({ connectionString: this.url, max, connectionTimeoutMillis: 10_000 });
+    this.pool ??= new pg.Pool({
+      connectionString: this.url,
+      max,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 0,
+    });
     return this.pool;
   }
 
