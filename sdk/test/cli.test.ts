@@ -184,6 +184,29 @@ describe("the weft CLI", () => {
     expect(noColor.stdout).not.toContain("\x1b[");
   });
 
+  it("workflows show sums up the children beyond --children under each parent, and keeps the join", async () => {
+    const ref = await client.client.schedule(tasks.order, { items: Array.from({ length: 30 }, (_, i) => i) });
+    await client.client.waitForWorkflow(ref.workflowId, { timeoutMs: 30_000 });
+    const lines = (await weft(["workflows", "show", ref.workflowId, "--children", "5"])).stdout.trimEnd().split("\n");
+    expect(lines.slice(2, 7).every((l) => /^├─ item\s/.test(l))).toBe(true);
+    expect(lines[7]).toBe("├─ … 25 more item: 25 COMPLETED");
+    expect(lines[8]).toMatch(/^└─ ⋈ summary\s.*joins 30 upstream: (\S{8} ){5}\+25/);
+    expect(lines).toHaveLength(9);
+    // The default draws 20; 0 draws all; --json always has all.
+    expect((await weft(["workflows", "show", ref.workflowId])).stdout).toContain("… 10 more item: 10 COMPLETED");
+    expect(
+      (await weft(["workflows", "show", ref.workflowId, "--children", "0"])).stdout.trimEnd().split("\n"),
+    ).toHaveLength(33);
+    const all = await json<{ tasks: { children: unknown[] }[] }>([
+      "workflows",
+      "show",
+      ref.workflowId,
+      "--children",
+      "5",
+    ]);
+    expect(all.tasks[0]?.children).toHaveLength(31);
+  });
+
   it("workflows list filters by status and root task, and pages with the cursor it prints", async () => {
     const refs = await client.client.scheduleMany(tasks.item, [{ n: 1 }, { n: 2 }, { n: 3 }]);
     for (const r of refs) await client.client.waitForWorkflow(r.workflowId, { timeoutMs: 30_000 });

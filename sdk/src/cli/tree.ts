@@ -65,35 +65,84 @@ export function buildTree(graph: WorkflowGraph, tasks: readonly TaskStatus[]): T
   return roots;
 }
 
+/** Upstream ids a join's line lists before it says how many more. */
+const UPSTREAM_SHOWN = 5;
+
+/** A line of the drawing: a task, or a summary of the children left out under a parent. */
+type Line =
+  | { readonly prefix: string; readonly task: TreeTask }
+  | { readonly prefix: string; readonly hidden: readonly TreeTask[] };
+
+function countAll(tasks: readonly TreeTask[]): number {
+  return tasks.reduce((n, t) => n + 1 + countAll(t.children), 0);
+}
+
 /**
  * Draws the tree with box-drawing characters, one task a line: name, short id,
  * state (coloured), attempt, and for a join how many upstream tasks it lists
- * (and which). Columns after the name line up.
+ * (and which). Columns after the name line up. Under each parent, at most
+ * `maxChildren` children are drawn (0: all) and joins always; the others are
+ * summed up in one line by state.
  */
-export function drawTree(c: Colors, roots: readonly TreeTask[], now: Date = new Date()): string {
-  const lines: { prefix: string; task: TreeTask }[] = [];
+export function drawTree(
+  c: Colors,
+  roots: readonly TreeTask[],
+  options: { readonly maxChildren?: number; readonly now?: Date } = {},
+): string {
+  const now = options.now ?? new Date();
+  const maxChildren = options.maxChildren ?? 0;
+  const lines: Line[] = [];
   const walk = (task: TreeTask, lead: string, last: boolean, top: boolean) => {
     lines.push({ prefix: top ? "" : `${lead}${last ? "└─ " : "├─ "}`, task });
     const childLead = top ? "" : `${lead}${last ? "   " : "│  "}`;
-    task.children.forEach((child, i) => {
-      walk(child, childLead, i === task.children.length - 1, false);
+    let shown = task.children;
+    let hidden: TreeTask[] = [];
+    if (maxChildren > 0 && task.children.length > maxChildren) {
+      const keep = new Set(task.children.slice(0, maxChildren));
+      for (const child of task.children) if (child.kind === "join") keep.add(child);
+      shown = task.children.filter((child) => keep.has(child));
+      hidden = task.children.filter((child) => !keep.has(child));
+    }
+    // The summary goes where the first hidden child was, before the joins that follow it.
+    const at =
+      hidden.length > 0
+        ? shown.findIndex((child) => task.children.indexOf(child) > task.children.indexOf(hidden[0] as TreeTask))
+        : -1;
+    const items: (TreeTask | null)[] = [...shown];
+    if (hidden.length > 0) items.splice(at === -1 ? items.length : at, 0, null);
+    items.forEach((item, i) => {
+      const isLast = i === items.length - 1;
+      if (item === null) lines.push({ prefix: `${childLead}${isLast ? "└─ " : "├─ "}`, hidden });
+      else walk(item, childLead, isLast, false);
     });
   };
   for (const r of roots) walk(r, "", true, true);
+  const hiddenText = (hidden: readonly TreeTask[]) => {
+    const byState = new Map<string, number>();
+    for (const t of hidden) byState.set(t.state, (byState.get(t.state) ?? 0) + 1);
+    const names = [...new Set(hidden.map((t) => t.name))].join(", ");
+    const below = countAll(hidden) - hidden.length;
+    return c.dim(
+      `… ${hidden.length} more ${names}: ${[...byState].map(([st, n]) => `${n} ${st}`).join(", ")}${below > 0 ? ` (and ${below} below them)` : ""}`,
+    );
+  };
   const label = (t: TreeTask) =>
     t.kind === "join"
       ? `${c.magenta("⋈")} ${c.bold(t.name)}`
       : t.kind === "fork"
         ? `${c.bold(t.name)} ${c.dim("(fork)")}`
         : c.bold(t.name);
-  const nameWidth = Math.max(0, ...lines.map((l) => width(l.prefix) + width(label(l.task))));
+  const tasks = lines.filter((l): l is Extract<Line, { task: TreeTask }> => "task" in l);
+  const nameWidth = Math.max(0, ...tasks.map((l) => width(l.prefix) + width(label(l.task))));
   const stateText = (t: TreeTask) =>
     t.state === "PENDING"
       ? `${state(c, t.state)} ${c.dim(t.parkReason ? `${t.queue}:${t.parkReason}` : t.queue)}`
       : state(c, t.state);
-  const stateWidth = Math.max(0, ...lines.map((l) => width(stateText(l.task))));
+  const stateWidth = Math.max(0, ...tasks.map((l) => width(stateText(l.task))));
   return lines
-    .map(({ prefix, task }) => {
+    .map((line) => {
+      if ("hidden" in line) return `${c.dim(line.prefix)}${hiddenText(line.hidden)}`;
+      const { prefix, task } = line;
       const parts = [
         pad(`${c.dim(prefix)}${label(task)}`, nameWidth),
         c.dim(shortId(task.id)),
@@ -103,7 +152,9 @@ export function drawTree(c: Colors, roots: readonly TreeTask[], now: Date = new 
       if (task.kind === "join") {
         const waiting = task.joinPending !== null && task.joinPending > 0 ? `, ${task.joinPending} pending` : "";
         parts.push(
-          c.magenta(`joins ${task.upstream.length} upstream${waiting}: ${task.upstream.map(shortId).join(" ") || "-"}`),
+          c.magenta(
+            `joins ${task.upstream.length} upstream${waiting}: ${task.upstream.slice(0, UPSTREAM_SHOWN).map(shortId).join(" ") || "-"}${task.upstream.length > UPSTREAM_SHOWN ? ` +${task.upstream.length - UPSTREAM_SHOWN}` : ""}`,
+          ),
         );
       }
       if (task.finishedAt === null && task.state === "RUNNING" && task.node) parts.push(c.dim(`on ${task.node}`));

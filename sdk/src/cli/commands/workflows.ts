@@ -75,9 +75,16 @@ export function workflowsCommand(program: Command): void {
       .description(
         "a workflow's status and its tasks as a tree (children under their parent; joins with their upstream)",
       )
-      .argument("<workflowId>"),
+      .argument("<workflowId>")
+      .option(
+        "--children <n>",
+        "draw at most this many children under each parent (joins always), the rest summed up; 0: all (--json: always all)",
+        (v: string) => (v === "0" ? 0 : positiveInt(1_000_000)(v)),
+        20,
+      ),
   ).action(
     action(async (session, workflowId: string) => {
+      const { children } = session.opts<{ children: number }>();
       const client = session.client;
       const status = await client.getWorkflow(workflowId);
       const [graph, tasks] = await Promise.all([
@@ -90,7 +97,7 @@ export function workflowsCommand(program: Command): void {
         const head = `${c.bold(`workflow ${w.id}`)}  ${w.status === "COMPLETED" ? c.green(w.status) : w.status === "FAILED" ? c.red(w.status) : w.status === "CANCELLED" ? c.dim(w.status) : c.cyan(w.status)}  ${w.totalTasks} task(s), ${w.pendingTasks} pending, ${w.failedTasks} failed  created ${time(w.createdAt)}${w.finishedAt ? `  finished ${time(w.finishedAt)}` : ""}`;
         return d.tasks.length === 0
           ? `${head}\n(no tasks left: purged after their retention)`
-          : `${head}\n${drawTree(c, d.tasks)}`;
+          : `${head}\n${drawTree(c, d.tasks, { maxChildren: children })}`;
       });
     }),
   );
