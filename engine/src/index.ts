@@ -16,6 +16,7 @@ export {
 export { type CronOptionsInput, CronSchedule, parseCronOptions } from "./cron.js";
 export { isUlid, quoteSchema, validateTaskName } from "./db/identifiers.js";
 export { loadMigrations, MIGRATIONS_DIR, migrate } from "./db/migrate.js";
+export { type AppliedMigration, type MigrationStatus, migrationStatus } from "./db/migration-status.js";
 export {
   isConnectionError,
   isRetryable,
@@ -46,6 +47,14 @@ export {
   validateRange,
   validateTimeZone,
 } from "./slots.js";
+export type {
+  NodeStatusRecord,
+  QueueStatRow,
+  TaskSlotRecord,
+  WorkflowListFilter,
+  WorkflowListPage,
+  WorkflowListRecord,
+} from "./store/admin.js";
 export type { DeadLetterFilter, DeadLetterRow } from "./store/dead-letters.js";
 export { Store } from "./store/index.js";
 export type { NodeInfo } from "./store/nodes.js";

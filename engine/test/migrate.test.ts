@@ -1,9 +1,16 @@
 import { randomBytes } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { ROOT, spawnNode } from "../../test/support.js";
-import { loadMigrations, migrate } from "../src/db/migrate.js";
+import {
+  findMigrationsDir,
+  loadMigrations,
+  MIGRATIONS_DIR,
+  MIGRATIONS_DIR_CANDIDATES,
+  migrate,
+} from "../src/db/migrate.js";
 import { SchemaTooNewError } from "../src/errors.js";
 import { createDatabase, dropDatabase } from "../src/testing/index.js";
 
@@ -109,5 +116,28 @@ describe("migrations", () => {
     } finally {
       await pool.end();
     }
+  });
+});
+
+describe("finding the migrations", () => {
+  const repository = join(ROOT, "migrations");
+
+  it("reads the repository's migrations/ from the sources, every file of it", () => {
+    expect(MIGRATIONS_DIR).toBe(repository);
+    const files = readdirSync(repository).filter((f) => f.endsWith(".sql"));
+    expect(loadMigrations().map((m) => `${String(m.version).padStart(3, "0")}_${m.name}.sql`)).toEqual(files.sort());
+  });
+
+  it("looks beside the built code first (dist/migrations), then in the repository", () => {
+    // From engine/src/db: engine/src/migrations (what dist/db/../migrations is for the
+    // built package), then the repository's migrations/.
+    expect(MIGRATIONS_DIR_CANDIDATES).toEqual([join(ROOT, "engine/src/migrations"), repository]);
+    expect(findMigrationsDir([join(ROOT, "no-such-dir"), repository])).toBe(repository);
+    expect(findMigrationsDir([join(ROOT, "engine")])).toBeUndefined();
+  });
+
+  it("says where it looked when the files are not there", () => {
+    const missing = join(ROOT, "no-such-dir");
+    expect(() => loadMigrations(missing)).toThrow(`Weft's SQL migrations were not found (looked in ${missing})`);
   });
 });

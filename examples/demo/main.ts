@@ -84,7 +84,7 @@ try {
   const seconds = (Date.now() - started) / 1000;
 
   const tasks = await first.client.getWorkflowTasks(workflowId);
-  const nodeNames = new Map((await first.client.listNodes()).map((n) => [n.id, n.app_name]));
+  const nodeNames = new Map((await first.client.listNodes()).map((n) => [n.id, n.appName]));
   const perNode = new Map<string, number>();
   for (const t of tasks) {
     const name = (t.node && nodeNames.get(t.node)) ?? t.node ?? "unassigned";

@@ -4,22 +4,38 @@ import {
   InputValidationError,
   InvalidArgumentError,
   type NewTaskRow,
-  type NodeInfo,
   newId,
   type Queryable,
   type TaskErrorInfo,
   TaskNotFoundError,
-  type TaskRecord,
   UnknownTaskError,
   WaitTimeoutError,
   WorkflowCancelledError,
   WorkflowFailedError,
   WorkflowNotFoundError,
-  type WorkflowRecord,
   withSavepoint,
   withTransaction,
 } from "@weft/engine";
 
+import {
+  type CronStatus,
+  getWorkflowTasksPage,
+  listCron,
+  listNodes,
+  listWorkflows,
+  type NodeStatus,
+  type Page,
+  type QueueStats,
+  queueStats,
+  type TaskPageOptions,
+  type TaskSlot,
+  taskSlot,
+  toTaskStatus,
+  toWorkflowStatus,
+  type WorkflowListOptions,
+  type WorkflowSummary,
+  workflowTaskCounts,
+} from "./admin.js";
 import { DeadLetters } from "./dead-letters.js";
 import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
 import { resolvePlacement, validateWorkflowId } from "./options.js";
@@ -43,7 +59,6 @@ import type {
   TaskStatus,
   VirtualQueue,
   WaitOptions,
-  WorkflowState,
   WorkflowStatus,
 } from "./types.js";
 
@@ -443,9 +458,49 @@ export class WeftClient {
     return row.result as TaskOutput<T>;
   }
 
-  /** The nodes currently registered. */
-  async listNodes(): Promise<NodeInfo[]> {
-    return this.engine.store.nodes.list(this.engine.pool);
+  /** The nodes currently registered, with their load, heartbeat age and the leader flag. */
+  listNodes(): Promise<NodeStatus[]> {
+    return listNodes(this.engine);
+  }
+
+  /**
+   * Workflows, newest first (solo workflows included), a page at a time: pass
+   * \`nextCursor\` back as \`cursor\`; null means the end. Each call reads a
+   * bounded window of ids, so with filters a page may come back short (even
+   * empty) with a cursor to go on from. Throws InvalidArgumentError.
+   */
+  listWorkflows(filter?: WorkflowListOptions): Promise<Page<WorkflowSummary>> {
+    return listWorkflows(this.engine, filter);
+  }
+
+  /** A workflow's tasks, oldest first, a page at a time. Throws WorkflowNotFoundError. */
+  getWorkflowTasksPage(workflowId: string, options?: TaskPageOptions): Promise<Page<TaskStatus>> {
+    return getWorkflowTasksPage(this.engine, workflowId, options);
+  }
+
+  /** How many of a workflow's tasks are in each state (every state present). Throws WorkflowNotFoundError. */
+  workflowTaskCounts(workflowId: string): Promise<Record<TaskState, number>> {
+    return workflowTaskCounts(this.engine, workflowId);
+  }
+
+  /** Unfinished tasks by virtual queue and task name, the ready lag per task name, PARKED by reason. */
+  queueStats(): Promise<QueueStats> {
+    return queueStats(this.engine);
+  }
+
+  /** The slot a slot task runs (or ran) for, or null for a task of no slot. */
+  taskSlot(taskId: string): Promise<TaskSlot | null> {
+    return taskSlot(this.engine, taskId);
+  }
+
+  /** The definition registered under \`name\`, if any (for callers that only have names, like the HTTP API). */
+  definition(name: string): AnyDefinition | undefined {
+    return this.registry.get(name);
+  }
+
+  /** The cron schedules the live nodes publish, with their last and next ticks. */
+  listCron(): Promise<CronStatus[]> {
+    return listCron(this.engine);
   }
 
   /** Task counts by virtual queue and state, for operators. */
@@ -512,39 +567,4 @@ export class WorkflowHandle {
 /** A task the planner has yet to place: NEW or READY, on no node. */
 function waitsForPlacement(t: TaskStatus): boolean {
   return (t.queue === "NEW" || t.queue === "READY") && t.node === null && t.state === "PENDING";
-}
-
-function toTaskStatus(row: TaskRecord): TaskStatus {
-  return {
-    id: row.id,
-    workflowId: row.workflow_id,
-    parentId: row.parent_id,
-    name: row.task_name,
-    state: row.state as TaskState,
-    queue: row.queue as VirtualQueue,
-    parkReason: row.park_reason,
-    attempt: row.attempt,
-    priority: row.priority,
-    input: row.input,
-    result: row.result ?? null,
-    error: (row.error as TaskErrorInfo | null) ?? null,
-    node: row.assigned_node,
-    runAfter: row.run_after,
-    createdAt: row.created_at,
-    assignedAt: row.assigned_at,
-    finishedAt: row.finished_at,
-  };
-}
-
-function toWorkflowStatus(row: WorkflowRecord): WorkflowStatus {
-  return {
-    id: row.id,
-    status: row.status as WorkflowState,
-    rootTaskId: row.root_task_id,
-    pendingTasks: row.pending_tasks,
-    totalTasks: row.total_tasks,
-    failedTasks: row.failed_tasks,
-    createdAt: row.created_at,
-    finishedAt: row.finished_at,
-  };
 }

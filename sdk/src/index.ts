@@ -38,6 +38,16 @@ export {
   WorkflowNotFoundError,
   WorkflowNotRunningError,
 } from "@weft/engine";
+export type {
+  CronStatus,
+  NodeStatus,
+  Page,
+  QueueStats,
+  TaskPageOptions,
+  TaskSlot,
+  WorkflowListOptions,
+  WorkflowSummary,
+} from "./admin.js";
 export { WeftClient, WorkflowHandle } from "./client.js";
 export {
   type AttemptRecord,

@@ -366,3 +366,25 @@ export class SlotSeriesClient {
     }
   }
 }
+
+/**
+ * A series by name for callers without its definition (the CLI): engine-run
+ * (and ordered) when its slots have tasks, as the database records it; pull
+ * mode otherwise. Re-opening an engine-run series this way gives each slot a
+ * new task, as re-opening it through its definition does.
+ * @internal
+ */
+export async function openSeriesByName(
+  engine: Engine,
+  taskName: string,
+  options: SlotSeriesOptions,
+): Promise<SlotSeriesClient> {
+  validateTaskName(taskName);
+  const series: SlotSeries = {
+    taskName,
+    interval: parseInterval(options.every),
+    timeZone: validateTimeZone(options.timeZone ?? "UTC"),
+  };
+  const mode = await engine.store.slots.mode(engine.pool, series);
+  return new SlotSeriesClient(engine, taskName, options, mode);
+}

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
@@ -18,13 +18,36 @@ export interface Migration {
 // different schemas in one database migrate independently.
 const MIGRATION_LOCK_CLASS = 0x57ef7;
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "../../../migrations");
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * Where the SQL files may be, nearest first: `dist/migrations` beside the built
+ * code (the build copies the repository's `migrations/` there, and that is what
+ * the published package carries), then the repository's own `migrations/` when
+ * this file runs from `engine/src/db` (tests, tsx).
+ */
+export const MIGRATIONS_DIR_CANDIDATES: readonly string[] = [
+  join(here, "../migrations"),
+  join(here, "../../../migrations"),
+];
+
+/** The first of `candidates` that holds the first migration, or undefined. */
+export function findMigrationsDir(candidates: readonly string[] = MIGRATIONS_DIR_CANDIDATES): string | undefined {
+  return candidates.find((dir) => existsSync(join(dir, "001_foundation.sql")));
+}
+
+/** The directory `loadMigrations()` reads (the first candidate when none holds the files). */
+export const MIGRATIONS_DIR: string = findMigrationsDir() ?? (MIGRATIONS_DIR_CANDIDATES[0] as string);
 
 let cached: Migration[] | undefined;
 
 /** The numbered SQL files of `migrations/`, in order. */
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
   if (dir === MIGRATIONS_DIR && cached) return cached;
+  if (!existsSync(dir)) {
+    const looked = dir === MIGRATIONS_DIR ? MIGRATIONS_DIR_CANDIDATES.join(", ") : dir;
+    throw new Error(`Weft's SQL migrations were not found (looked in ${looked}); the package is incomplete`);
+  }
   const migrations = readdirSync(dir)
     .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
     .sort()

@@ -1,5 +1,6 @@
 import { quoteSchema } from "../db/identifiers.js";
 import { Statements } from "../db/statement.js";
+import { AdminStore } from "./admin.js";
 import { AffinityStore } from "./affinity.js";
 import { CancelStore } from "./cancel.js";
 import { CleanerStore } from "./cleaner.js";
@@ -25,6 +26,7 @@ export class Store {
   readonly nodes: NodeStore;
   readonly cleaner: CleanerStore;
   readonly read: ReadStore;
+  readonly admin: AdminStore;
   readonly cancel: CancelStore;
   readonly joins: JoinStore;
   readonly deadLetters: DeadLetterStore;
@@ -43,6 +45,7 @@ export class Store {
     this.nodes = new NodeStore(s, this.channel);
     this.cleaner = new CleanerStore(s);
     this.read = new ReadStore(s);
+    this.admin = new AdminStore(s);
     this.cancel = new CancelStore(s, this.channel);
     this.joins = new JoinStore(s);
     this.deadLetters = new DeadLetterStore(s, this.channel);

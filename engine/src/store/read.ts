@@ -39,10 +39,10 @@ export interface WorkflowRecord {
   readonly finished_at: Date | null;
 }
 
-const WORKFLOW_COLUMNS = `id, status, root_task_id, pending_tasks, total_tasks, failed_tasks, cancel_reason,
+export const WORKFLOW_COLUMNS = `id, status, root_task_id, pending_tasks, total_tasks, failed_tasks, cancel_reason,
   created_at, finished_at`;
 
-const TASK_COLUMNS = `id, workflow_id, parent_id, task_name, queue, state, park_reason, input, result, error,
+export const TASK_COLUMNS = `id, workflow_id, parent_id, task_name, queue, state, park_reason, input, result, error,
   attempt, priority, run_after, affinity_group, affinity, assigned_node, created_at, assigned_at, finished_at,
   join_pending, is_fork, awaited_by`;
 

@@ -51,8 +51,19 @@ export class SlotStore {
   private readonly reopenPickSql: string;
   private readonly reopenSql: string;
   private readonly reviveSql: string;
+  private readonly modeSql: string;
 
   constructor(s: string, channel: string) {
+    // How a series is run, for callers without its definition (the CLI): its
+    // newest slot with a task (engine-run), and whether that task carries the
+    // series' affinity (ordered); a node's published cron says so too.
+    this.modeSql = `
+      SELECT EXISTS (SELECT 1 FROM ${s}.slots WHERE task_name = $1 AND every = $2 AND task_id IS NOT NULL) AS engine_run,
+             EXISTS (SELECT 1 FROM ${s}.nodes WHERE (task_crons -> $1 -> 'slot' ->> 'every') IS NOT NULL
+                      AND (task_crons -> $1 -> 'slot' ->> 'ordered')::boolean) OR coalesce((
+               SELECT t.affinity = $3 FROM ${s}.slots sl JOIN ${s}.tasks t ON t.id = sl.task_id
+                WHERE sl.task_name = $1 AND sl.every = $2 AND sl.task_id IS NOT NULL
+                ORDER BY sl.slot_start DESC LIMIT 1), false) AS ordered`;
     // Calendar slots in a time zone, computed by the server's tz database: local
     // midnights (or Mondays) converted back to instants, so a day across a
     // daylight-saving change is 23 or 25 hours long.
@@ -219,6 +230,16 @@ export class SlotStore {
   /** Pull mode: a FAILED slot taken again is AVAILABLE while its taker's transaction holds it. */
   async revive(tx: Queryable, id: string): Promise<void> {
     await tx.query(this.reviveSql, [id]);
+  }
+
+  /** Engine-run (slots have tasks) and ordered, or null for a pull-mode series (or one with no slots yet). */
+  async mode(q: Queryable, series: SlotSeries): Promise<SlotTasks | null> {
+    const { rows } = await q.query<{ engine_run: boolean; ordered: boolean }>(this.modeSql, [
+      series.taskName,
+      series.interval.key,
+      seriesAffinity(series),
+    ]);
+    return rows[0]?.engine_run ? { ordered: rows[0].ordered } : null;
   }
 
   async coverage(q: Queryable, series: SlotSeries, from: Date, to: Date): Promise<SlotRow[]> {

