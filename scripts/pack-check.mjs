@@ -345,7 +345,7 @@ const port = await new Promise((resolve) => {
 });
 const base = \`http://127.0.0.1:\${port}\`;
 // curl as an operator types it (the machine's curl); JSON back, status code last.
-const curl = (method, path, body, token = "s3cret") => {
+const curl = (method, path, body, token = "ops-token-0123456789") => {
   const args = ["-s", "-X", method, "-H", "content-type: application/json", "-w", "\\n%{http_code}"];
   if (token) args.push("-H", \`authorization: Bearer \${token}\`);
   if (body !== undefined) args.push("-d", JSON.stringify(body));
@@ -357,7 +357,7 @@ try {
   const node = started(["node.mjs"]);
   await until("the node to start", () => new Promise((resolve) => node.stdout.once("data", (d) => resolve(String(d).includes("node started")))));
   const status = await until("weft status to show the node", async () => { const s = weft("status"); return s.nodes?.length === 1 ? s : undefined; });
-  started(["node_modules/.bin/weft", "serve", "--port", String(port), "--token", "write:s3cret", "--tasks", "tasks.mjs"]);
+  started(["node_modules/.bin/weft", "serve", "--port", String(port), "--token", "write:ops-token-0123456789", "--tasks", "tasks.mjs"]);
   await until("weft serve to answer", async () => (await fetch(base + "/v1/health")).ok);
   const refused = curl("POST", "/v1/tasks/hello", { input: { who: "ops" } }, "");
   const scheduled = curl("POST", "/v1/tasks/hello", { input: { who: "ops" } });

@@ -62,7 +62,8 @@ Options:
                            .map((w) => `${w.name} ${w.defaultTasks}`)
                            .join(", ")})
   --runs N               runs per system, the median is reported (default: 3)
-  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: all)
+  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: weft,pg-boss;
+                         weft-http, Weft with its HTTP API mounted and idle, on request)
   --nodes N              worker node processes per system (default: 1)
   --capacity N           Weft maxParallelTasksInNode (default: pg-boss loops × jobs
                          per fetch, 4000 with their defaults: both systems hold
@@ -119,7 +120,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
-  const systems = [...new Set(list("systems", v.systems ?? Object.keys(SYSTEMS).join(",")))];
+  const systems = [...new Set(list("systems", v.systems ?? "weft,pg-boss"))];
   for (const s of systems) oneOf("systems", s, Object.keys(SYSTEMS));
   const workloads = [...new Set(list("workload", v.workload ?? "independent"))];
   for (const w of workloads) oneOf("workload", w, Object.keys(WORKLOADS));

@@ -646,6 +646,12 @@ describe("HTTP API", () => {
       expect(nodes.status).toBe(200);
       expect(((await nodes.json()) as Json).items).toHaveLength(1);
       expect((await fetch(`${base}/ops/weft/openapi.json`)).status).toBe(200);
+      // Under a prefix as at the root: no token, no data; health stays open.
+      expect((await fetch(`${base}/ops/weft/v1/nodes`)).status).toBe(401);
+      expect((await fetch(`${base}/ops/weft/v1/health`)).status).toBe(200);
+      expect(
+        (await fetch(`${base}/ops/weft/v1/nothing`, { headers: { authorization: `Bearer ${READ}` } })).status,
+      ).toBe(404);
     } finally {
       await new Promise((r) => host.close(r));
     }

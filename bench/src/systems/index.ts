@@ -1,12 +1,14 @@
 import { pgBoss } from "./pg-boss.js";
 import type { BenchSystem } from "./types.js";
 import { weft } from "./weft.js";
+import { weftHttp } from "./weft-http.js";
 
 export type { BenchNode, BenchSystem, Monitor, NodeSettings } from "./types.js";
 
 /** Every system by its command-line name. */
 export const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
   [weft.name]: weft,
+  [weftHttp.name]: weftHttp,
   [pgBoss.name]: pgBoss,
 };
 

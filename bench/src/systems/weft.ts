@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { createClient, createWeft } from "@weft/sdk";
+import { createClient, createWeft, type Weft } from "@weft/sdk";
+import type { OnDone, Workload } from "../workloads/index.js";
 import { sqlMonitor } from "./monitor.js";
-import type { BenchSystem } from "./types.js";
+import type { BenchSystem, NodeSettings } from "./types.js";
 
 const SCHEMA = "weft";
 
@@ -15,6 +16,17 @@ function gitCommit(): string {
   } catch {
     return "unknown";
   }
+}
+
+/** One Weft node of a bench run. */
+export function weftNode(url: string, workload: Workload, settings: NodeSettings, onDone: OnDone): Weft {
+  return createWeft({
+    connectionString: url,
+    schema: SCHEMA,
+    tasks: workload.weft.tasks(onDone),
+    node: { maxParallelTasksInNode: settings.capacity, completionBatchSize: settings.completionBatchSize },
+    planner: { batchSize: settings.plannerBatchSize },
+  });
 }
 
 /** Weft: enqueue with a pure client's scheduleMany; each node process is one Weft node (and planner candidate). */
@@ -48,13 +60,7 @@ export const weft: BenchSystem = {
     ),
 
   async createNode(url, workload, settings, onDone) {
-    const node = createWeft({
-      connectionString: url,
-      schema: SCHEMA,
-      tasks: workload.weft.tasks(onDone),
-      node: { maxParallelTasksInNode: settings.capacity, completionBatchSize: settings.completionBatchSize },
-      planner: { batchSize: settings.plannerBatchSize },
-    });
+    const node = weftNode(url, workload, settings, onDone);
     return { start: () => node.start(), stop: () => node.stop() };
   },
 };

@@ -136,7 +136,8 @@ export function buildApp(weft: Weft, settings: AppSettings): OpenAPIHono<Env> {
     },
   );
 
-  app.use("/v1/*", async (c, next) => (c.req.path === "/v1/health" ? next() : auth(c, next)));
+  // Every route below this line needs a token (health, above, answered first).
+  app.use("/v1/*", auth);
   app.use("/v1/*", async (c, next) => (isWrite(c.req.method) ? limit(c, next) : next()));
 
   app.openapi(
