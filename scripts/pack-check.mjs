@@ -364,14 +364,14 @@ try {
   if (scheduled.code !== 201) throw new Error(\`schedule answered \${scheduled.code} \${JSON.stringify(scheduled.body)}\`);
   const done = await until("the scheduled workflow to complete", async () => {
     const w = curl("GET", \`/v1/workflows/\${scheduled.body.workflowId}\`);
-    return w.body?.status === "COMPLETED" ? w.body : undefined;
+    return w.body?.workflow?.status === "COMPLETED" ? w.body.workflow : undefined;
   });
   const waiting = curl("POST", "/v1/tasks/wait", { input: {} });
   await until("the wait task to run", async () => curl("GET", \`/v1/tasks/\${waiting.body.taskId}\`).body?.state === "RUNNING");
   const cancel = curl("POST", \`/v1/workflows/\${waiting.body.workflowId}/cancel\`, { reason: "from curl" });
   const cancelled = await until("the cancelled workflow to be final", async () => {
     const w = curl("GET", \`/v1/workflows/\${waiting.body.workflowId}\`);
-    return w.body?.status === "CANCELLED" ? w.body : undefined;
+    return w.body?.workflow?.status === "CANCELLED" ? w.body.workflow : undefined;
   });
   console.log(JSON.stringify({ nodes: status.nodes.length, leader: status.nodes.some((n) => n.isLeader), refused: refused.code,
     scheduled: scheduled.code, completed: done.status, cancel: cancel.code, cancelled: cancelled.status }));
