@@ -227,6 +227,69 @@ export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, root
   throw new ConfigError(base === "" ? "(root)" : base, issue.message);
 }
 
+/**
+ * A rule between two settings that each pass their own bounds but contradict
+ * each other: \`min(config)\` is the least value \`key\` may have, given \`other\`.
+ */
+interface PairRule {
+  readonly key: string;
+  readonly other: string;
+  readonly rule: string;
+  readonly applies: (c: EngineConfig) => boolean;
+  readonly value: (c: EngineConfig) => number;
+  readonly otherValue: (c: EngineConfig) => number;
+  readonly min: (c: EngineConfig) => number;
+  readonly why: string;
+}
+
+/** The rules between settings, checked at construction (see docs/configuration.md#rules-between-settings). */
+export const CONFIG_RULES: readonly PairRule[] = [
+  {
+    key: "planner.nodeDeadAfterMs",
+    other: "node.heartbeatIntervalMs",
+    rule: "nodeDeadAfterMs >= 2 × heartbeatIntervalMs",
+    // A process that runs no node sends no heartbeat; its planner still judges
+    // other nodes' by this process's setting, which is all it can check.
+    applies: () => true,
+    value: (c) => c.planner.nodeDeadAfterMs,
+    otherValue: (c) => c.node.heartbeatIntervalMs,
+    min: (c) => 2 * c.node.heartbeatIntervalMs,
+    why: "a live node would be declared dead between two heartbeats (or after one late one) and re-register over and over",
+  },
+  {
+    key: "planner.nodeDeadAfterMs",
+    other: "planner.leaderRetryMs",
+    rule: "nodeDeadAfterMs >= 3 × leaderRetryMs",
+    applies: (c) => c.planner.enabled,
+    value: (c) => c.planner.nodeDeadAfterMs,
+    otherValue: (c) => c.planner.leaderRetryMs,
+    min: (c) => 3 * c.planner.leaderRetryMs,
+    why:
+      "the leader renews its lease (a statement on its session) every leaderRetryMs, and the server ends a " +
+      "leader session idle for nodeDeadAfterMs: the lease is then stretched to 3 × leaderRetryMs so that a " +
+      "healthy leader keeps it, and a frozen leader is replaced later than nodeDeadAfterMs",
+  },
+];
+
+/**
+ * Checks the rules between settings (each setting's own bounds are checked by
+ * the schema); throws a ConfigError naming both keys and the rule.
+ */
+export function checkConfigRules(config: EngineConfig): void {
+  for (const r of CONFIG_RULES) {
+    if (!r.applies(config)) continue;
+    const value = r.value(config);
+    const min = r.min(config);
+    if (value < min) {
+      throw new ConfigError(
+        r.key,
+        `${value} contradicts ${r.other} (${r.otherValue(config)}): the rule is ${r.rule}, so at least ${min}; ` +
+          `otherwise ${r.why}`,
+      );
+    }
+  }
+}
+
 /** Delay before the next planning cycle after one that handled `count` tasks. */
 export function pollingDelayFor(pollingDelay: Record<string, number>, count: number): number {
   let delay = DEFAULTS.pollingDelay[0] as number;

@@ -1,5 +1,6 @@
 import pg from "pg";
 import {
+  checkConfigRules,
   type EngineConfig,
   type EngineConfigInput,
   engineConfigSchema,
@@ -107,6 +108,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.config = parseConfig(engineConfigSchema, options.config ?? {});
+    checkConfigRules(this.config);
     this.store = new Store(this.config.schema, { preparedStatements: this.config.preparedStatements });
     this.log = weftLogger(options.logger, options.logLevel);
     let poolConfig: pg.PoolConfig;

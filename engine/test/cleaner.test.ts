@@ -105,6 +105,42 @@ describe("cleaner", () => {
     expect(messages.rows).toEqual([{ join_task_id: liveJoin.id }]);
   });
 
+  it("expires dead letters older than deadLetterRetentionMs, in batches, and nothing else", async () => {
+    const pool = poolFor(await freshDatabase());
+    const store = new Store("weft");
+    // 24 dead letters failed two days ago, 4 an hour ago; their tasks are FAILED and recent.
+    const tasks = Array.from({ length: 28 }, () => newTask());
+    await store.schedule.insert(pool, tasks, new Set(tasks.map((t) => t.id)));
+    await pool.query(
+      `UPDATE weft.tasks SET queue = 'DELETED', state = 'FAILED', finished_at = now() WHERE id = ANY($1)`,
+      [tasks.map((t) => t.id)],
+    );
+    await pool.query(
+      `INSERT INTO weft.dead_letters (task_id, workflow_id, task_name, input, attempts, task_created_at, failed_at)
+       SELECT t.id, t.workflow_id, t.task_name, t.input, '[]', t.created_at,
+              now() - CASE WHEN o < 25 THEN interval '2 days' ELSE interval '1 hour' END
+         FROM unnest($1::text[]) WITH ORDINALITY AS x(id, o) JOIN weft.tasks t ON t.id = x.id`,
+      [tasks.map((t) => t.id)],
+    );
+    const recent = tasks.slice(24).map((t) => t.id);
+    const clean = (deadLetterRetentionMs: number) =>
+      new Cleaner(
+        store,
+        pool,
+        parseConfig(cleanerConfigSchema, { retentionMs: 7 * 24 * 3600_000, deadLetterRetentionMs, batchSize: 10 }),
+        memoryLogger().logger,
+      ).clean();
+    // A retention longer than every dead letter's age: nothing goes.
+    expect(await clean(3 * 24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 0 });
+    // One day: the 24 older ones go, in three batches of at most 10; the 4 recent ones stay.
+    expect(await clean(24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 24 });
+    const left = await pool.query<{ task_id: string }>("SELECT task_id FROM weft.dead_letters ORDER BY task_id");
+    expect(left.rows.map((r) => r.task_id)).toEqual([...recent].sort());
+    // Their tasks follow the task retention, not the dead letters'.
+    expect((await pool.query("SELECT count(*)::int AS n FROM weft.tasks")).rows[0].n).toBe(28);
+    expect(await clean(24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 0 });
+  });
+
   it("as a service, makes its first pass one interval after it starts, then one per interval", async () => {
     const pool = poolFor(await freshDatabase());
     const store = new Store("weft");

@@ -202,12 +202,21 @@ describe("planner cycles", () => {
     });
   });
 
-  it("gives nothing to a draining node", async () => {
-    await addNode("N1", 5, ["t"]);
-    await pool.query("UPDATE weft.nodes SET draining = true");
+  it("gives nothing to a draining node: the same cycle gives the work to the other node", async () => {
+    await addNode("DRAINING", 5, ["t"]);
+    await addNode("N2", 5, ["t"]);
+    await pool.query("UPDATE weft.nodes SET draining = true WHERE id = 'DRAINING'");
     const ids = await schedule(2);
-    await planner.cycle();
-    expect((await tasksOf(ids)).every((r) => r.assigned_node === null && r.queue === "NEW")).toBe(true);
+    expect(await planner.cycle()).toBe(2);
+    expect((await tasksOf(ids)).map((r) => [r.queue, r.assigned_node, r.attempt])).toEqual([
+      ["READY", "N2", 1],
+      ["READY", "N2", 1],
+    ]);
+    // Both draining: the work waits, unwritten.
+    await pool.query("UPDATE weft.nodes SET draining = true WHERE id = 'N2'");
+    const more = await schedule(2);
+    expect(await planner.cycle()).toBe(0);
+    expect((await tasksOf(more)).every((r) => r.assigned_node === null && r.queue === "NEW")).toBe(true);
   });
 
   it("declares a node with a stale heartbeat dead and re-plans its tasks on another node (attempt 2)", async () => {

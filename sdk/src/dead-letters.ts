@@ -34,6 +34,20 @@ export interface DeadLetter {
   readonly attempts: readonly AttemptRecord[];
   readonly taskCreatedAt: Date;
   readonly failedAt: Date;
+  /**
+   * A slot task's slot (`defineSlotTask`): its series (`taskName` and `every`)
+   * and its start. The slot is FAILED; requeueing the task makes it AVAILABLE
+   * again, and the task's success completes it. Null for other tasks.
+   */
+  readonly slot: DeadLetterSlot | null;
+}
+
+/** The slot of a dead-lettered slot task. */
+export interface DeadLetterSlot {
+  /** The series: the task name and its normalised interval (`1h`). */
+  readonly taskName: string;
+  readonly every: string;
+  readonly start: Date;
 }
 
 export interface DeadLetterQuery {
@@ -73,6 +87,10 @@ function toDeadLetter(r: DeadLetterRow): DeadLetter {
     attempts: (r.attempts as Record<string, unknown>[]).map(toAttempt),
     taskCreatedAt: r.task_created_at,
     failedAt: r.failed_at,
+    slot:
+      r.slot_every !== null && r.slot_start !== null
+        ? { taskName: r.task_name, every: r.slot_every, start: r.slot_start }
+        : null,
   };
 }
 

@@ -54,6 +54,7 @@ export {
   type DeadLetter,
   type DeadLetterListOptions,
   type DeadLetterQuery,
+  type DeadLetterSlot,
   DeadLetters,
 } from "./dead-letters.js";
 export { type WorkflowGraph, type WorkflowGraphEdge, WorkflowGraphError, type WorkflowGraphNode } from "./graph.js";

@@ -5,6 +5,8 @@ import { createWeft, defineJoin, defineTask, type Weft, WorkflowCancelledError }
 
 const aborted = new Map<string, number>();
 const started = new Map<string, number>();
+/** Runs that returned (the slow parent ignores its signal). */
+const returned = new Set<string>();
 
 const sleeper = defineTask({
   name: "c.sleeper",
@@ -37,6 +39,7 @@ const slowParent = defineTask({
     started.set(ctx.taskId, Date.now());
     await new Promise((r) => setTimeout(r, 800));
     for (let i = 0; i < ctx.input.children; i++) ctx.schedule(sleeper, { ms: 10 });
+    returned.add(ctx.taskId);
     return null;
   },
 });
@@ -68,9 +71,11 @@ describe("cancelling a workflow", () => {
   it("cancels every unfinished task wherever it is; running ones see ctx.signal abort within a second", async () => {
     const ref = await weft.client.schedule(root, {});
     const tasks = () => weft.client.getWorkflowTasks(ref.workflowId);
+    // Three running: the two sleepers and the slow parent, each started on the node.
     await eventually(async () => {
       const all = await tasks();
-      return all.filter((t) => t.state === "RUNNING").length === 3 ? true : undefined;
+      const running = all.filter((t) => t.state === "RUNNING");
+      return running.length === 3 && running.every((t) => started.has(t.id)) ? true : undefined;
     });
     const before = await tasks();
     expect(before.find((t) => t.name === "c.gather")?.queue).toBe("PARKED");
@@ -90,7 +95,13 @@ describe("cancelling a workflow", () => {
     for (const t of running) expect((aborted.get(t.id) ?? Number.POSITIVE_INFINITY) - cancelledAt).toBeLessThan(1_000);
 
     // The slow parent finishes its run later: its outcome and its children are refused.
-    await new Promise((r) => setTimeout(r, 1_200));
+    // Once it has returned and the node holds no attempt any more, its outcome went
+    // to a completion batch and was refused there.
+    const parent = before.find((t) => t.name === "c.slowParent");
+    await eventually(
+      async () => (returned.has(parent?.id ?? "") && weft._engine.worker?.activeCount === 0 ? true : undefined),
+      10_000,
+    );
     const final = await tasks();
     expect(final).toHaveLength(after.length);
     expect(final.find((t) => t.name === "c.slowParent")?.state).toBe("CANCELLED");

@@ -30,14 +30,16 @@ describe("a cluster of node processes", () => {
     node.send({ type: "stop" });
     await node.exited;
   };
-  const waitAllDone = (n: number, name = "work", timeoutMs = 60_000) =>
+  /** Waits until every one of these tasks is COMPLETED (each test counts its own work). */
+  const waitAllDone = (refs: readonly { taskId: string }[], timeoutMs = 60_000) =>
     eventually(async () => {
       const { rows } = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = $1 AND state = 'COMPLETED'",
-        [name],
+        "SELECT count(*)::int AS n FROM weft.tasks WHERE id = ANY($1) AND state = 'COMPLETED'",
+        [refs.map((r) => r.taskId)],
       );
-      return rows[0]?.n === n ? true : undefined;
+      return rows[0]?.n === refs.length ? true : undefined;
     }, timeoutMs);
+  const nodeId = (node: NodeProcess) => node.messages.find((m) => m.type === "ready")?.nodeId as string;
 
   beforeAll(async () => {
     url = await freshDatabase();
@@ -56,7 +58,7 @@ describe("a cluster of node processes", () => {
       tasks.work,
       Array.from({ length: 1_500 }, () => ({ sleepMs: 2 })),
     );
-    await waitAllDone(1_500);
+    await waitAllDone(refs);
     const { rows } = await pool.query<{ task_id: string; n: number }>(
       "SELECT task_id, count(*)::int AS n FROM public.exec_log GROUP BY task_id",
     );
@@ -74,15 +76,16 @@ describe("a cluster of node processes", () => {
   it("a node with maxParallelTasksInNode = 5 never runs more than 5 at once, and reaches 5", async () => {
     await pool.query("TRUNCATE public.exec_log");
     const node = await start("cap5", { CAPACITY: "5" });
-    await client.client.scheduleMany(
+    const refs = await client.client.scheduleMany(
       tasks.work,
       Array.from({ length: 60 }, () => ({ sleepMs: 50 })),
     );
-    await waitAllDone(1_560);
-    const { rows } = await pool.query<{ started_at: Date; ended_at: Date }>(
-      "SELECT started_at, ended_at FROM public.exec_log WHERE node = 'cap5'",
+    await waitAllDone(refs);
+    const { rows } = await pool.query<{ task_id: string; started_at: Date; ended_at: Date }>(
+      "SELECT task_id, started_at, ended_at FROM public.exec_log WHERE node = 'cap5'",
     );
     expect(rows).toHaveLength(60);
+    expect(new Set(rows.map((r) => r.task_id))).toEqual(new Set(refs.map((r) => r.taskId)));
     expect(maxOverlap(rows)).toBe(5);
     await stop(node);
   });
@@ -91,16 +94,16 @@ describe("a cluster of node processes", () => {
     await pool.query("TRUNCATE public.exec_log");
     const a = await start("only-a", { TASKS: "onlyA" });
     const b = await start("only-b", { TASKS: "onlyB" });
-    await client.client.scheduleMany(
+    const refsA = await client.client.scheduleMany(
       tasks.onlyA,
       Array.from({ length: 100 }, () => ({})),
     );
-    await client.client.scheduleMany(
+    const refsB = await client.client.scheduleMany(
       tasks.onlyB,
       Array.from({ length: 100 }, () => ({})),
     );
-    await waitAllDone(100, "onlyA");
-    await waitAllDone(100, "onlyB");
+    await waitAllDone(refsA);
+    await waitAllDone(refsB);
     const { rows } = await pool.query<{ task_name: string; node: string; n: number }>(
       "SELECT task_name, node, count(*)::int AS n FROM public.exec_log GROUP BY 1, 2 ORDER BY 1, 2",
     );
@@ -120,51 +123,54 @@ describe("a cluster of node processes", () => {
     const survivor = nodes.find((n) => n !== leader) as NodeProcess;
     leader.child.kill("SIGKILL");
     await leader.exited;
-    const before = (
-      await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM weft.tasks WHERE state = 'COMPLETED'")
-    ).rows[0]?.n as number;
-    await client.client.scheduleMany(
+    const refs = await client.client.scheduleMany(
       tasks.work,
       Array.from({ length: 200 }, () => ({})),
     );
     await survivor.waitFor((m) => m.type === "status" && m.isLeader === true, 30_000);
-    await eventually(async () => {
-      const { rows } = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM weft.tasks WHERE state = 'COMPLETED'",
-      );
-      return rows[0]?.n === before + 200 ? true : undefined;
-    }, 30_000);
+    await waitAllDone(refs, 30_000);
     const epoch = await pool.query<{ epoch: number }>("SELECT epoch FROM weft.leader");
     expect(Number(epoch.rows[0]?.epoch)).toBeGreaterThanOrEqual(2);
     await stop(survivor);
   });
 
-  it("SIGTERM mid-run: the node stops gracefully and no task is lost", async () => {
+  it("SIGTERM mid-run: attempts longer than the grace are released, not finished, and re-run elsewhere (not an attempt)", async () => {
     await pool.query("TRUNCATE public.exec_log");
-    const total = (
-      await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'work'")
-    ).rows[0]?.n as number;
+    // Only t1 is up: it takes all 20 (its capacity); each runs 3 s, far beyond its 100 ms grace.
     const a = await start("t1", { CAPACITY: "20", GRACE_MS: "100" });
-    const b = await start("t2", { CAPACITY: "20" });
-    await client.client.scheduleMany(
+    const refs = await client.client.scheduleMany(
       tasks.work,
-      Array.from({ length: 200 }, () => ({ sleepMs: 400 })),
+      Array.from({ length: 20 }, () => ({ sleepMs: 3_000 })),
     );
-    await eventually(async () => {
-      const { rows } = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM public.exec_log WHERE node = 't1'",
-      );
-      return (rows[0]?.n ?? 0) > 0 ? true : undefined;
-    });
+    await a.waitFor((m) => m.type === "status" && m.active === 20, 30_000);
     a.child.kill("SIGTERM");
     expect(await a.exited).toBe(0);
-    await waitAllDone(total + 200);
-    const { rows } = await pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM weft.tasks WHERE task_name = 'work' AND state <> 'COMPLETED'",
+    // Released at the end of the grace, before any could finish: t1 wrote no effect,
+    // and left every task READY for another node, its attempt given back.
+    const onA = await pool.query("SELECT task_id FROM public.exec_log WHERE node = 't1'");
+    expect(onA.rows).toEqual([]);
+    const released = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM weft.tasks WHERE id = ANY($1) AND queue = 'READY' AND assigned_node IS NULL AND attempt = 0",
+      [refs.map((r) => r.taskId)],
     );
-    expect(rows[0]?.n).toBe(0);
-    const nodes = await pool.query<{ app_name: string }>("SELECT app_name FROM weft.nodes");
-    expect(nodes.rows.map((r) => r.app_name)).toEqual(["t2"]);
+    expect(released.rows[0]?.n).toBe(20);
+    const b = await start("t2", { CAPACITY: "20" });
+    await waitAllDone(refs);
+    const { rows } = await pool.query<{ task_id: string; node: string; attempt: number }>(
+      "SELECT task_id, node, attempt FROM public.exec_log ORDER BY task_id",
+    );
+    // Each ran to its end once, on t2, as attempt 1: a release at shutdown is not an attempt.
+    expect(rows).toEqual(
+      refs
+        .map((r) => ({ task_id: r.taskId, node: "t2", attempt: 1 }))
+        .sort((x, y) => x.task_id.localeCompare(y.task_id)),
+    );
+    const logged = await pool.query("SELECT 1 FROM weft.tasks WHERE id = ANY($1) AND attempt_log IS NOT NULL", [
+      refs.map((r) => r.taskId),
+    ]);
+    expect(logged.rows).toEqual([]);
+    const nodes = await pool.query<{ id: string }>("SELECT id FROM weft.nodes");
+    expect(nodes.rows).toEqual([{ id: nodeId(b) }]);
     await stop(b);
   });
 });

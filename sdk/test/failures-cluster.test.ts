@@ -82,7 +82,8 @@ describe("failures of node processes", () => {
     const a = await start("a", { TASKS: "stubborn", CAPACITY: "10" });
     const ref = await client.client.schedule(tasks.stubborn, { sleepMs: 1_500 });
     await assignedTo(ref.taskId, a);
-    await new Promise((r) => setTimeout(r, 200));
+    // Running there, not only assigned.
+    await a.waitFor((m) => m.type === "status" && Number(m.active) > 0, 30_000);
     a.child.kill("SIGKILL");
     await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
     const row = await taskRow(ref.taskId);
@@ -110,35 +111,42 @@ describe("failures of node processes", () => {
     await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
     expect((await taskRow(ref.taskId))?.result).toEqual({ node: "b2", attempt: 2 });
     a.child.kill("SIGCONT");
-    // The frozen attempt runs to its end (it ignores its signal) and reports: refused.
+    // The frozen attempt runs to its end (it ignores its signal), and the node
+    // learns it was declared dead: it drops or reports its outcome (refused) and
+    // comes back under a new id, with nothing running.
+    const resumedAt = a.messages.length;
     await eventually(async () => {
       const { rows } = await pool.query("SELECT 1 FROM public.exec_log WHERE task_id = $1 AND node = 'a2'", [
         ref.taskId,
       ]);
       return rows.length > 0 ? true : undefined;
     });
-    await new Promise((r) => setTimeout(r, 500));
-    const row = await taskRow(ref.taskId);
-    expect(row?.result).toEqual({ node: "b2", attempt: 2 });
-    expect(row?.attempt).toBe(2);
-    // The node learnt it was declared dead and came back under a new id.
     await eventually(async () => {
       const { rows } = await pool.query("SELECT id FROM weft.nodes WHERE app_name = 'a2'");
       return rows.length === 1 && rows[0].id !== nodeId(a) ? true : undefined;
     });
+    await a.waitFor((m) => m.type === "status" && m.active === 0 && a.messages.indexOf(m) >= resumedAt, 30_000);
+    const row = await taskRow(ref.taskId);
+    expect(row?.result).toEqual({ node: "b2", attempt: 2 });
+    expect(row?.attempt).toBe(2);
     await stopAll();
   });
 
   it("a hung attempt on a live node is re-planned at its database deadline and completes elsewhere", async () => {
-    await startLeader("lead", { TASKS: "work", CAPACITY: "1", TIMEOUT_GRACE_MS: "300", DEAD_AFTER_MS: "20000" });
-    const a = await start("hung", { TASKS: "hang", CAPACITY: "1", DEAD_AFTER_MS: "20000" });
-    const started = Date.now();
-    const ref = await client.client.schedule(tasks.hang, { hangMs: 10_000 });
+    // The hung node blocks for 30 s and is declared dead only after 60 s: the
+    // rescue can only come from the database deadline.
+    await startLeader("lead", { TASKS: "work", CAPACITY: "1", TIMEOUT_GRACE_MS: "300", DEAD_AFTER_MS: "60000" });
+    const a = await start("hung", { TASKS: "hang", CAPACITY: "1", DEAD_AFTER_MS: "60000" });
+    const ref = await client.client.schedule(tasks.hang, { hangMs: 30_000 });
     await assignedTo(ref.taskId, a);
-    await start("rescuer", { TASKS: "hang", CAPACITY: "10", DEAD_AFTER_MS: "20000" });
-    await client.client.workflow(ref.workflowId).wait({ timeoutMs: 30_000 });
-    // Done while the hung node is still blocked (its node row stays: it is not dead).
-    expect(Date.now() - started).toBeLessThan(10_000);
+    await start("rescuer", { TASKS: "hang", CAPACITY: "10", DEAD_AFTER_MS: "60000" });
+    await client.client.workflow(ref.workflowId).wait({ timeoutMs: 60_000 });
+    // Done while the hung node is still blocked: its attempt has not ended (it
+    // would log its run), and its node row stays (it is not dead).
+    const hungRuns = await pool.query("SELECT 1 FROM public.exec_log WHERE task_id = $1 AND node = 'hung'", [
+      ref.taskId,
+    ]);
+    expect(hungRuns.rows).toEqual([]);
     const row = await taskRow(ref.taskId);
     // Attempt 2 may have gone to the hung node too, if the rescuer registered after the
     // first deadline (a loaded machine): it is then re-planned at its own deadline.
@@ -164,45 +172,80 @@ describe("failures of node processes", () => {
     expect(Date.now() - frozenAt).toBeLessThan(10_000);
     const { rows } = await pool.query<{ node_id: string }>("SELECT node_id FROM weft.leader");
     expect(rows[0]?.node_id).toBe(nodeId(other));
+    const resumed = leader.messages.filter((m) => m.type === "status").length;
     leader.child.kill("SIGCONT");
     // The old leader finds its connection gone and steps down; work still flows.
     const ref = await client.client.schedule(tasks.work, { sleepMs: 1 });
     await client.client.workflow(ref.workflowId).wait({ timeoutMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 1_000));
-    const recent = leader.messages.filter((m) => m.type === "status").slice(-3);
-    expect(recent.every((m) => m.isLeader === false)).toBe(true);
+    // It reports that it no longer leads, then keeps not leading through several
+    // election attempts (leaderRetryMs 200; a status every 100 ms).
+    const since = () => leader.messages.filter((m) => m.type === "status").slice(resumed);
+    const from = await eventually(async () => {
+      const i = since().findIndex((m) => m.isLeader === false);
+      return i >= 0 ? i : undefined;
+    }, 20_000);
+    await eventually(async () => (since().length >= from + 10 ? true : undefined), 20_000);
+    expect(
+      since()
+        .slice(from)
+        .every((m) => m.isLeader === false),
+    ).toBe(true);
+    expect((await pool.query<{ node_id: string }>("SELECT node_id FROM weft.leader")).rows[0]?.node_id).toBe(
+      nodeId(other),
+    );
     await stopAll();
   });
 
-  it("SIGTERM mid-run: the node finishes or releases its tasks; none is lost or run twice", async () => {
+  it("SIGTERM mid-run: attempts that fit the grace finish on the stopping node; longer ones are released and re-run elsewhere", async () => {
     await pool.query("TRUNCATE public.exec_log");
-    const nodes = [
-      await startLeader("t1", { TASKS: "work", CAPACITY: "20", GRACE_MS: "5000" }),
-      await start("t2", { TASKS: "work", CAPACITY: "20", GRACE_MS: "5000" }),
-    ];
-    const refs = await client.client.scheduleMany(
+    // t1 alone takes all 12: ten of 1 s, well within its 4 s grace, and two of 6 s, beyond it.
+    const a = await startLeader("t1", { TASKS: "work", CAPACITY: "12", GRACE_MS: "4000" });
+    const short = await client.client.scheduleMany(
       tasks.work,
-      Array.from({ length: 400 }, () => ({ sleepMs: 50 })),
+      Array.from({ length: 10 }, () => ({ sleepMs: 1_000 })),
     );
-    await eventually(async () => {
-      const { rows } = await pool.query("SELECT count(*)::int AS n FROM public.exec_log");
-      return rows[0].n >= 100 ? true : undefined;
-    });
-    nodes[0]?.child.kill("SIGTERM");
-    expect(await nodes[0]?.exited).toBe(0);
+    const long = await client.client.scheduleMany(
+      tasks.work,
+      Array.from({ length: 2 }, () => ({ sleepMs: 6_000 })),
+    );
+    await a.waitFor((m) => m.type === "status" && m.active === 12, 30_000);
+    const signalledAt = (await pool.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now as Date;
+    a.child.kill("SIGTERM");
+    const b = await start("t2", { TASKS: "work", CAPACITY: "20" });
+    expect(await a.exited).toBe(0);
+    const ids = (refs: readonly { taskId: string }[]) => refs.map((r) => r.taskId);
     await eventually(async () => {
       const { rows } = await pool.query(
         "SELECT count(*)::int AS n FROM weft.tasks WHERE id = ANY($1) AND state = 'COMPLETED'",
-        [refs.map((r) => r.taskId)],
+        [[...ids(short), ...ids(long)]],
       );
-      return rows[0].n === 400 ? true : undefined;
+      return rows[0].n === 12 ? true : undefined;
     }, 60_000);
-    const { rows } = await pool.query<{ task_id: string; n: number }>(
-      "SELECT task_id, count(*)::int AS n FROM public.exec_log GROUP BY task_id HAVING count(*) > 1",
+    const runs = async (refs: readonly { taskId: string }[]) =>
+      (
+        await pool.query<{ task_id: string; node: string; attempt: number; ended_at: Date }>(
+          "SELECT task_id, node, attempt, ended_at FROM public.exec_log WHERE task_id = ANY($1) ORDER BY task_id",
+          [ids(refs)],
+        )
+      ).rows;
+    const sorted = (refs: readonly { taskId: string }[]) => [...ids(refs)].sort();
+    // The short ones finished on t1, once each, as attempt 1, before the grace ended.
+    const shortRuns = await runs(short);
+    expect(shortRuns.map((r) => [r.task_id, r.node, r.attempt])).toEqual(sorted(short).map((id) => [id, "t1", 1]));
+    for (const r of shortRuns) expect(r.ended_at.getTime()).toBeLessThan(signalledAt.getTime() + 4_000);
+    // The long ones were released (not an attempt) and ran once, on t2, to their end.
+    const longRuns = await runs(long);
+    expect(longRuns.map((r) => [r.task_id, r.node, r.attempt])).toEqual(sorted(long).map((id) => [id, "t2", 1]));
+    const rows = await pool.query<{ id: string; attempt: number; result: { node: string }; attempt_log: unknown }>(
+      "SELECT id, attempt, result, attempt_log FROM weft.tasks WHERE id = ANY($1) ORDER BY id",
+      [[...ids(short), ...ids(long)]],
     );
-    expect(rows).toEqual([]);
-    const ran = await pool.query("SELECT count(DISTINCT task_id)::int AS n FROM public.exec_log");
-    expect(ran.rows[0].n).toBe(400);
+    const longIds = new Set(ids(long));
+    for (const r of rows.rows) {
+      expect(r).toMatchObject({ attempt: 1, attempt_log: null, result: { node: longIds.has(r.id) ? "t2" : "t1" } });
+    }
+    const nodes = await pool.query<{ id: string }>("SELECT id FROM weft.nodes");
+    expect(nodes.rows).toEqual([{ id: nodeId(b) }]);
     await stopAll();
   });
 

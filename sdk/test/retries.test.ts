@@ -132,6 +132,7 @@ describe("retries, dead letters, timeouts, state, exactly-once", () => {
         });
         // Ignores the signal: its late result must be refused.
         await sleep(600);
+        await pool.query("INSERT INTO public.gates (key) VALUES ($1)", [`returned:${ctx.input.key}`]);
       }
       return { attempt: ctx.attempt };
     },
@@ -378,9 +379,16 @@ describe("retries, dead letters, timeouts, state, exactly-once", () => {
       const { rows } = await pool.query("SELECT 1 FROM public.gates WHERE key = 'aborted:slow'");
       return rows.length > 0 ? true : undefined;
     });
-    // Attempt 1 returns at ~600 ms: still the second attempt's result.
-    await sleep(700);
+    // Attempt 1 returns at ~600 ms; once it has, and a later outcome of this node
+    // was recorded after it, the task still has the second attempt's result.
+    await eventually(async () => {
+      const { rows } = await pool.query("SELECT 1 FROM public.gates WHERE key = 'returned:slow'");
+      return rows.length > 0 ? true : undefined;
+    });
+    const later = await weft.client.schedule(once, { key: "after-slow", failTimes: 0 });
+    await weft.client.workflow(later.workflowId).wait();
     expect((await weft.client.getTask(ref.taskId, slow)).result).toEqual({ attempt: 2 });
+    expect((await taskRow(ref.taskId))?.attempt).toBe(2);
   });
 
   it("ctx.state: a retry resumes from the state the failed attempt saved", async () => {

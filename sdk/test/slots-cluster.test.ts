@@ -120,18 +120,32 @@ describe("slots and cron on a cluster", () => {
   it("a cron every second on 3 node processes fires once per tick; killing the leader loses and doubles none", async () => {
     const env = { TASKS: "everySecond", DEAD_AFTER_MS: "1500" };
     const three = [await start("c1", env), await start("c2", env), await start("c3", env)];
-    const leaderNode = async () => {
-      await new Promise((r) => setTimeout(r, 300));
-      return three.find((n) => {
-        const s = n.messages.filter((m) => m.type === "status").at(-1);
-        return n.child.exitCode === null && n.child.signalCode === null && s?.isLeader === true;
-      });
-    };
-    await new Promise((r) => setTimeout(r, 5_000));
-    const leader = await leaderNode();
-    expect(leader).toBeDefined();
-    leader?.child.kill("SIGKILL");
-    await new Promise((r) => setTimeout(r, 5_500));
+    const alive = (n: NodeProcess) => n.child.exitCode === null && n.child.signalCode === null;
+    /** The node whose latest status says it leads, among the running ones. */
+    const leading = (among: readonly NodeProcess[]) =>
+      eventually(
+        async () =>
+          among.find((n) => alive(n) && n.messages.filter((m) => m.type === "status").at(-1)?.isLeader === true),
+        20_000,
+      );
+    const firedTicks = async () =>
+      (
+        await pool.query<{ tick_at: Date }>(
+          "SELECT tick_at FROM weft.cron_ticks WHERE task_name = 'everySecond' AND task_id IS NOT NULL ORDER BY tick_at",
+        )
+      ).rows.map((r) => r.tick_at.getTime());
+    // A few ticks fire before the failover...
+    await eventually(async () => ((await firedTicks()).length >= 3 ? true : undefined), 30_000);
+    const leader = await leading(three);
+    leader.child.kill("SIGKILL");
+    await leader.exited;
+    const killedAt = (await pool.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now.getTime() ?? 0;
+    // ...another node takes the lead, and ticks go on firing after it.
+    await leading(three.filter((n) => n !== leader));
+    await eventually(async () => {
+      const ticks = await firedTicks();
+      return ticks.length >= 8 && ticks.some((t) => t >= killedAt + 3_000) ? true : undefined;
+    }, 30_000);
     const { rows } = await pool.query<{ tick: Date; n: number }>(
       "SELECT tick, count(*)::int AS n FROM public.cron_log GROUP BY tick ORDER BY tick",
     );

@@ -54,12 +54,26 @@ describe("time slots", () => {
     },
   });
 
+  /** Fails while public.flaky_switch says so: a slot task that exhausts its attempts, then is mended. */
+  const flaky = defineSlotTask({
+    name: "flaky",
+    every: "1h",
+    output: z.object({ attempt: z.number() }),
+    retry: { mode: "FIXED", delayMs: 10, maxRetries: 1 },
+    run: async (ctx) => {
+      const { rows } = await pool.query<{ broken: boolean }>("SELECT broken FROM public.flaky_switch");
+      if (rows[0]?.broken) throw new Error(`slot ${ctx.input.start.toISOString()} is broken`);
+      return { attempt: ctx.attempt };
+    },
+  });
+
   beforeAll(async () => {
     const url = await freshDatabase();
     pool = poolFor(url);
     await pool.query(`CREATE TABLE public.slot_runs (start_at timestamptz, end_at timestamptz, attempt int);
-      CREATE TABLE public.ordered_runs (start_at timestamptz, started_at timestamptz, ended_at timestamptz)`);
-    weft = createWeft({ connectionString: url, tasks: [hourly, ordered] });
+      CREATE TABLE public.ordered_runs (start_at timestamptz, started_at timestamptz, ended_at timestamptz);
+      CREATE TABLE public.flaky_switch (broken boolean NOT NULL); INSERT INTO public.flaky_switch VALUES (true)`);
+    weft = createWeft({ connectionString: url, tasks: [hourly, ordered, flaky] });
     await weft.start();
   });
   afterAll(() => weft.stop());
@@ -132,6 +146,55 @@ describe("time slots", () => {
     expect(rows.map((r) => r.start_at.getTime())).toEqual([10, 11, 12].map((h) => DAY + h * H));
     // Only finished slots are re-opened: nothing in a range without slots.
     expect(await series.reopen({ from: new Date(DAY - 5 * H), to: new Date(DAY - H) })).toBe(0);
+  });
+
+  it("a requeued slot task finishes its slot: FAILED, requeued to AVAILABLE, then COMPLETE; a re-opened slot is not the old task's", async () => {
+    const series = weft.client.slots(flaky);
+    const range = { from: new Date(DAY), to: new Date(DAY + 2 * H) };
+    const deadLetters = async () =>
+      (await weft.client.deadLetters.list({ taskName: "flaky" })).sort((a, b) =>
+        a.slot && b.slot ? a.slot.start.getTime() - b.slot.start.getTime() : 0,
+      );
+    expect(await series.ensure(range)).toBe(2);
+    await eventually(async () => ((await deadLetters()).length === 2 ? true : undefined), 20_000);
+    expect((await series.coverage(range)).grid).toBe("xx");
+    const first = await deadLetters();
+    // The dead letter names its slot: the series and the start.
+    expect(first.map((d) => d.slot)).toEqual([
+      { taskName: "flaky", every: "1h", start: new Date(DAY) },
+      { taskName: "flaky", every: "1h", start: new Date(DAY + H) },
+    ]);
+    const [zero, one] = first as [(typeof first)[0], (typeof first)[0]];
+    // Slot 1 is re-opened while still broken: generation 2 with a task of its own, which fails too.
+    expect(await series.reopen({ from: new Date(DAY + H), to: new Date(DAY + 2 * H) })).toBe(1);
+    await eventually(async () => {
+      const c = await series.coverage(range);
+      return c.slots[1]?.generation === 2 && c.slots[1].status === "FAILED" ? true : undefined;
+    }, 20_000);
+    const gen2 = (await deadLetters()).find((d) => d.taskId !== zero.taskId && d.taskId !== one.taskId);
+    expect(gen2?.slot).toEqual({ taskName: "flaky", every: "1h", start: new Date(DAY + H) });
+    await pool.query("UPDATE public.flaky_switch SET broken = false");
+
+    // Slot 0's task requeued: the slot is AVAILABLE again (its attempts kept) until the task succeeds.
+    expect(await weft.client.deadLetters.requeue([zero.taskId])).toEqual([zero.taskId]);
+    // Generation 1's task of slot 1 requeued: it runs, but the slot now belongs to generation 2.
+    expect(await weft.client.deadLetters.requeue([one.taskId])).toEqual([one.taskId]);
+    for (const ref of [zero, one]) await weft.client.workflow(ref.workflowId).wait({ timeoutMs: 20_000 });
+    let c = await series.coverage(range);
+    expect(c.grid).toBe("#x");
+    expect(c.slots[0]).toMatchObject({ status: "COMPLETE", generation: 1, attempts: 2, completedBy: zero.taskId });
+    expect(c.slots[0]?.message).toMatch(/is broken/);
+    expect(c.slots[1]).toMatchObject({ status: "FAILED", generation: 2, attempts: 2, completedBy: null });
+    expect(await weft.client.getTask(zero.taskId)).toMatchObject({ state: "COMPLETED", result: { attempt: 1 } });
+    expect(await weft.client.getTask(one.taskId)).toMatchObject({ state: "COMPLETED" });
+
+    // Generation 2's own task requeued: that one completes slot 1.
+    await weft.client.deadLetters.requeue([gen2?.taskId as string]);
+    await weft.client.workflow(gen2?.workflowId as string).wait({ timeoutMs: 20_000 });
+    c = await series.coverage(range);
+    expect(c.grid).toBe("##");
+    expect(c.slots[1]).toMatchObject({ status: "COMPLETE", generation: 2, completedBy: gen2?.taskId });
+    expect(await deadLetters()).toEqual([]);
   });
 
   it("ordered: a series' slots run one at a time in time order, even when ensured out of order", async () => {

@@ -182,6 +182,49 @@ describe("configuration and definitions are validated up front", () => {
     expect(() => createWeft({ planner: { batchSize: -1 } })).toThrow(/planner\.batchSize/);
   });
 
+  it("settings that contradict each other are refused, naming both keys and the rule", () => {
+    const refusal = (options: Parameters<typeof createWeft>[0]) => {
+      try {
+        createWeft(options);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      return undefined;
+    };
+    // A node declared dead before its next heartbeat.
+    const dead = refusal({ node: { heartbeatIntervalMs: 2_000 }, planner: { nodeDeadAfterMs: 1_000 } });
+    expect(dead).toBeInstanceOf(ConfigError);
+    expect(dead?.code).toBe("CONFIG_INVALID");
+    expect(dead?.key).toBe("planner.nodeDeadAfterMs");
+    expect(dead?.message).toContain("node.heartbeatIntervalMs (2000)");
+    expect(dead?.message).toContain("nodeDeadAfterMs >= 2 × heartbeatIntervalMs, so at least 4000");
+    // The default heartbeat (2 s) is checked too, and so is a process that does not plan.
+    expect(refusal({ planner: { nodeDeadAfterMs: 3_000 } })?.key).toBe("planner.nodeDeadAfterMs");
+    expect(refusal({ planner: { enabled: false, nodeDeadAfterMs: 3_000 } })?.key).toBe("planner.nodeDeadAfterMs");
+    // At the bound exactly: accepted.
+    expect(refusal({ node: { heartbeatIntervalMs: 2_000 }, planner: { nodeDeadAfterMs: 4_000 } })).toBeUndefined();
+    // The leader's lease: its session ends after nodeDeadAfterMs idle, renewed every leaderRetryMs.
+    const lease = refusal({
+      node: { heartbeatIntervalMs: 500 },
+      planner: { nodeDeadAfterMs: 2_000, leaderRetryMs: 1_000 },
+    });
+    expect(lease?.key).toBe("planner.nodeDeadAfterMs");
+    expect(lease?.message).toContain("planner.leaderRetryMs (1000)");
+    expect(lease?.message).toContain("nodeDeadAfterMs >= 3 × leaderRetryMs, so at least 3000");
+    expect(
+      refusal({ node: { heartbeatIntervalMs: 500 }, planner: { nodeDeadAfterMs: 3_000, leaderRetryMs: 1_000 } }),
+    ).toBeUndefined();
+    // A process that never leads does not renew a lease.
+    expect(
+      refusal({
+        node: { heartbeatIntervalMs: 500 },
+        planner: { enabled: false, nodeDeadAfterMs: 2_000, leaderRetryMs: 1_000 },
+      }),
+    ).toBeUndefined();
+    // The defaults hold every rule.
+    expect(refusal({})).toBeUndefined();
+  });
+
   it("task definitions", () => {
     const base = { input: z.object({}), output: z.null(), run: () => null };
     expect(() => defineTask({ ...base, name: "bad name" })).toThrow(InvalidIdentifierError);

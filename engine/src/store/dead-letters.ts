@@ -14,6 +14,9 @@ export interface DeadLetterRow {
   readonly attempts: unknown[];
   readonly task_created_at: Date;
   readonly failed_at: Date;
+  /** A slot task's slot: its series' interval and its start (migration 010); NULL otherwise. */
+  readonly slot_every: string | null;
+  readonly slot_start: Date | null;
 }
 
 export interface DeadLetterFilter {
@@ -25,7 +28,8 @@ export interface DeadLetterFilter {
   readonly failedTo?: Date | undefined;
 }
 
-const COLUMNS = "task_id, workflow_id, parent_id, task_name, input, error, attempts, task_created_at, failed_at";
+const COLUMNS =
+  "task_id, workflow_id, parent_id, task_name, input, error, attempts, task_created_at, failed_at, slot_every, slot_start";
 // NULL parameters mean "no filter". Served by dead_letters_name_idx,
 // dead_letters_workflow_idx or dead_letters_failed_idx as the filter allows.
 const WHERE = `($1::text IS NULL OR task_name = $1) AND ($2::text IS NULL OR workflow_id = $2)
@@ -64,6 +68,10 @@ export class DeadLetterStore {
     // have not started wait for it again (+1); its workflow counts it pending
     // again, no longer counts its failure (if it counted), and is RUNNING again
     // if it had ended. Joins that already ran cannot wait for it any more.
+    // The slot a slot task failed is AVAILABLE again, with the same generation,
+    // attempt count and message, so that the task's outcome finishes it (the
+    // completion only finishes AVAILABLE slots); a slot re-opened since points
+    // at the task of its new generation and is left alone.
     this.requeueSql = `
       WITH tasks_back AS (
         UPDATE ${s}.tasks t
@@ -91,11 +99,15 @@ export class DeadLetterStore {
           FROM delta d
          WHERE w.id = d.workflow_id AND w.status <> 'CANCELLED'
         RETURNING 1
+      ), slots_back AS (
+        UPDATE ${s}.slots sl SET status = 'AVAILABLE', completed_at = NULL, completed_by = NULL
+         WHERE sl.task_id = ANY(ARRAY(SELECT id FROM tasks_back)) AND sl.status = 'FAILED'
+        RETURNING 1
       ), removed AS (
         DELETE FROM ${s}.dead_letters WHERE task_id = ANY(ARRAY(SELECT id FROM tasks_back))
       )
       SELECT array(SELECT id FROM tasks_back) AS requeued, (SELECT count(*) FROM joins) AS joins,
-             (SELECT count(*) FROM wf) AS workflows, pg_notify('${channel}', 'p')`;
+             (SELECT count(*) FROM wf) AS workflows, (SELECT count(*) FROM slots_back) AS slots, pg_notify('${channel}', 'p')`;
     this.expireSql = `DELETE FROM ${s}.dead_letters WHERE task_id IN (
         SELECT task_id FROM ${s}.dead_letters WHERE failed_at < now() - make_interval(secs => $1::float8 / 1000)
          ORDER BY failed_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;

@@ -237,14 +237,19 @@ export class WorkerStore {
         RETURNING t.id, t.workflow_id, t.state, t.awaited_by, t.affinity_group, t.affinity, t.solo, t.created_at
       ), dead AS (
         -- The dead-letter copy reads the task as it was before this statement
-        -- (its node and start time), plus this attempt.
-        INSERT INTO ${s}.dead_letters AS d (task_id, workflow_id, parent_id, task_name, input, error, attempts, task_created_at)
+        -- (its node and start time), plus this attempt, and the slot of a slot
+        -- task ($11) that still points at it (migration 010).
+        INSERT INTO ${s}.dead_letters AS d (task_id, workflow_id, parent_id, task_name, input, error, attempts,
+                                            task_created_at, slot_every, slot_start)
         SELECT t.id, t.workflow_id, t.parent_id, t.task_name, t.input, $2::jsonb -> t.id -> 'e',
-               coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}, t.created_at
+               coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}, t.created_at,
+               sl.every, sl.slot_start
           FROM ${s}.tasks t
+          LEFT JOIN ${s}.slots sl ON sl.task_id = t.id AND sl.task_id = ANY($11::text[])
          WHERE t.id = ANY(ARRAY(SELECT id FROM done WHERE state = 'FAILED' AND $2::jsonb -> id ->> 'l' = '1'))
         ON CONFLICT (task_id) DO UPDATE
-          SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now()
+          SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now(),
+              slot_every = EXCLUDED.slot_every, slot_start = EXCLUDED.slot_start
         RETURNING 1
       ), slot_done AS (
         -- Engine-run slots ($11: the slot tasks of this batch; usually empty): the
