@@ -31,6 +31,7 @@ export interface TaskContext<Input, State = unknown> {
    * period, or the assignment was revoked. Pass it to fetch, timers and queries.
    */
   readonly signal: AbortSignal;
+  /** Weft's logger bound to this attempt: its lines carry taskId, workflowId, taskName and attempt. */
   readonly log: Logger;
   /**
    * The state an earlier attempt of this task saved with \`saveState\` (validated

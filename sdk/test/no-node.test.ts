@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { NoNodeWatch } from "../../engine/src/services/no-node.js";
 import { memoryLogger } from "../../engine/test/helpers.js";
 import { eventually, freshDatabase } from "../../test/support.js";
 import { createClient, createWeft, defineTask, type Weft } from "../src/index.js";
@@ -39,9 +40,13 @@ describe("a task no node can run", () => {
     await client.client.waitForWorkflow(ok.workflowId);
     expect((await client.client.getTask(ok.taskId)).parkReason).toBeNull();
 
+    // The leader runs the check; its own loop checks every 10 s, so the steps below
+    // drive one of their own (same store, pool and logger) for a deterministic order.
+    await eventually(async () => node._engine.activeNoNodeWatch);
+    const engine = node._engine;
+    const watch = new NoNodeWatch(engine.store, engine.pool, engine.config.planner.nodeDeadAfterMs, logged.logger);
     // The leader warns once two checks in a row found the name unserved, then not again for a while.
-    const watch = await eventually(async () => node._engine.activeNoNodeWatch);
-    await watch.check();
+    expect(await watch.check()).toEqual([]);
     expect(await watch.check()).toEqual(["orphan"]);
     expect(await watch.check()).toEqual([]);
     const warnings = logged.lines.filter((l) => (l.obj as { event?: string }).event === "queue.no_node");
