@@ -66,7 +66,8 @@ async function json<T = Record<string, unknown>>(args: readonly string[]): Promi
   return JSON.parse(r.stdout) as T;
 }
 
-describe("the weft CLI", () => {
+// Each test runs several CLI processes (tsx compiles the sources in each): on a loaded machine a test can take minutes.
+describe("the weft CLI", { timeout: 180_000 }, () => {
   let pool: pg.Pool;
   let client: Weft;
   let node: NodeProcess;
