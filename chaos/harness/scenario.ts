@@ -1,6 +1,9 @@
 // What every fault scenario file shares: a private server, a database with the
 // ledger, a client process-side Weft to schedule with, node processes, and the
 // checks run after each scenario.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { createClient, type Weft } from "../../sdk/src/index.js";
 import { check, type Expectation, observe, problems, type Report } from "./checker.js";
@@ -43,6 +46,17 @@ export async function startScenario(baseEnv: Record<string, string> = {}): Promi
     cluster,
     async close() {
       await cluster.stopAll().catch(() => undefined);
+      // The nodes' logs and the server's, for a failure's post-mortem.
+      const dir = join(tmpdir(), "weft-chaos-logs", `${Date.now()}-${process.pid}`);
+      mkdirSync(dir, { recursive: true });
+      for (const node of cluster.nodes) {
+        writeFileSync(
+          join(dir, `${node.label}.log`),
+          [...node.logs.map((l) => JSON.stringify(l)), ...node.otherOutput].join("\n"),
+        );
+      }
+      writeFileSync(join(dir, "postgres.log"), server.serverLog());
+      console.log(`chaos logs: ${dir}`);
       await client.stop().catch(() => undefined);
       await pool.end().catch(() => undefined);
       await server.destroy();

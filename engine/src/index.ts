@@ -17,6 +17,7 @@ export { type CronOptionsInput, CronSchedule, parseCronOptions } from "./cron.js
 export { isUlid, quoteSchema, validateTaskName } from "./db/identifiers.js";
 export { loadMigrations, MIGRATIONS_DIR, migrate } from "./db/migrate.js";
 export {
+  connectClient,
   isConnectionError,
   isRetryable,
   type Queryable,

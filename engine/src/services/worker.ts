@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { NodeConfig } from "../config.js";
-import { isConnectionError, type Queryable } from "../db/pg.js";
+import { connectClient, isConnectionError, type Queryable } from "../db/pg.js";
 import type { ResolvedTaskSettings } from "../engine.js";
 import {
   AttemptsExhaustedError,
@@ -905,7 +905,7 @@ export class Worker implements Service, LocalWorker {
         await this.exactlyOnceSlots.acquire();
         let client: pg.PoolClient;
         try {
-          client = await this.pool.connect();
+          client = await connectClient(this.pool);
         } catch (error) {
           this.exactlyOnceSlots.release();
           throw error;
