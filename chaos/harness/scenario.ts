@@ -157,9 +157,19 @@ export function outageLog(
   return out;
 }
 
+/**
+ * Services that run rarely (the cleaner every minute, cron when a tick is due)
+ * or only on the leader (a planner whose node lost the lead stops): their
+ * recovery is logged at their next success, which may come after the check.
+ */
+const LATE_RECOVERY = new Set(["cleaner", "cron", "planner"]);
+
 /** Lines of the outage log that break "logged once per outage": more warnings than outages, or a warning never followed by its recovery. */
 export function outageLogProblems(log: ReturnType<typeof outageLog>, outages: number): string[] {
   return log
-    .filter((l) => l.warnings > outages || l.recoveries !== l.warnings)
+    .filter(
+      (l) =>
+        l.warnings > outages || l.recoveries > l.warnings || (l.recoveries < l.warnings && !LATE_RECOVERY.has(l.what)),
+    )
     .map((l) => `${l.node} / ${l.what}: ${l.warnings} warnings, ${l.recoveries} recoveries for ${outages} outage(s)`);
 }

@@ -162,7 +162,64 @@ export function chaosTasks(pool: pg.Pool, node: string) {
     },
   });
 
-  return { step, limited, eoStep, dag, dagJoin, affParent };
+  /**
+   * Returns a bad result of the given kind, after scheduling a child (which must
+   * not exist when the outcome is refused: nothing partially written).
+   */
+  const payload = defineTask({
+    name: "payload",
+    input: z.object({ key: z.string(), kind: z.enum(PAYLOAD_KINDS) }),
+    output: z.unknown().refine((v) => !(typeof v === "object" && v !== null && "invalid" in v), "an invalid result"),
+    retry: FAST_RETRY,
+    run: async (ctx) => {
+      const started = new Date();
+      await ledger(pool, "effect", ctx.input.key, ctx, started);
+      ctx.schedule(step, { key: `${ctx.input.key}/child`, sleepMs: 0, firstHoldMs: 0 });
+      return badResult(ctx.input.kind);
+    },
+  });
+
+  return { step, limited, eoStep, dag, dagJoin, affParent, payload };
+}
+
+export const PAYLOAD_KINDS = [
+  "invalid",
+  "oversized",
+  "bigint",
+  "circular",
+  "deep",
+  "nul",
+  "surrogate",
+  "fine",
+] as const;
+export type PayloadKind = (typeof PAYLOAD_KINDS)[number];
+
+/** A result of each bad kind (and one fine one). */
+export function badResult(kind: PayloadKind): unknown {
+  switch (kind) {
+    case "invalid":
+      return { invalid: true };
+    case "oversized":
+      return { text: "x".repeat(2 * 1024 * 1024) };
+    case "bigint":
+      return { n: 10n };
+    case "circular": {
+      const o: Record<string, unknown> = {};
+      o.self = o;
+      return o;
+    }
+    case "deep": {
+      let v: unknown = 1;
+      for (let i = 0; i < 5_000; i++) v = { v };
+      return v;
+    }
+    case "nul":
+      return { text: "a\u0000b" };
+    case "surrogate":
+      return { text: "lone \ud800 surrogate" };
+    case "fine":
+      return { text: "fine \\u0000 is an escaped backslash, not a NUL; 😀 is a pair" };
+  }
 }
 
 export type ChaosTasks = ReturnType<typeof chaosTasks>;

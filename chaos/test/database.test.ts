@@ -75,6 +75,9 @@ describe("chaos: database faults", () => {
     // Every node still running does work again, without a restart.
     await everyNodeWorks(s, `${prefix}after:`);
     expect(s.cluster.alive.map((n) => n.label).sort()).toEqual(["d1", "d2", "d3"]);
+    // A database that refuses writes for a while must not turn outcomes into failures.
+    const converted = s.cluster.nodes.flatMap((n) => n.logged("recording it as a failure", since));
+    expect(converted.map((l) => l.msg)).toEqual([]);
     const log = outageLog(s.cluster.nodes, since);
     expect(outageLogProblems(log, outages)).toEqual([]);
     return { report, log };

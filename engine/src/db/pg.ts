@@ -56,6 +56,25 @@ export async function connectClient(pool: pg.Pool): Promise<pg.PoolClient> {
   return client;
 }
 
+/**
+ * Errors that say the database cannot take the statement now, whatever its
+ * rows: the connection went away, the server is read-only (maintenance, a
+ * standby), out of resources, a lock or statement timeout, a serialization
+ * failure or deadlock, a session timeout. The same statement can succeed later,
+ * so an outcome must wait for it instead of being recorded as a failure.
+ */
+export function isTransientError(error: unknown): boolean {
+  if (isConnectionError(error)) return true;
+  const code = (error as { code?: string })?.code;
+  if (typeof code !== "string") return false;
+  return (
+    code.startsWith("53") ||
+    code.startsWith("57P") ||
+    RETRYABLE_PG_CODES.has(code) ||
+    ["25006", "57014", "25P03", "58000", "58030"].includes(code)
+  );
+}
+
 export function isRetryable(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   return typeof code === "string" && RETRYABLE_PG_CODES.has(code);
