@@ -1,10 +1,10 @@
 // A Weft node in its own process for the fault tests, running the shared ledger tasks.
 // env: DATABASE_URL, NODE_LABEL, CAPACITY, HEARTBEAT_MS, DEAD_AFTER_MS, GRACE_MS,
-// COMPLETION_BATCH, PLANNER (0: no planner). Logs JSON (pino) to stdout at WEFT_LOG_LEVEL.
+// COMPLETION_BATCH, PLANNER (0: no planner), CRON (1: run the cron task). Logs JSON (pino) to stdout at WEFT_LOG_LEVEL.
 // IPC: sends {type: "ready"} once started and {type: "status"} every 200 ms; {type: "stop"} stops it.
 import pg from "pg";
 import { createWeft } from "../../sdk/src/index.js";
-import { chaosTasks, LEDGER_DDL } from "./tasks.js";
+import { chaosTasks, cronTask, LEDGER_DDL } from "./tasks.js";
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const label = process.env.NODE_LABEL ?? `node-${process.pid}`;
@@ -16,7 +16,8 @@ await pool.query(LEDGER_DDL).catch(() => undefined);
 const weft = createWeft({
   connectionString: process.env.DATABASE_URL,
   appName: label,
-  tasks: Object.values(chaosTasks(pool, label)),
+  // CRON=1: also the every-second cron task (only the leadership scenarios want its ticks).
+  tasks: [...Object.values(chaosTasks(pool, label)), ...(process.env.CRON === "1" ? [cronTask(pool, label)] : [])],
   node: {
     maxParallelTasksInNode: env("CAPACITY", 20),
     heartbeatIntervalMs: env("HEARTBEAT_MS", 300),

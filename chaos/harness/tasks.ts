@@ -3,7 +3,7 @@
 // of the test's own, so the checker can count what ran and what was applied.
 import type pg from "pg";
 import { z } from "zod";
-import { defineJoin, defineTask, NonRetryableError, type TaskDefinition } from "../../sdk/src/index.js";
+import { defineCronTask, defineJoin, defineTask, NonRetryableError, type TaskDefinition } from "../../sdk/src/index.js";
 
 /** The side-effect ledger. `kind`: effect (at-least-once, own connection), eo (through ctx.tx), join (what a join received). */
 export const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS public.chaos_ledger (
@@ -182,12 +182,30 @@ export function chaosTasks(pool: pg.Pool, node: string) {
   return { step, limited, eoStep, dag, dagJoin, affParent, payload };
 }
 
+/** Fires every second; ticks missed while no leader runs are caught up. Ledger key: cron:<tick ISO>. */
+export function cronTask(pool: pg.Pool, node: string) {
+  return defineCronTask({
+    name: "everySecond",
+    cron: { expression: "* * * * * *", missed: "catch-up", maxCatchUp: 120 },
+    output: z.null(),
+    retry: FAST_RETRY,
+    run: async (ctx) => {
+      await pool.query(
+        "INSERT INTO public.chaos_ledger (kind, key, task_id, workflow_id, attempt, node, started_at) VALUES ('effect', $1, $2, $3, $4, $5, clock_timestamp())",
+        [`cron:${ctx.input.tick.toISOString()}`, ctx.taskId, ctx.workflowId, ctx.attempt, node],
+      );
+      return null;
+    },
+  });
+}
+
 export const PAYLOAD_KINDS = [
   "invalid",
   "oversized",
   "bigint",
   "circular",
   "deep",
+  "nested",
   "nul",
   "surrogate",
   "fine",
@@ -211,6 +229,12 @@ export function badResult(kind: PayloadKind): unknown {
     case "deep": {
       let v: unknown = 1;
       for (let i = 0; i < 5_000; i++) v = { v };
+      return v;
+    }
+    case "nested": {
+      // Deep, but within what JSON.stringify and jsonb take: stored as is.
+      let v: unknown = 1;
+      for (let i = 0; i < 1_000; i++) v = [v];
       return v;
     }
     case "nul":

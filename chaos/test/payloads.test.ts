@@ -13,6 +13,7 @@ const EXPECTED: Record<PayloadKind, { state: "FAILED" | "COMPLETED"; code?: stri
   deep: { state: "FAILED", code: "OUTPUT_INVALID" },
   nul: { state: "FAILED", code: "OUTPUT_INVALID" },
   surrogate: { state: "FAILED", code: "OUTPUT_INVALID" },
+  nested: { state: "COMPLETED" },
   fine: { state: "COMPLETED" },
 };
 
@@ -39,7 +40,7 @@ describe("chaos: payloads", () => {
       s.tasks.payload,
       PAYLOAD_KINDS.map((kind) => ({ key: `${prefix}${kind}`, kind })),
     );
-    await waitFinished(s, prefix, good + PAYLOAD_KINDS.length + 1, 120_000);
+    await waitFinished(s, prefix, good + PAYLOAD_KINDS.length + 2, 120_000);
     const { rows } = await s.pool.query<{ key: string; state: string; code: string | null; attempt: number }>(
       `SELECT input->>'key' AS key, state, error->>'code' AS code, attempt FROM weft.tasks
         WHERE task_name = 'payload' AND input->>'key' LIKE $1`,
@@ -57,7 +58,7 @@ describe("chaos: payloads", () => {
       "SELECT input->>'key' AS key FROM weft.tasks WHERE input->>'key' LIKE $1 ORDER BY 1",
       [`${prefix}%/child`],
     );
-    expect(children.rows.map((r) => r.key)).toEqual([`${prefix}fine/child`]);
+    expect(children.rows.map((r) => r.key)).toEqual([`${prefix}fine/child`, `${prefix}nested/child`]);
     const completed = await s.pool.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM weft.tasks WHERE input->>'key' LIKE $1 AND state = 'COMPLETED' AND task_name = 'step'",
       [`${prefix}good%`],
