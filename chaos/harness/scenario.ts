@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { createLogger } from "../../engine/src/index.js";
 import { createClient, type Weft } from "../../sdk/src/index.js";
 import { check, type Expectation, observe, problems, type Report } from "./checker.js";
 import { type ChaosNode, Cluster, waitFor } from "./cluster.js";
@@ -33,7 +34,8 @@ export async function startScenario(baseEnv: Record<string, string> = {}): Promi
   await pool.query(LEDGER_DDL);
   const tasks = chaosTasks(pool, "client");
   // The client migrates the schema before any node starts.
-  const client = createClient({ connectionString: url, tasks: Object.values(tasks) });
+  // Quiet: the client's own outage warnings are not what the scenarios check.
+  const client = createClient({ connectionString: url, tasks: Object.values(tasks), logger: createLogger("error") });
   await client.start();
   const cluster = new Cluster({ DATABASE_URL: url, ...baseEnv });
   return {
