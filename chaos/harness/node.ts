@@ -1,6 +1,7 @@
 // A Weft node in its own process for the fault tests, running the shared ledger tasks.
 // env: DATABASE_URL, NODE_LABEL, CAPACITY, HEARTBEAT_MS, DEAD_AFTER_MS, GRACE_MS,
-// COMPLETION_BATCH, PLANNER (0: no planner), CRON (1: run the cron task). Logs JSON (pino) to stdout at WEFT_LOG_LEVEL.
+// COMPLETION_BATCH, PLANNER (0: no planner), CRON (1: run the cron task),
+// RETENTION_MS and CLEANER_INTERVAL_MS (the cleaner's, for the soak). Logs JSON (pino) to stdout at WEFT_LOG_LEVEL.
 // IPC: sends {type: "ready"} once started and {type: "status"} every 200 ms; {type: "stop"} stops it.
 import pg from "pg";
 import { createWeft } from "../../sdk/src/index.js";
@@ -26,6 +27,9 @@ const weft = createWeft({
     completionBatchSize: env("COMPLETION_BATCH", 1_000),
     handleSignals: true,
   },
+  ...(process.env.RETENTION_MS
+    ? { cleaner: { retentionMs: env("RETENTION_MS", 0), intervalMs: env("CLEANER_INTERVAL_MS", 5_000) } }
+    : {}),
   planner: {
     enabled: process.env.PLANNER !== "0",
     nodeDeadAfterMs: env("DEAD_AFTER_MS", 3_000),

@@ -94,14 +94,22 @@ export abstract class LoopService implements Service {
 export class OutageLog {
   private failingSince: number | undefined;
   private failures = 0;
+  private recoveredAt = 0;
 
   constructor(
     private readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void },
     private readonly what: string,
   ) {}
 
-  failure(error: unknown): void {
+  /**
+   * `startedAt`: when the failed statement started. One that started before
+   * the last recovery failed in the outage already logged (several statements
+   * in flight at once: one succeeds, a slower one fails after it), and does
+   * not start a new one.
+   */
+  failure(error: unknown, startedAt = Date.now()): void {
     this.failures++;
+    if (this.failingSince === undefined && startedAt < this.recoveredAt) return;
     if (this.failingSince === undefined) {
       this.failingSince = Date.now();
       this.log.warn({ err: error }, `${this.what} failed; retrying until the database answers`);
@@ -111,6 +119,7 @@ export class OutageLog {
   success(): void {
     if (this.failingSince !== undefined) {
       this.log.info({ failures: this.failures, ms: Date.now() - this.failingSince }, `${this.what} recovered`);
+      this.recoveredAt = Date.now();
       this.failingSince = undefined;
       this.failures = 0;
     }

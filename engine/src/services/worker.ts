@@ -1138,6 +1138,7 @@ export class Worker implements Service, LocalWorker {
 
   private async flushBatch(batch: readonly OutcomeRow[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      const startedAt = Date.now();
       try {
         await this.record(batch);
         this.flushOutage.success();
@@ -1151,7 +1152,7 @@ export class Worker implements Service, LocalWorker {
           await this.recordOneByOne(batch);
           break;
         }
-        this.flushOutage.failure(error);
+        this.flushOutage.failure(error, startedAt);
         if (this.abandonFlush) return;
         await sleep(backoffMs(attempt));
       }
@@ -1254,13 +1255,14 @@ export class Worker implements Service, LocalWorker {
    */
   private async recordAlone(o: OutcomeRow): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
+      const startedAt = Date.now();
       try {
         await this.record([o]);
         this.flushOutage.success();
         return undefined;
       } catch (error) {
         if (!isTransientError(error)) return error;
-        this.flushOutage.failure(error);
+        this.flushOutage.failure(error, startedAt);
         if (this.abandonFlush) return undefined;
         await sleep(backoffMs(attempt));
       }
