@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { OutageLog } from "../../engine/src/services/service.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { OUTAGE_FLAP_MS, OutageLog } from "../../engine/src/services/service.js";
 
 // The outage log's own rule, on a recording logger (the scenarios check it on real outages).
 describe("OutageLog", () => {
@@ -32,9 +32,53 @@ describe("OutageLog", () => {
     outage.success();
     // Two batches were in flight: the slower one, started before the recovery, fails now.
     outage.failure(new Error("terminated"), before);
+    outage.success();
     expect(lines).toHaveLength(2);
-    // A statement started after the recovery that fails is a new outage.
-    outage.failure(new Error("down again"), Date.now() + 1);
-    expect(lines.at(-1)).toBe("warn recording outcomes failed; retrying until the database answers");
+  });
+
+  describe("flapping", () => {
+    beforeEach(() => {
+      vi.useFakeTimers();
+      vi.setSystemTime(new Date("2026-01-01T00:00:00Z"));
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("failures and successes by turns soon after a recovery log nothing more; a failure that lasts is logged", () => {
+      const { lines, log } = recorder();
+      const outage = new OutageLog(log, "recording outcomes");
+      outage.failure(new Error("timeout"));
+      outage.success();
+      // A statement timeout that some statements pass: fail, succeed, fail, succeed, ... within seconds.
+      for (let i = 0; i < 20; i++) {
+        vi.advanceTimersByTime(500);
+        outage.failure(new Error("timeout"));
+        vi.advanceTimersByTime(100);
+        outage.success();
+      }
+      expect(lines).toHaveLength(2);
+      // Failing without a success for OUTAGE_FLAP_MS: a real outage again, logged, and its recovery.
+      vi.advanceTimersByTime(500);
+      outage.failure(new Error("down"));
+      vi.advanceTimersByTime(OUTAGE_FLAP_MS);
+      outage.failure(new Error("down"));
+      outage.success();
+      expect(lines.slice(2)).toEqual([
+        "warn recording outcomes failed; retrying until the database answers",
+        "info recording outcomes recovered",
+      ]);
+    });
+
+    it("a failure long after the recovery is a new outage at once", () => {
+      const { lines, log } = recorder();
+      const outage = new OutageLog(log, "cleaner");
+      outage.failure(new Error("down"));
+      outage.success();
+      vi.advanceTimersByTime(OUTAGE_FLAP_MS + 1);
+      outage.failure(new Error("down again"));
+      expect(lines).toHaveLength(3);
+      expect(lines[2]).toBe("warn cleaner failed; retrying until the database answers");
+    });
   });
 });

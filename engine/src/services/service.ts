@@ -91,10 +91,19 @@ export abstract class LoopService implements Service {
  * Logs a repeating failure once per outage instead of once per attempt, and the
  * recovery when it ends.
  */
+/**
+ * A failure this soon after a recovery continues the outage already logged
+ * (statements that fail and succeed by turns, under a short statement timeout
+ * say); it is logged only if it lasts this long.
+ */
+export const OUTAGE_FLAP_MS = 10_000;
+
 export class OutageLog {
   private failingSince: number | undefined;
+  /** Whether the current failure was logged (a flap is not, unless it lasts). */
+  private logged = false;
   private failures = 0;
-  private recoveredAt = 0;
+  private recoveredAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void },
@@ -109,20 +118,27 @@ export class OutageLog {
    */
   failure(error: unknown, startedAt = Date.now()): void {
     this.failures++;
-    if (this.failingSince === undefined && startedAt < this.recoveredAt) return;
+    const now = Date.now();
     if (this.failingSince === undefined) {
-      this.failingSince = Date.now();
+      if (startedAt < this.recoveredAt) return;
+      this.failingSince = now;
+      this.logged = now - this.recoveredAt >= OUTAGE_FLAP_MS;
+      if (this.logged) this.log.warn({ err: error }, `${this.what} failed; retrying until the database answers`);
+    } else if (!this.logged && now - this.failingSince >= OUTAGE_FLAP_MS) {
+      this.logged = true;
       this.log.warn({ err: error }, `${this.what} failed; retrying until the database answers`);
     }
   }
 
   success(): void {
-    if (this.failingSince !== undefined) {
+    if (this.failingSince === undefined) return;
+    if (this.logged) {
       this.log.info({ failures: this.failures, ms: Date.now() - this.failingSince }, `${this.what} recovered`);
-      this.recoveredAt = Date.now();
-      this.failingSince = undefined;
       this.failures = 0;
     }
+    this.recoveredAt = Date.now();
+    this.failingSince = undefined;
+    this.logged = false;
   }
 }
 
