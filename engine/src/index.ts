@@ -18,6 +18,7 @@ export { isUlid, quoteSchema, validateTaskName } from "./db/identifiers.js";
 export { loadMigrations, MIGRATIONS_DIR, migrate } from "./db/migrate.js";
 export { type AppliedMigration, type MigrationStatus, migrationStatus } from "./db/migration-status.js";
 export {
+  connectClient,
   isConnectionError,
   isRetryable,
   type Queryable,

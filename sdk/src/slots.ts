@@ -1,4 +1,5 @@
 import {
+  connectClient,
   type Engine,
   InvalidArgumentError,
   parseInterval,
@@ -337,7 +338,7 @@ export class SlotSeriesClient {
     options: AcquireOptions,
     work: (slot: AcquiredSlot, tx: Queryable) => Promise<"skip" | undefined>,
   ): Promise<Date | null> {
-    const client = await this.engine.pool.connect();
+    const client = await connectClient(this.engine.pool);
     try {
       await client.query("BEGIN");
       const slot = await this.acquire(client, options);

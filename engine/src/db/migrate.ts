@@ -5,6 +5,7 @@ import type pg from "pg";
 import { SchemaTooNewError } from "../errors.js";
 import type { EventLogger } from "../logger.js";
 import { quoteSchema } from "./identifiers.js";
+import { connectClient } from "./pg.js";
 
 export interface Migration {
   readonly version: number;
@@ -106,7 +107,7 @@ export async function migrate(pool: pg.Pool, schema: string, log?: EventLogger):
   // Versions are distinct and start at 1: as many as known, the latest the
   // last known, means every one is there.
   if (current !== null && current.count === known && current.latest === known) return { applied: [], version: known };
-  const client = await pool.connect();
+  const client = await connectClient(pool);
   try {
     await client.query("BEGIN");
     await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [MIGRATION_LOCK_CLASS, schema]);

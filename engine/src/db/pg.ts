@@ -37,6 +37,44 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * \`pool.connect()\` for a client held across awaits (a transaction, an
+ * exactly-once attempt). pg emits a connection error that arrives between two
+ * queries as an 'error' event on the client, and a lent-out client has no
+ * listener, so a server restart or a terminated backend would crash the
+ * process. Here the error is ignored; the client's next query fails with it.
+ */
+export async function connectClient(pool: pg.Pool): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  const ignore = () => undefined;
+  client.on("error", ignore);
+  const release = client.release;
+  client.release = (err?: Error | boolean) => {
+    client.removeListener("error", ignore);
+    release(err);
+  };
+  return client;
+}
+
+/**
+ * Errors that say the database cannot take the statement now, whatever its
+ * rows: the connection went away, the server is read-only (maintenance, a
+ * standby), out of resources, a lock or statement timeout, a serialization
+ * failure or deadlock, a session timeout. The same statement can succeed later,
+ * so an outcome must wait for it instead of being recorded as a failure.
+ */
+export function isTransientError(error: unknown): boolean {
+  if (isConnectionError(error)) return true;
+  const code = (error as { code?: string })?.code;
+  if (typeof code !== "string") return false;
+  return (
+    code.startsWith("53") ||
+    code.startsWith("57P") ||
+    RETRYABLE_PG_CODES.has(code) ||
+    ["25006", "57014", "25P03", "58000", "58030"].includes(code)
+  );
+}
+
 export function isRetryable(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   return typeof code === "string" && RETRYABLE_PG_CODES.has(code);
@@ -52,7 +90,7 @@ export async function withTransaction<T>(
   attempts = 5,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
+    const client = await connectClient(pool);
     let broken = false;
     try {
       await client.query("BEGIN");

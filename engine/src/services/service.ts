@@ -90,22 +90,48 @@ export abstract class LoopService implements Service {
 }
 
 /**
+ * A failure this soon after a recovery continues the outage already logged
+ * (statements that fail and succeed by turns, under a short statement timeout
+ * say); it is logged only if it lasts this long.
+ */
+export const OUTAGE_FLAP_MS = 10_000;
+
+/**
  * Logs a repeating failure once per outage instead of once per attempt, and the
  * recovery when it ends.
  */
 export class OutageLog {
   private failingSince: number | undefined;
+  /** Whether the current failure was logged (a flap is not, unless it lasts). */
+  private logged = false;
   private failures = 0;
+  private recoveredAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly log: EventLogger,
     private readonly what: string,
   ) {}
 
-  failure(error: unknown): void {
+  /**
+   * `startedAt`: when the failed statement started. One that started before
+   * the last recovery failed in the outage already logged (several statements
+   * in flight at once: one succeeds, a slower one fails after it), and does
+   * not start a new one.
+   */
+  failure(error: unknown, startedAt = Date.now()): void {
     this.failures++;
+    const now = Date.now();
     if (this.failingSince === undefined) {
-      this.failingSince = Date.now();
+      if (startedAt < this.recoveredAt) return;
+      this.failingSince = now;
+      this.logged = now - this.recoveredAt >= OUTAGE_FLAP_MS;
+      if (this.logged)
+        this.log.warn(
+          { event: "db.outage_began", what: this.what, err: error },
+          `${this.what} failed; retrying until the database answers`,
+        );
+    } else if (!this.logged && now - this.failingSince >= OUTAGE_FLAP_MS) {
+      this.logged = true;
       this.log.warn(
         { event: "db.outage_began", what: this.what, err: error },
         `${this.what} failed; retrying until the database answers`,
@@ -114,14 +140,17 @@ export class OutageLog {
   }
 
   success(): void {
-    if (this.failingSince !== undefined) {
+    if (this.failingSince === undefined) return;
+    if (this.logged) {
       this.log.info(
         { event: "db.outage_ended", what: this.what, failures: this.failures, ms: Date.now() - this.failingSince },
         `${this.what} recovered`,
       );
-      this.failingSince = undefined;
       this.failures = 0;
     }
+    this.recoveredAt = Date.now();
+    this.failingSince = undefined;
+    this.logged = false;
   }
 }
 

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { NodeConfig } from "../config.js";
-import { isConnectionError, type Queryable } from "../db/pg.js";
+import { connectClient, isConnectionError, isTransientError, type Queryable } from "../db/pg.js";
 import type { ResolvedTaskSettings } from "../engine.js";
 import {
   AttemptsExhaustedError,
@@ -936,7 +936,7 @@ export class Worker implements Service, LocalWorker {
         await this.exactlyOnceSlots.acquire();
         let client: pg.PoolClient;
         try {
-          client = await this.pool.connect();
+          client = await connectClient(this.pool);
         } catch (error) {
           this.exactlyOnceSlots.release();
           throw error;
@@ -1206,16 +1206,21 @@ export class Worker implements Service, LocalWorker {
 
   private async flushBatch(batch: readonly OutcomeRow[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      const startedAt = Date.now();
       try {
         await this.record(batch);
         this.flushOutage.success();
         break;
       } catch (error) {
-        if (!isConnectionError(error) && attempt >= 2) {
+        // A read-only server or a lost connection fails every batch alike: wait
+        // for it. Anything else (a statement timeout included: the batch may be
+        // too long for it) goes outcome by outcome after three tries.
+        const waitForDatabase = isTransientError(error) && (error as { code?: string }).code !== "57014";
+        if (!waitForDatabase && attempt >= 2) {
           await this.recordOneByOne(batch);
           break;
         }
-        this.flushOutage.failure(error);
+        this.flushOutage.failure(error, startedAt);
         if (this.abandonFlush) return;
         await this.sleeps.sleep(backoffMs(attempt));
       }
@@ -1299,26 +1304,45 @@ export class Worker implements Service, LocalWorker {
    */
   private async recordOneByOne(batch: readonly OutcomeRow[]): Promise<void> {
     for (const o of batch) {
+      const error = await this.recordAlone(o);
+      if (error === undefined) continue;
+      this.log.error(
+        { event: "task.record_failed", err: error, taskId: o.id },
+        "could not record outcome; recording it as a failure",
+      );
+      const failed: OutcomeRow = {
+        ...o,
+        state: "FAILED",
+        result: null,
+        error: JSON.stringify(toTaskErrorInfo(error)),
+        children: [],
+        edges: [],
+        messages: [],
+        retry: undefined,
+      };
+      const again = await this.recordAlone(failed);
+      if (again !== undefined)
+        this.log.error({ event: "task.record_failed", err: again, taskId: o.id }, "could not record failure");
+    }
+  }
+
+  /**
+   * Records one outcome; retries while the error is the database's state
+   * (read-only, a timeout, the connection), never turning that into the
+   * task's failure. Returns the error that belongs to the outcome itself.
+   */
+  private async recordAlone(o: OutcomeRow): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      const startedAt = Date.now();
       try {
         await this.record([o]);
+        this.flushOutage.success();
+        return undefined;
       } catch (error) {
-        this.log.error(
-          { event: "task.record_failed", err: error, taskId: o.id },
-          "could not record outcome; recording it as a failure",
-        );
-        const failed: OutcomeRow = {
-          ...o,
-          state: "FAILED",
-          result: null,
-          error: JSON.stringify(toTaskErrorInfo(error)),
-          children: [],
-          edges: [],
-          messages: [],
-          retry: undefined,
-        };
-        await this.record([failed]).catch((err) =>
-          this.log.error({ event: "task.record_failed", err, taskId: o.id }, "could not record failure"),
-        );
+        if (!isTransientError(error)) return error;
+        this.flushOutage.failure(error, startedAt);
+        if (this.abandonFlush) return undefined;
+        await this.sleeps.sleep(backoffMs(attempt));
       }
     }
   }
