@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -125,6 +125,9 @@ function acceptNextDialog(page: Page): void {
 
 describe("dashboard (browser)", () => {
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium (.ci/run does), or set WEFT_CHROMIUM`);
+    }
     // The built files are what the handler serves: build them from this source.
     const built = spawnSync(process.execPath, [join(ROOT, "dashboard/node_modules/vite/bin/vite.js"), "build"], {
       cwd: join(ROOT, "dashboard"),

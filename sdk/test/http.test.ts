@@ -159,6 +159,8 @@ describe("HTTP API", () => {
         "/v1/workflows/{id}/cancel",
         "/v1/workflows/{id}/graph",
         "/v1/workflows/{id}/tasks",
+        "/v1/whoami",
+        "/v1/workflows/{id}/events",
       ].sort(),
     );
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
@@ -177,6 +179,8 @@ describe("HTTP API", () => {
       "/v1/cron",
       "/v1/dead-letters",
       `/v1/tasks/${UNKNOWN_ID}`,
+      "/v1/whoami",
+      `/v1/workflows/${UNKNOWN_ID}/events`,
     ];
     for (const path of reads) {
       for (const header of [
