@@ -16,6 +16,7 @@ import {
   setToken,
   subscribe,
   TASK_STATES,
+  type TaskError,
   type TaskStatus,
   type Whoami,
   type WorkflowGraph,
@@ -64,6 +65,27 @@ function span(from: string | null, to: string | null): string {
 
 function Json({ value }: { value: unknown }) {
   return <pre class="json">{value === undefined ? "—" : JSON.stringify(value, null, 2)}</pre>;
+}
+
+/** A task's error: its name and message, its code, other fields, the stack as lines. */
+function TaskErrorView({ error }: { error: TaskError | null }) {
+  if (!error) return <p>—</p>;
+  const { name, message, code, stack, ...rest } = error;
+  return (
+    <div class="task-error">
+      <p>
+        <strong>{name}</strong>: {message}
+        {code ? (
+          <>
+            {" "}
+            <code>{code}</code>
+          </>
+        ) : null}
+      </p>
+      {Object.keys(rest).length > 0 && <Json value={rest} />}
+      {typeof stack === "string" && <pre class="json">{stack}</pre>}
+    </div>
+  );
 }
 
 function ErrorNote({ error }: { error: unknown }) {
@@ -749,7 +771,7 @@ function TaskPanel({ id, onClose }: { id: string; onClose: () => void }) {
           {task.error ? (
             <>
               <h3>Error</h3>
-              <Json value={task.error} />
+              <TaskErrorView error={task.error} />
             </>
           ) : (
             <>
@@ -882,7 +904,7 @@ function DeadLetterPage({ taskId, me }: { taskId: string; me: Whoami }) {
             </div>
           )}
           <h3>Error</h3>
-          <Json value={d.error} />
+          <TaskErrorView error={d.error} />
           <h3>Attempts</h3>
           <table>
             <thead>

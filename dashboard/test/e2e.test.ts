@@ -374,6 +374,38 @@ describe("dashboard (browser)", () => {
     await ctx.close();
   });
 
+  it("lists workflows, filtered by status and root task", async () => {
+    const ctx = await context(READ);
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/#/workflows`);
+    const rows = page.locator("[data-testid=workflows] tbody tr");
+    await rows.first().waitFor();
+    const all = await rows.count();
+    expect(all).toBeGreaterThan(3);
+    await page.selectOption("select", "COMPLETED");
+    await page.waitForFunction(() =>
+      [
+        ...(
+          globalThis as unknown as { document: { querySelectorAll(s: string): { textContent: string }[] } }
+        ).document.querySelectorAll("[data-testid=workflows] tbody tr"),
+      ].every((r) => r.textContent.includes("COMPLETED")),
+    );
+    await page.locator("[data-testid=workflows] tbody tr", { hasText: "e2e.split" }).first().waitFor();
+    await shot(page, "workflows");
+    // The root task filter: only the flaky ones (two were scheduled, one completed after its requeue).
+    await page.selectOption("select", "");
+    await page.fill('input[placeholder="name"]', "e2e.flaky");
+    await page.keyboard.press("Tab");
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { document: { querySelectorAll(s: string): unknown[] } }).document.querySelectorAll(
+          "[data-testid=workflows] tbody tr",
+        ).length === 2,
+    );
+    expect(await rows.filter({ hasText: "e2e.flaky" }).count()).toBe(2);
+    await ctx.close();
+  });
+
   it("streams a workflow's snapshots as server-sent events until it finishes", async () => {
     const missing = await fetch(`${server.url}/v1/workflows/01ARZ3NDEKTSV4RRFFQ69G5FAV/events`, {
       headers: { authorization: `Bearer ${READ}` },
