@@ -2,6 +2,7 @@ import { render } from "preact";
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
   ApiError,
+  type Attempt,
   api,
   type Coverage,
   type CronInfo,
@@ -614,7 +615,7 @@ function Workflow({ id, me }: { id: string; me: Whoami }) {
       </div>
       {view && (
         <p class="hint" data-testid="dag-summary">
-          {view.tasks} tasks, {view.nodes.length} nodes drawn
+          {view.tasks} {view.tasks === 1 ? "task" : "tasks"}, {view.nodes.length} drawn
           {view.nodes.some((n) => n.kind === "group") ? " (large fan-outs grouped: click a group to expand it)" : ""}
         </p>
       )}
@@ -726,6 +727,7 @@ function DagNode({ node, selected, onActivate }: { node: ViewNode; selected: boo
 
 function TaskPanel({ id, onClose }: { id: string; onClose: () => void }) {
   const [task, error] = useData(() => api<TaskStatus>(`/v1/tasks/${id}`), [id]);
+  const [attempts] = useData(() => api<{ items: Attempt[] }>(`/v1/tasks/${id}/attempts`), [id]);
   return (
     <aside class="panel" aria-label="task details" data-testid="task-panel">
       <button type="button" class="close" onClick={onClose} aria-label="close">
@@ -766,6 +768,43 @@ function TaskPanel({ id, onClose }: { id: string; onClose: () => void }) {
               </>
             )}
           </dl>
+          <h3>Attempts</h3>
+          <table data-testid="attempts">
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">Node</th>
+                <th scope="col">Started</th>
+                <th scope="col">Took</th>
+                <th scope="col">Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(attempts?.items ?? []).map((a) => (
+                <tr key={`${a.attempt}-${a.endedAt}`}>
+                  <td>{a.attempt}</td>
+                  <td>
+                    <code>{a.node ? a.node.slice(-8) : "—"}</code>
+                  </td>
+                  <td>{a.startedAt ? new Date(a.startedAt).toLocaleTimeString() : "—"}</td>
+                  <td>{span(a.startedAt, a.endedAt)}</td>
+                  <td class="names">{a.error ? `${a.error.name}: ${a.error.message}` : "—"}</td>
+                </tr>
+              ))}
+              {/* The attempt it is on or finished with (a FAILED task's last one is in the log). */}
+              {task.assignedAt && task.state !== "FAILED" && (
+                <tr>
+                  <td>{task.attempt}</td>
+                  <td>
+                    <code>{task.node ? task.node.slice(-8) : "—"}</code>
+                  </td>
+                  <td>{new Date(task.assignedAt).toLocaleTimeString()}</td>
+                  <td>{span(task.assignedAt, task.finishedAt)}</td>
+                  <td>{task.state === "RUNNING" ? "running" : task.state}</td>
+                </tr>
+              )}
+            </tbody>
+          </table>
           <h3>Input</h3>
           <Json value={task.input} />
           {task.error ? (

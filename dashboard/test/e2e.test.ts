@@ -227,7 +227,7 @@ describe("dashboard (browser)", () => {
     // The root, one group for the 300 maps, the join: three nodes drawn.
     expect(await nodes.count()).toBe(3);
     expect(await page.locator("[data-testid=dag-node][data-kind=join]").count()).toBe(1);
-    expect(await page.getByTestId("dag-summary").textContent()).toContain("302 tasks, 3 nodes drawn");
+    expect(await page.getByTestId("dag-summary").textContent()).toContain("302 tasks, 3 drawn");
     const group = page.locator("[data-testid=dag-node][data-kind=group]");
     expect(await group.getAttribute("data-state")).not.toBe("COMPLETED");
     expect(await group.textContent()).toContain("300 × e2e.map");
@@ -293,6 +293,14 @@ describe("dashboard (browser)", () => {
     await page.getByTestId("action-done").waitFor();
     await page.getByRole("link", { name: "Open its workflow" }).click();
     await page.locator("[data-testid=dag-node][data-state=COMPLETED]").waitFor({ timeout: 30_000 });
+    // Its attempts: the one that failed (from the attempt log), then the one that completed.
+    await page.locator("[data-testid=dag-node]").click();
+    const attempts = page.locator("[data-testid=attempts] tbody tr");
+    await attempts.nth(1).waitFor();
+    expect(await attempts.count()).toBe(2);
+    expect(await attempts.nth(0).textContent()).toContain("the payment service said no");
+    expect(await attempts.nth(1).textContent()).toContain("COMPLETED");
+    await shot(page, "task-attempts");
     expect((await weft.client.getTask(taskId)).state).toBe("COMPLETED");
     expect((await weft.client.getWorkflow(workflowId)).status).toBe("COMPLETED");
     expect(await weft.client.deadLetters.get(taskId)).toBeUndefined();

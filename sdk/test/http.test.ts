@@ -161,6 +161,7 @@ describe("HTTP API", () => {
         "/v1/workflows/{id}/tasks",
         "/v1/whoami",
         "/v1/workflows/{id}/events",
+        "/v1/tasks/{id}/attempts",
       ].sort(),
     );
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
@@ -181,6 +182,7 @@ describe("HTTP API", () => {
       `/v1/tasks/${UNKNOWN_ID}`,
       "/v1/whoami",
       `/v1/workflows/${UNKNOWN_ID}/events`,
+      `/v1/tasks/${UNKNOWN_ID}/attempts`,
     ];
     for (const path of reads) {
       for (const header of [

@@ -9,6 +9,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { ConfigError, type Logger } from "@weft/engine";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { taskAttempts } from "../admin.js";
 import type { TaskState, WorkflowStatus } from "../types.js";
 import type { Weft } from "../weft.js";
 import type { TokenScope } from "./auth.js";
@@ -268,6 +269,40 @@ export function mountDashboard(app: OpenAPIHono<Env>, weft: Weft, settings: Dash
         },
         200,
       ),
+  );
+
+  const Attempts = z
+    .object({
+      items: z.array(
+        z.object({
+          attempt: z.number().int(),
+          node: z.string().nullable(),
+          startedAt: z.string().nullable(),
+          endedAt: z.string(),
+          error: z.record(z.string(), z.unknown()).nullable(),
+        }),
+      ),
+    })
+    .openapi("TaskAttempts");
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/tasks/{id}/attempts",
+      summary: "A task's earlier attempts: each failed or lost one with its node, times and error, oldest first",
+      description: "The attempt the task is on (or finished with) is the task's own: attempt, node, assignedAt.",
+      tags: ["tasks"],
+      security: [{ bearer: [] }],
+      request: { params: S.IdParam },
+      responses: {
+        200: { content: { "application/json": { schema: Attempts } }, description: "Its attempts" },
+        ...errors,
+        404: { content: { "application/json": { schema: S.ErrorBody } }, description: "No such task" },
+      },
+    }),
+    async (c) => {
+      const items = await taskAttempts(weft._engine, c.req.valid("param").id);
+      return c.json(JSON.parse(JSON.stringify({ items })) as z.infer<typeof Attempts>, 200);
+    },
   );
 
   const watches = new WorkflowWatches(weft, settings.log);
