@@ -500,8 +500,12 @@ describe("dashboard (browser)", () => {
       const reply = await bare.fetch(new Request("http://x/"));
       expect(reply.status).toBe(503);
       expect(await reply.text()).toContain("run <code>pnpm build</code>");
-      // The API itself is there.
+      expect((await bare.fetch(new Request("http://x/assets/index-abc.js"))).status).toBe(503);
+      // The API itself is there, and paths that are not the UI's fall through to the JSON not-found.
       expect((await bare.fetch(new Request("http://x/v1/health"))).status).toBe(200);
+      const other = await bare.fetch(new Request("http://x/elsewhere"));
+      expect(other.status).toBe(404);
+      expect(((await other.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
     } finally {
       renameSync(`${dist}.hidden`, dist);
     }
@@ -514,5 +518,14 @@ describe("dashboard (browser)", () => {
     expect((await prefixed.fetch(new Request("http://x/ui"))).headers.get("location")).toBe("/ui/");
     expect((await prefixed.fetch(new Request("http://x/"))).status).toBe(404);
     expect((await prefixed.fetch(new Request("http://x/ui/../../package.json"))).status).toBe(404);
+    expect((await prefixed.fetch(new Request("http://x/ui/assets/../../../sdk/package.json"))).status).toBe(404);
+    // Built files only: a built asset is served, an unknown one is the API's not-found.
+    const served = await fetch(`${server.url}/`);
+    const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(await served.text())?.[1];
+    const asset = await fetch(`${server.url}/${script}`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get("content-type")).toContain("text/javascript");
+    expect(asset.headers.get("cache-control")).toContain("immutable");
+    expect((await fetch(`${server.url}/assets/nope.js`)).status).toBe(404);
   });
 });

@@ -325,8 +325,8 @@ export function mountDashboard(app: OpenAPIHono<Env>, weft: Weft, settings: Dash
       },
     }),
     // The first read before the stream opens: an unknown workflow is a 404 like elsewhere.
-    (async (c: Context<Env>) => {
-      const id = c.req.param("id") as string;
+    async (c) => {
+      const { id } = c.req.valid("param");
       const first = await watches.read(id);
       return streamSSE(c, async (stream) => {
         let closed = false;
@@ -367,18 +367,21 @@ export function mountDashboard(app: OpenAPIHono<Env>, weft: Weft, settings: Dash
           unsubscribe();
         }
       });
-    }) as never,
+    },
   );
 
   const path = settings.path;
   if (path === null) return;
   let loaded: StaticFiles | null = null;
-  const serve = (c: Context<Env>, rel: string) => {
+  // Paths the build has (and, before a build, the page and its assets): any
+  // other falls through to the routes after this one and the JSON not-found.
+  const serve = (c: Context<Env>, rel: string, next: () => Promise<void>) => {
+    const page = rel === "" || rel === "index.html";
     loaded ??= loadStatic();
-    if (!loaded) return c.html(NOT_BUILT, 503);
-    const file = loaded.files.get(rel === "" ? "index.html" : rel);
-    if (!file) return c.json({ error: { code: "NOT_FOUND", message: `no file ${c.req.path}` } }, 404);
-    if (rel === "" || rel === "index.html") {
+    if (!loaded) return page || rel.startsWith("assets/") ? c.html(NOT_BUILT, 503) : next();
+    const file = loaded.files.get(page ? "index.html" : rel);
+    if (!file) return next();
+    if (page) {
       // The UI finds the API through this: the prefix the API is mounted under.
       const html = file.body.toString("utf8").replace('content="__WEFT_API_BASE__"', `content="${settings.basePath}"`);
       return c.body(html, 200, {
@@ -398,10 +401,10 @@ export function mountDashboard(app: OpenAPIHono<Env>, weft: Weft, settings: Dash
   };
   const base = path === "/" ? "" : path;
   if (base !== "") app.get(base, (c) => c.redirect(`${settings.basePath}${base}/`, 302));
-  app.get(`${base}/`, (c) => serve(c, ""));
+  app.get(`${base}/`, (c, next) => serve(c, "", next));
   app.get(`${base}/*`, (c, next) => {
     const rel = c.req.path.slice(settings.basePath.length + base.length + 1);
     if (base === "" && (rel.startsWith("v1/") || rel === "openapi.json")) return next();
-    return serve(c, rel);
+    return serve(c, rel, next);
   });
 }
