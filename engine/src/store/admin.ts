@@ -78,6 +78,7 @@ export class AdminStore {
   private readonly listWorkflowsSql: string;
   private readonly tasksPageSql: string;
   private readonly taskCountsSql: string;
+  private readonly taskAttemptsSql: string;
   private readonly queueStatsSql: string;
   private readonly nodesSql: string;
 
@@ -130,6 +131,8 @@ export class AdminStore {
       ) t
       WHERE ($2::text IS NULL OR t.id > $2::text) AND ($3::text IS NULL OR t.state = $3::text)
       ORDER BY t.id LIMIT $4`;
+    // A task's failed attempts, oldest first (the attempt it is on is its row's own).
+    this.taskAttemptsSql = `SELECT coalesce(attempt_log, '[]'::jsonb) AS attempts FROM ${s}.tasks WHERE id = $1`;
     this.taskCountsSql = `SELECT state, count(*)::int AS count FROM (
         SELECT state FROM ${s}.tasks WHERE id = $1 AND workflow_id = $1
         UNION ALL
@@ -188,6 +191,12 @@ export class AdminStore {
         options.limit,
       ])
     ).rows;
+  }
+
+  /** A task's attempt log (failed and lost attempts), or null when there is no such task. */
+  async taskAttempts(q: Queryable, taskId: string): Promise<Record<string, unknown>[] | null> {
+    const row = (await q.query<{ attempts: Record<string, unknown>[] }>(this.taskAttemptsSql, [taskId])).rows[0];
+    return row ? row.attempts : null;
   }
 
   async workflowTaskCounts(q: Queryable, workflowId: string): Promise<{ state: string; count: number }[]> {

@@ -7,8 +7,10 @@ import { Hono } from "hono";
 import type { Weft } from "../weft.js";
 import { buildApp } from "./app.js";
 import { type HttpToken, type TokenScope, TokenSet } from "./auth.js";
+import { type DashboardOptions, dashboardPath, mountDashboard } from "./dashboard.js";
 import { errorBody } from "./errors.js";
 
+export type { DashboardOptions } from "./dashboard.js";
 export type { ErrorResponse } from "./errors.js";
 export type { HttpToken, TokenScope };
 
@@ -30,6 +32,8 @@ export interface HttpApiOptions {
   readonly cors?: { readonly origin: string | readonly string[] };
   /** Where the API is mounted when the host server does not strip the prefix, e.g. "/weft". Default none. */
   readonly basePath?: string;
+  /** The web dashboard: served at "/" unless given another `path`, or not at all with `false` (see docs/dashboard.md). */
+  readonly dashboard?: false | DashboardOptions;
 }
 
 export interface HttpServeOptions {
@@ -71,7 +75,7 @@ function mount(basePath: string, api: ReturnType<typeof buildApp>): Hono {
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
-const KNOWN = ["tokens", "auth", "readOnly", "bodyLimitBytes", "cors", "basePath"];
+const KNOWN = ["tokens", "auth", "readOnly", "bodyLimitBytes", "cors", "basePath", "dashboard"];
 
 /**
  * Weft's HTTP API over `weft` (a started Weft; it needs the task definitions
@@ -127,6 +131,13 @@ export function createHttpApi(weft: Weft, options: HttpApiOptions): HttpApi {
     readOnly: options.readOnly ?? false,
     bodyLimitBytes,
     cors,
+    log: weft._engine.log,
+  });
+  mountDashboard(api, weft, {
+    path: dashboardPath(options.dashboard),
+    basePath,
+    readOnly: options.readOnly ?? false,
+    auth: tokens ? "bearer" : "none",
     log: weft._engine.log,
   });
   const app = basePath === "" ? api : mount(basePath, api);

@@ -55,7 +55,9 @@ export function serveCommand(program: Command): void {
   common(
     program
       .command("serve")
-      .description("run the HTTP API (with its OpenAPI document at /openapi.json) until SIGINT or SIGTERM")
+      .description(
+        "run the HTTP API (with its OpenAPI document at /openapi.json) and the web dashboard (at /) until SIGINT or SIGTERM",
+      )
       .option("--port <port>", "port to listen on (0: any free port)", "8080")
       .option("--host <host>", "address to listen on", "127.0.0.1")
       .option(
@@ -65,7 +67,8 @@ export function serveCommand(program: Command): void {
       )
       .option("--read-only", "refuse every write endpoint")
       .option("--no-auth", "serve without authentication (only behind a gateway that authenticates)")
-      .option("--tasks <module>", "a module exporting task definitions, so the API can schedule them by name"),
+      .option("--tasks <module>", "a module exporting task definitions, so the API can schedule them by name")
+      .option("--no-dashboard", "serve the API only, without the web dashboard at /"),
   ).action(
     action(async (session) => {
       const o = session.opts<{
@@ -75,6 +78,7 @@ export function serveCommand(program: Command): void {
         readOnly?: boolean;
         auth: boolean;
         tasks?: string;
+        dashboard: boolean;
       }>();
       if (!/^\d+$/.test(o.port) || Number(o.port) > 65_535) throw new UsageError("--port: expected 0 to 65535");
       const specs = [
@@ -97,6 +101,7 @@ export function serveCommand(program: Command): void {
       const api = createHttpApi(weft, {
         ...(o.auth ? { tokens: specs } : { auth: "none" as const }),
         readOnly: o.readOnly === true,
+        ...(o.dashboard ? {} : { dashboard: false as const }),
       });
       const server = await api.serve({ port: Number(o.port), host: o.host });
       session.emit(
@@ -107,9 +112,10 @@ export function serveCommand(program: Command): void {
           readOnly: o.readOnly === true,
           auth: o.auth ? "bearer" : "none",
           tasks: tasks.map((t) => t.name),
+          dashboard: o.dashboard ? `${server.url}/` : null,
         },
         (c, d) =>
-          `${c.bold("weft serve")} listening on ${d.url} (${d.auth === "none" ? c.yellow("no authentication") : `${specs.length} token(s)`}${d.readOnly ? ", read-only" : ""}${d.tasks.length > 0 ? `, tasks: ${d.tasks.join(", ")}` : ""}); OpenAPI at ${d.url}/openapi.json`,
+          `${c.bold("weft serve")} listening on ${d.url} (${d.auth === "none" ? c.yellow("no authentication") : `${specs.length} token(s)`}${d.readOnly ? ", read-only" : ""}${d.tasks.length > 0 ? `, tasks: ${d.tasks.join(", ")}` : ""}); OpenAPI at ${d.url}/openapi.json${d.dashboard ? `\n  dashboard: ${c.bold(d.dashboard)} (sign in with a token)` : ""}`,
       );
       await new Promise<void>((done) => {
         process.once("SIGINT", done);
