@@ -142,9 +142,17 @@ function acceptNextDialog(page: Page): void {
   page.once("dialog", (d) => void d.accept());
 }
 
-describe("dashboard (browser)", () => {
+// `npm test` on a machine with only Node.js has no browser: these tests are skipped
+// there, saying so. CI (WEFT_BROWSER_TESTS=required, set by .ci/run) fails instead.
+const browserRequired = process.env.WEFT_BROWSER_TESTS === "required";
+const browserMissing = !existsSync(CHROMIUM);
+if (browserMissing && !browserRequired) {
+  console.warn(`dashboard browser tests skipped: no browser at ${CHROMIUM} (apt-get install -y chromium)`);
+}
+
+describe.skipIf(browserMissing && !browserRequired)("dashboard (browser)", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
+    if (browserMissing) {
       throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium (.ci/run does), or set WEFT_CHROMIUM`);
     }
     // The built files are what the handler serves: build them from this source.
