@@ -1,3 +1,4 @@
+import type { TracerProvider } from "@opentelemetry/api";
 import pg from "pg";
 import {
   checkConfigRules,
@@ -24,6 +25,7 @@ import type { TaskHandler } from "./services/worker.js";
 import { Worker } from "./services/worker.js";
 import type { PublishedCron } from "./store/cron.js";
 import { Store } from "./store/index.js";
+import { activeTracerProvider, Tracing } from "./telemetry/traces.js";
 
 /**
  * The hot-path statements are the same every time with different batches; the
@@ -78,6 +80,12 @@ export interface EngineOptions {
   readonly logLevel?: string;
   /** Source of this node's CPU load (0..1) for the planner's CPU limit. */
   readonly cpuLoad?: () => number;
+  /**
+   * The OpenTelemetry tracer provider for Weft's spans. Default: the global
+   * one, if an SDK has registered it by the time the engine is made; with none,
+   * Weft does no tracing work at all (docs/observability.md).
+   */
+  readonly tracerProvider?: TracerProvider;
 }
 
 /**
@@ -93,6 +101,8 @@ export class Engine {
   readonly listener: Listener;
   readonly nudge: PlannerNudge;
   readonly registry: NodeRegistry | undefined;
+  /** Weft's spans; undefined when no tracer provider is in use (no tracing work then). */
+  readonly tracing: Tracing | undefined;
   readonly worker: Worker | undefined;
   readonly elector: LeaderElector | undefined;
   private planner: Planner | undefined;
@@ -109,7 +119,15 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.config = parseConfig(engineConfigSchema, options.config ?? {});
     checkConfigRules(this.config);
-    this.store = new Store(this.config.schema, { preparedStatements: this.config.preparedStatements });
+    if (options.tracerProvider !== undefined && typeof options.tracerProvider?.getTracer !== "function") {
+      throw new ConfigError("tracerProvider", "expected an OpenTelemetry TracerProvider (with getTracer)");
+    }
+    const tracerProvider = activeTracerProvider(options.tracerProvider);
+    this.tracing = tracerProvider ? new Tracing(tracerProvider, this.config.appName) : undefined;
+    this.store = new Store(this.config.schema, {
+      preparedStatements: this.config.preparedStatements,
+      traced: this.tracing !== undefined,
+    });
     this.log = weftLogger(options.logger, options.logLevel);
     let poolConfig: pg.PoolConfig;
     if (options.pool) {
@@ -187,6 +205,7 @@ export class Engine {
         registry,
         this.listener,
         this.log,
+        this.tracing,
       );
     }
     if (planner.enabled) {

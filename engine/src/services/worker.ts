@@ -1,3 +1,4 @@
+import type { Span } from "@opentelemetry/api";
 import type pg from "pg";
 import type { NodeConfig } from "../config.js";
 import { isConnectionError, type Queryable } from "../db/pg.js";
@@ -19,6 +20,7 @@ import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
 import type { LocalNode } from "../store/planner.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
+import { abortAttemptSpan, encodeSpanContext, endAttemptSpan, type Tracing } from "../telemetry/traces.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
 import type { LocalWorker } from "./planner.js";
@@ -136,6 +138,8 @@ class Running {
   finishing = false;
   /** Its handler was started, and counts against the node's capacity until it ends. */
   counted = false;
+  /** The attempt's span, while it is open (tracing only; see telemetry/traces.ts). */
+  span: Span | undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private aborted = false;
@@ -169,6 +173,11 @@ class Running {
     if (this.aborted) return;
     this.aborted = true;
     this.abortReason = reason;
+    if (this.span !== undefined) {
+      const timedOut = reason instanceof TaskTimeoutError;
+      abortAttemptSpan(this.span, reason, timedOut);
+      if (!timedOut) this.span = undefined;
+    }
     this.controller?.abort(reason);
   }
 }
@@ -229,6 +238,8 @@ interface Waiting {
 interface ExecutionHost {
   readonly nodeId: string;
   readonly log: Logger;
+  /** Weft's spans, when a tracer provider is in use. */
+  readonly tracing: Tracing | undefined;
   /** Saves an attempt's state, fenced by its token. */
   saveAttemptState(row: AssignedTaskRow, state: string): Promise<void>;
 }
@@ -286,11 +297,13 @@ class Execution implements TaskExecution {
   }
 
   get log(): Logger {
+    const span = this.entry.span;
     this.logger ??= this.host.log.child({
       taskId: this.row.id,
       workflowId: this.row.workflow_id,
       taskName: this.row.task_name,
       attempt: this.row.attempt,
+      ...(span ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
     });
     return this.logger;
   }
@@ -354,7 +367,15 @@ class Execution implements TaskExecution {
       isFork: child.fork ?? false,
       joinPending,
       ownJoins: [] as string[],
+      traceContext: null as string | null,
     };
+    const tracing = this.host.tracing;
+    if (tracing !== undefined) {
+      // Written with the attempt's outcome: the publish span ends here, when scheduled.
+      const published = tracing.publish(created, this.entry.span);
+      created.traceContext = published.traceContext;
+      published.span.end();
+    }
     if (this.children === NONE) this.children = [];
     this.children.push(created);
     this.byId ??= new Map();
@@ -427,6 +448,8 @@ function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
 export class Worker implements Service, LocalWorker {
   readonly name = "worker";
   private readonly running = new Map<string, Running>();
+  /** Spans of the upstream tasks of joins about to start, for their links (tracing only). */
+  private readonly upstreamSpans = new Map<string, (string | null)[]>();
   private cursor = 0;
   /** Attempts of a batch whose launch waits for its joins' upstream outcomes (see launchAll). */
   private readonly launching = new Set<string>();
@@ -494,6 +517,7 @@ export class Worker implements Service, LocalWorker {
     private readonly registry: NodeRegistry,
     private readonly listener: Listener,
     private readonly log: EventLogger,
+    private readonly tracing?: Tracing,
   ) {
     this.exactlyOnceSlots = new Semaphore(Math.max(1, (pool.options.max ?? 10) - 4));
     this.executionHost = {
@@ -502,6 +526,7 @@ export class Worker implements Service, LocalWorker {
         return registry.nodeId;
       },
       log,
+      tracing,
       saveAttemptState: (row, state) => this.saveState(row, state),
     };
     this.failureLog = new RateLimitedLog(log);
@@ -769,8 +794,10 @@ export class Worker implements Service, LocalWorker {
     const messages = new Map<string, unknown[]>();
     for (const m of await this.store.worker.joinMessages(this.pool, joinIds))
       appendTo(messages, m.join_task_id, m.message);
-    for (const u of await this.store.worker.upstreams(this.pool, joinIds))
+    for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
       appendTo(upstream, u.join_task_id, toUpstreamOutcome(u));
+      if (this.tracing !== undefined) appendTo(this.upstreamSpans, u.join_task_id, u.span);
+    }
     return { upstream, messages };
   }
 
@@ -815,6 +842,22 @@ export class Worker implements Service, LocalWorker {
     entry.counted = true;
     this.executing++;
     this.started++;
+    if (this.tracing !== undefined) {
+      const span = this.tracing.attempt(row, this.registry.nodeId, this.upstreamSpans.get(row.id));
+      this.upstreamSpans.delete(row.id);
+      entry.span = span;
+      this.tracing.within(span, () => this.dispatch(row, entry, upstream, messages));
+    } else {
+      this.dispatch(row, entry, upstream, messages);
+    }
+  }
+
+  private dispatch(
+    row: AssignedTaskRow,
+    entry: Running,
+    upstream: UpstreamOutcome[] | undefined,
+    messages: unknown[] | undefined,
+  ): void {
     const handler = this.handlers.get(row.task_name);
     const settings = this.settings.get(row.task_name);
     // The usual attempt (a known task with attempts left, no transaction) runs
@@ -902,12 +945,19 @@ export class Worker implements Service, LocalWorker {
       // than left as an unhandled rejection that would end the process.
       this.log.error({ event: "task.record_failed", err, taskId: row.id }, "could not record a failed attempt");
       if (entry.end()) this.attemptEnded();
+      entry.span?.end();
+      entry.span = undefined;
     }
   }
 
   /** Queues an attempt's outcome for the next completion batch, unless the attempt was revoked or the worker closed. */
   private queueOutcome(row: AssignedTaskRow, entry: Running, outcome: OutcomeRow): void {
     if (entry.end()) this.attemptEnded();
+    if (entry.span !== undefined) {
+      endAttemptSpan(entry.span, outcome);
+      outcome = { ...outcome, span: encodeSpanContext(entry.span.spanContext()) };
+      entry.span = undefined;
+    }
     if (this.closed || this.running.get(row.id) !== entry) return;
     // A revoked attempt's failure (aborted by a cancel or a re-plan) is refused when recorded: not logged.
     if (outcome.state === "FAILED" && !entry.isRevoked) this.logFailure(row, outcome);
@@ -965,8 +1015,12 @@ export class Worker implements Service, LocalWorker {
         tx.open = false;
         tx = undefined;
         if (entry.end()) this.attemptEnded();
+        const span = entry.span;
+        if (span !== undefined) outcome = { ...outcome, span: encodeSpanContext(span.spanContext()) };
         const done = await this.commitExactlyOnce(client, outcome).finally(() => this.exactlyOnceSlots.release());
         if (done) {
+          if (span !== undefined) endAttemptSpan(span, outcome);
+          entry.span = undefined;
           this.running.delete(row.id);
           this.checkIdle();
           this.fetchWakeup.wake();
