@@ -1,4 +1,4 @@
-import type { TracerProvider } from "@opentelemetry/api";
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import {
   type ChildSpec,
   ConfigError,
@@ -68,6 +68,12 @@ export interface WeftOptions extends EngineConfigInput {
    * no tracing work (docs/observability.md).
    */
   readonly tracerProvider?: TracerProvider;
+  /**
+   * The OpenTelemetry meter provider for Weft's metrics (meter \`weft\`).
+   * Default: the global provider, if an SDK registered one before this call
+   * (docs/observability.md); the HTTP API's \`metrics\` option can attach one.
+   */
+  readonly meterProvider?: MeterProvider;
 }
 
 const OWN_KEYS = [
@@ -79,6 +85,7 @@ const OWN_KEYS = [
   "logLevel",
   "cpuLoad",
   "tracerProvider",
+  "meterProvider",
 ] as const;
 const CONFIG_KEYS = [
   "schema",
@@ -115,6 +122,7 @@ export class Weft {
       logLevel,
       cpuLoad,
       tracerProvider,
+      meterProvider,
       ...config
     } = options;
     if (!Array.isArray(tasks)) throw new ConfigError("tasks", "expected an array of task definitions");
@@ -134,6 +142,7 @@ export class Weft {
       ...(logLevel !== undefined ? { logLevel } : {}),
       ...(cpuLoad !== undefined ? { cpuLoad } : {}),
       ...(tracerProvider !== undefined ? { tracerProvider } : {}),
+      ...(meterProvider !== undefined ? { meterProvider } : {}),
       config,
       handlers: [...registry.values()].map((t) => toHandler(t, this.engineLimit())),
     });

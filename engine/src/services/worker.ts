@@ -20,6 +20,7 @@ import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
 import type { LocalNode } from "../store/planner.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
+import { type Metrics, ulidTime } from "../telemetry/metrics.js";
 import { abortAttemptSpan, encodeSpanContext, endAttemptSpan, type Tracing } from "../telemetry/traces.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
@@ -144,7 +145,13 @@ class Running {
   private abortReason: unknown;
   private aborted = false;
 
-  constructor(readonly token: number) {}
+  /** When the attempt started (performance.now()), with metrics on. */
+  startedAt = 0;
+
+  constructor(
+    readonly token: number,
+    readonly taskName: string,
+  ) {}
 
   /** Marks the attempt ended; true the first time for an attempt that counted against the capacity. */
   end(): boolean {
@@ -403,6 +410,7 @@ function completedOutcome(
   return {
     id: row.id,
     workflowId: row.workflow_id,
+    taskName: row.task_name,
     token: row.token,
     state: "COMPLETED",
     result,
@@ -518,6 +526,7 @@ export class Worker implements Service, LocalWorker {
     private readonly listener: Listener,
     private readonly log: EventLogger,
     private readonly tracing?: Tracing,
+    private readonly metrics?: Metrics,
   ) {
     this.exactlyOnceSlots = new Semaphore(Math.max(1, (pool.options.max ?? 10) - 4));
     this.executionHost = {
@@ -757,6 +766,8 @@ export class Worker implements Service, LocalWorker {
       if (inDb.get(id) !== r.token) {
         this.log.debug({ event: "task.revoked", taskId: id }, "assignment revoked; aborting the attempt");
         r.abort(new Error("assignment revoked"));
+        const instruments = this.metrics?.instruments;
+        if (instruments !== undefined) instruments.cancelled.add(1, instruments.task(r.taskName));
       }
     }
     if (missed.length > 0 && !this.stopping) {
@@ -803,7 +814,7 @@ export class Worker implements Service, LocalWorker {
 
   private launch(row: AssignedTaskRow, upstream: UpstreamOutcome[] | undefined, messages: unknown[] | undefined): void {
     if (row.token > this.cursor) this.cursor = row.token;
-    const entry = new Running(row.token);
+    const entry = new Running(row.token, row.task_name);
     this.running.set(row.id, entry);
     // The planner keeps within the room, but counts from what it read: an
     // assignment it could not see as started (an earlier leader's, one fetched
@@ -842,6 +853,13 @@ export class Worker implements Service, LocalWorker {
     entry.counted = true;
     this.executing++;
     this.started++;
+    const instruments = this.metrics?.instruments;
+    if (instruments !== undefined) {
+      entry.startedAt = performance.now();
+      const a = instruments.task(row.task_name);
+      instruments.started.add(1, a);
+      if (row.attempt === 1) instruments.scheduleToStart.record(Math.max(0, Date.now() - ulidTime(row.id)) / 1000, a);
+    }
     if (this.tracing !== undefined) {
       const span = this.tracing.attempt(row, this.registry.nodeId, this.upstreamSpans.get(row.id));
       this.upstreamSpans.delete(row.id);
@@ -953,6 +971,11 @@ export class Worker implements Service, LocalWorker {
   /** Queues an attempt's outcome for the next completion batch, unless the attempt was revoked or the worker closed. */
   private queueOutcome(row: AssignedTaskRow, entry: Running, outcome: OutcomeRow): void {
     if (entry.end()) this.attemptEnded();
+    const instruments = this.metrics?.instruments;
+    if (instruments !== undefined && entry.startedAt > 0) {
+      const a = instruments.taskOutcome(row.task_name, outcome.state === "COMPLETED" ? "completed" : "failed");
+      instruments.duration.record((performance.now() - entry.startedAt) / 1000, a);
+    }
     if (entry.span !== undefined) {
       endAttemptSpan(entry.span, outcome);
       outcome = { ...outcome, span: encodeSpanContext(entry.span.spanContext()) };
@@ -1020,6 +1043,7 @@ export class Worker implements Service, LocalWorker {
         const done = await this.commitExactlyOnce(client, outcome).finally(() => this.exactlyOnceSlots.release());
         if (done) {
           if (span !== undefined) endAttemptSpan(span, outcome);
+          this.metrics?.instruments?.recorded([outcome], { refused: [], retried: 0 });
           entry.span = undefined;
           this.running.delete(row.id);
           this.checkIdle();
@@ -1108,6 +1132,7 @@ export class Worker implements Service, LocalWorker {
     return {
       id: row.id,
       workflowId: row.workflow_id,
+      taskName: row.task_name,
       token: row.token,
       state: "FAILED",
       result: null,
@@ -1280,7 +1305,14 @@ export class Worker implements Service, LocalWorker {
   }
 
   private async record(batch: readonly OutcomeRow[]): Promise<void> {
+    const startedAt = this.metrics?.instruments !== undefined ? performance.now() : 0;
     const res = await this.store.worker.complete(this.hotPool, batch);
+    const instruments = this.metrics?.instruments;
+    if (instruments !== undefined) {
+      instruments.completionBatch.record(batch.length);
+      if (startedAt > 0) instruments.completionDuration.record((performance.now() - startedAt) / 1000);
+      instruments.recorded(batch, res);
+    }
     if (res.refused.length > 0) {
       this.log.info(
         { event: "task.outcomes_refused", tasks: res.refused },

@@ -93,4 +93,6 @@ export interface OutcomeRow {
   readonly messages?: readonly { readonly joinName: string; readonly message: string }[];
   /** The attempt's span (a traceparent), stored for retries and joins to link to; tracing only. */
   readonly span?: string;
+  /** The task's name, for metrics (not written). */
+  readonly taskName?: string;
 }

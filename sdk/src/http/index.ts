@@ -8,8 +8,10 @@ import type { Weft } from "../weft.js";
 import { buildApp } from "./app.js";
 import { type HttpToken, type TokenScope, TokenSet } from "./auth.js";
 import { errorBody } from "./errors.js";
+import { type HttpMetricsOption, metricsEndpoint } from "./metrics.js";
 
 export type { ErrorResponse } from "./errors.js";
+export type { HttpMetricsOption } from "./metrics.js";
 export type { HttpToken, TokenScope };
 
 export interface HttpApiOptions {
@@ -30,6 +32,11 @@ export interface HttpApiOptions {
   readonly cors?: { readonly origin: string | readonly string[] };
   /** Where the API is mounted when the host server does not strip the prefix, e.g. "/weft". Default none. */
   readonly basePath?: string;
+  /**
+   * Serve Weft's metrics at GET /metrics in Prometheus' text format, with a
+   * read token unless \`public\` (docs/observability.md). Default off.
+   */
+  readonly metrics?: HttpMetricsOption;
 }
 
 export interface HttpServeOptions {
@@ -71,7 +78,7 @@ function mount(basePath: string, api: ReturnType<typeof buildApp>): Hono {
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
-const KNOWN = ["tokens", "auth", "readOnly", "bodyLimitBytes", "cors", "basePath"];
+const KNOWN = ["tokens", "auth", "readOnly", "bodyLimitBytes", "cors", "basePath", "metrics"];
 
 /**
  * Weft's HTTP API over `weft` (a started Weft; it needs the task definitions
@@ -128,6 +135,7 @@ export function createHttpApi(weft: Weft, options: HttpApiOptions): HttpApi {
     bodyLimitBytes,
     cors,
     log: weft._engine.log,
+    metrics: metricsEndpoint(weft, options.metrics),
   });
   const app = basePath === "" ? api : mount(basePath, api);
   const fetch = async (request: Request): Promise<Response> => app.fetch(request);
