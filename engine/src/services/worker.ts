@@ -412,6 +412,7 @@ function completedOutcome(
     workflowId: row.workflow_id,
     taskName: row.task_name,
     token: row.token,
+    span: undefined,
     state: "COMPLETED",
     result,
     error: null,
@@ -978,7 +979,8 @@ export class Worker implements Service, LocalWorker {
     }
     if (entry.span !== undefined) {
       endAttemptSpan(entry.span, outcome);
-      outcome = { ...outcome, span: encodeSpanContext(entry.span.spanContext()) };
+      // Stored only where something links to it: the next attempt, or a join.
+      if (outcome.retry !== undefined || row.awaited) outcome.span = encodeSpanContext(entry.span.spanContext());
       entry.span = undefined;
     }
     if (this.closed || this.running.get(row.id) !== entry) return;
@@ -1039,7 +1041,7 @@ export class Worker implements Service, LocalWorker {
         tx = undefined;
         if (entry.end()) this.attemptEnded();
         const span = entry.span;
-        if (span !== undefined) outcome = { ...outcome, span: encodeSpanContext(span.spanContext()) };
+        if (span !== undefined && row.awaited) outcome.span = encodeSpanContext(span.spanContext());
         const done = await this.commitExactlyOnce(client, outcome).finally(() => this.exactlyOnceSlots.release());
         if (done) {
           if (span !== undefined) endAttemptSpan(span, outcome);
@@ -1134,6 +1136,7 @@ export class Worker implements Service, LocalWorker {
       workflowId: row.workflow_id,
       taskName: row.task_name,
       token: row.token,
+      span: undefined,
       state: "FAILED",
       result: null,
       error: JSON.stringify(info),

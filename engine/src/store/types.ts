@@ -54,6 +54,8 @@ export interface AssignedTaskRow {
   readonly trace_context: string | null;
   /** The span of the latest recorded attempt; null unless the store reads traces. */
   readonly attempt_span: string | null;
+  /** A join awaits the task (its attempt's span is stored for the join's links); false unless the store reads traces. */
+  readonly awaited: boolean;
 }
 
 /** One listed upstream of a join, as the join receives it. */
@@ -91,8 +93,11 @@ export interface OutcomeRow {
   readonly deadLetter?: boolean;
   /** Messages to the joins awaiting this task, by join task name; \`message\` is JSON text. */
   readonly messages?: readonly { readonly joinName: string; readonly message: string }[];
-  /** The attempt's span (a traceparent), stored for retries and joins to link to; tracing only. */
-  readonly span?: string;
+  /**
+   * The attempt's span (a traceparent), stored for a retry or a join awaiting
+   * the task to link to; tracing only (set by the worker once the attempt ends).
+   */
+  span?: string | undefined;
   /** The task's name, for metrics (not written). */
   readonly taskName?: string;
 }

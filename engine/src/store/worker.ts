@@ -18,8 +18,8 @@ import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow
 // number without a process-wide type parser that would change the application's pg.
 const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt, token::float8 AS token, priority,
   affinity_group, affinity, join_pending IS NOT NULL AS is_join, saved_state`;
-const TRACE_COLUMNS = "trace_context, attempt_span";
-const NO_TRACE_COLUMNS = "NULL::text AS trace_context, NULL::text AS attempt_span";
+const TRACE_COLUMNS = "trace_context, attempt_span, awaited_by IS NOT NULL AS awaited";
+const NO_TRACE_COLUMNS = "NULL::text AS trace_context, NULL::text AS attempt_span, false AS awaited";
 
 /**
  * The hot fetch returns its rows as one text: a row per task, separated by
@@ -42,7 +42,10 @@ export function packedAssignedRows(traced = false): string {
   || E'\\x1f' || CASE WHEN join_pending IS NULL THEN '' ELSE 't' END || E'\\x1f' || coalesce(saved_state::text, '')${
     // Trace contexts (migration 011) only for a node that traces: two fields
     // more per row to build and send otherwise.
-    traced ? ` || E'\\x1f' || coalesce(trace_context, '') || E'\\x1f' || coalesce(attempt_span, '')` : ""
+    traced
+      ? ` || E'\\x1f' || coalesce(trace_context, '') || E'\\x1f' || coalesce(attempt_span, '')
+         || E'\\x1f' || CASE WHEN awaited_by IS NULL THEN '' ELSE 't' END`
+      : ""
   },
   E'\\x1e' ORDER BY token)`;
 }
@@ -50,7 +53,7 @@ export const PACKED_ASSIGNED_ROWS = packedAssignedRows(false);
 /** The columns packedAssignedRows reads, and the node, for an apply's RETURNING list. */
 export function packedAssignedColumns(traced = false): string {
   return `t.id, t.workflow_id, t.parent_id, t.task_name, t.input, t.attempt, t.token, t.priority, t.affinity_group, t.affinity, t.join_pending, t.saved_state, t.assigned_node${
-    traced ? ", t.trace_context, t.attempt_span" : ""
+    traced ? ", t.trace_context, t.attempt_span, t.awaited_by" : ""
   }`;
 }
 export const PACKED_ASSIGNED_COLUMNS = packedAssignedColumns(false);
@@ -104,13 +107,17 @@ export function fromPacked(text: string | null, traced = false): AssignedTaskRow
     at = next + 1;
     let traceContext: string | null = null;
     let attemptSpan: string | null = null;
+    let awaited = false;
     if (traced) {
       next = text.indexOf(FIELD, at);
       traceContext = next === at ? null : text.slice(at, next);
       at = next + 1;
+      next = text.indexOf(FIELD, at);
+      attemptSpan = next === at ? null : text.slice(at, next);
+      at = next + 1;
       next = text.indexOf(ROW, at);
       if (next === -1) next = end;
-      attemptSpan = next === at ? null : text.slice(at, next);
+      awaited = next > at;
       at = next + 1;
     }
     rows.push({
@@ -128,6 +135,7 @@ export function fromPacked(text: string | null, traced = false): AssignedTaskRow
       saved_state: savedState,
       trace_context: traceContext,
       attempt_span: attemptSpan,
+      awaited,
     });
   }
   return rows;
