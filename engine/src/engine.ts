@@ -139,7 +139,7 @@ export class Engine {
       throw new ConfigError("meterProvider", "expected an OpenTelemetry MeterProvider (with getMeter)");
     }
     const tracerProvider = activeTracerProvider(options.tracerProvider);
-    this.tracing = tracerProvider ? new Tracing(tracerProvider, this.config.appName) : undefined;
+    this.tracing = tracerProvider ? new Tracing(tracerProvider) : undefined;
     this.store = new Store(this.config.schema, {
       preparedStatements: this.config.preparedStatements,
       traced: this.tracing !== undefined,

@@ -146,7 +146,7 @@ describe("traces (OpenTelemetry)", () => {
       "messaging.system": "weft",
       "messaging.operation.type": "process",
       "messaging.destination.name": "tr.split",
-      "weft.task.id": ref.taskId,
+      "messaging.message.id": ref.taskId,
       "weft.workflow.id": ref.workflowId,
       "weft.task.attempt": 1,
       "weft.node.id": weft.nodeId,
@@ -156,7 +156,9 @@ describe("traces (OpenTelemetry)", () => {
     const processMaps = of("process tr.map");
     expect(processMaps).toHaveLength(MAPS);
     for (const m of processMaps) {
-      const publish = of("publish tr.map").find((p) => p.attributes["weft.task.id"] === m.attributes["weft.task.id"]);
+      const publish = of("publish tr.map").find(
+        (p) => p.attributes["messaging.message.id"] === m.attributes["messaging.message.id"],
+      );
       expect(parentOf(m)).toBe(publish?.spanContext().spanId);
       expect(parentOf(publish as ReadableSpan)).toBe(processSplit.spanContext().spanId);
       const own = of("user work").find((u) => parentOf(u) === m.spanContext().spanId);
@@ -190,6 +192,20 @@ describe("traces (OpenTelemetry)", () => {
     expect(parentOf(first)).toBe(publish?.spanContext().spanId);
     expect(parentOf(second)).toBe(publish?.spanContext().spanId);
     expect(second.links.map((l) => l.context.spanId)).toEqual([first.spanContext().spanId]);
+  });
+
+  it("finds a provider only when one is registered or given; with none, no tracer and no instruments", () => {
+    const bare = createWeft({ connectionString: "postgres://127.0.0.1:1/unused", tasks: [map] });
+    expect(bare._engine.tracing).toBeUndefined();
+    expect(bare._engine.metrics.instruments).toBeUndefined();
+    trace.setGlobalTracerProvider(provider);
+    try {
+      const found = createWeft({ connectionString: "postgres://127.0.0.1:1/unused", tasks: [map] });
+      expect(found._engine.tracing).toBeDefined();
+    } finally {
+      trace.disable();
+    }
+    expect(() => createWeft({ tasks: [map], tracerProvider: {} as never })).toThrow(/tracerProvider/);
   });
 
   it("a cancelled running task's span ends with a cancel event", async () => {
