@@ -20,7 +20,7 @@ import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
 import type { LocalNode } from "../store/planner.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
-import { type Metrics, ulidTime } from "../telemetry/metrics.js";
+import { count, type Metrics, ulidTime } from "../telemetry/metrics.js";
 import { abortAttemptSpan, encodeSpanContext, endAttemptSpan, type Tracing } from "../telemetry/traces.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
@@ -768,7 +768,7 @@ export class Worker implements Service, LocalWorker {
         this.log.debug({ event: "task.revoked", taskId: id }, "assignment revoked; aborting the attempt");
         r.abort(new Error("assignment revoked"));
         const instruments = this.metrics?.instruments;
-        if (instruments !== undefined) instruments.cancelled.add(1, instruments.task(r.taskName));
+        if (instruments !== undefined) count(instruments.cancelled, r.taskName);
       }
     }
     if (missed.length > 0 && !this.stopping) {
@@ -857,9 +857,13 @@ export class Worker implements Service, LocalWorker {
     const instruments = this.metrics?.instruments;
     if (instruments !== undefined) {
       entry.startedAt = performance.now();
-      const a = instruments.task(row.task_name);
-      instruments.started.add(1, a);
-      if (row.attempt === 1) instruments.scheduleToStart.record(Math.max(0, Date.now() - ulidTime(row.id)) / 1000, a);
+      count(instruments.started, row.task_name);
+      if (row.attempt === 1) {
+        instruments.scheduleToStart.record(
+          Math.max(0, Date.now() - ulidTime(row.id)) / 1000,
+          instruments.task(row.task_name),
+        );
+      }
     }
     if (this.tracing !== undefined) {
       const span = this.tracing.attempt(row, this.registry.nodeId, this.upstreamSpans.get(row.id));

@@ -29,7 +29,9 @@ export function packedTasks(rows: readonly NewTaskRow[]): string {
       `${r.affinityGroup === null ? "" : JSON.stringify(r.affinityGroup)}${f}` +
       `${r.affinity === null ? "" : JSON.stringify(r.affinity)}${f}${r.delayMs ?? ""}${f}` +
       `${r.ownJoins && r.ownJoins.length > 0 ? r.ownJoins.join(",") : ""}${f}${r.isFork ? "t" : ""}${f}` +
-      `${r.joinPending ?? ""}${f}${r.traceContext ?? ""}`;
+      // The trace context last, and only when there is one: a row without it
+      // reads NULL for f[14], so an untraced schedule sends nothing more.
+      `${r.joinPending ?? ""}${r.traceContext ? `${f}${r.traceContext}` : ""}`;
   }
   return parts.join(ROW_SEPARATOR);
 }

@@ -249,7 +249,7 @@ export class WorkerStore {
                run_after = now() + make_interval(secs => ($2::jsonb -> t.id ->> 'd')::float8 / 1000),
                error = $2::jsonb -> t.id -> 'e',
                attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")},
-               attempt_span = $2::jsonb -> t.id ->> 't',
+               ${traced ? "attempt_span = $2::jsonb -> t.id ->> 't'," : ""}
                assigned_node = NULL, token = NULL, assigned_at = NULL, deadline = NULL
          WHERE t.id = ANY($10::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
            AND t.queue = 'READY' AND t.token = ((SELECT m FROM token_map) ->> t.id)::bigint
@@ -263,8 +263,9 @@ export class WorkerStore {
                attempt_log = CASE WHEN $2::jsonb -> t.id ->> 's' = 'FAILED'
                                   THEN coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}
                                   ELSE t.attempt_log END,
-               -- The attempt's span (tracing nodes only, migration 011), for the joins that link to it.
-               attempt_span = coalesce($2::jsonb -> t.id ->> 't', t.attempt_span),
+               -- The attempt's span (migration 011), for the joins that link to it:
+               -- written by tracing nodes only, so the others' statement is as it was.
+               ${traced ? "attempt_span = coalesce($2::jsonb -> t.id ->> 't', t.attempt_span)," : ""}
                finished_at = now(),
                -- A solo root that spawns children ($12) gets its workflow row below.
                solo = t.solo AND NOT (t.id = ANY($12::text[]))

@@ -32,6 +32,11 @@ export function ulidTime(id: string): number {
   return ms;
 }
 
+/** Adds one to \`name\`'s total. */
+export function count(totals: Map<string, number>, name: string): void {
+  totals.set(name, (totals.get(name) ?? 0) + 1);
+}
+
 /** Seconds buckets for latencies and durations: 1 ms to 5 min. */
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 /** Batch sizes: 1 to 10,000. */
@@ -56,12 +61,17 @@ export interface MetricSources {
 
 /** The instruments of one engine (docs/observability.md, "Metrics"). */
 export class Instruments {
-  readonly started: Counter;
-  readonly completed: Counter;
-  readonly failed: Counter;
-  readonly retried: Counter;
-  readonly deadLettered: Counter;
-  readonly cancelled: Counter;
+  /**
+   * Task counts by name, kept in plain maps and reported by observable
+   * counters at collection: a counter's add() costs the SDK an attribute hash
+   * per call, which per task was as much as the rest of the node's metrics.
+   */
+  readonly started = new Map<string, number>();
+  readonly completed = new Map<string, number>();
+  readonly failed = new Map<string, number>();
+  readonly retried = new Map<string, number>();
+  readonly deadLettered = new Map<string, number>();
+  readonly cancelled = new Map<string, number>();
   readonly scheduleToStart: Histogram;
   readonly duration: Histogram;
   readonly plannerCycle: Histogram;
@@ -75,17 +85,27 @@ export class Instruments {
   private readonly failedByName = new Map<string, Attributes>();
 
   constructor(meter: Meter, sources: MetricSources) {
-    const tasks = (name: string, description: string) =>
-      meter.createCounter(`weft.tasks.${name}`, { description, unit: "{task}" });
-    this.started = tasks("started", "Attempts started on this node, by task name.");
-    this.completed = tasks("completed", "Tasks completed (outcome recorded by this node), by task name.");
-    this.failed = tasks("failed", "Tasks failed for good (no attempt left), by task name.");
-    this.retried = tasks("retried", "Failed attempts scheduled for another attempt, by task name.");
-    this.deadLettered = tasks("dead_lettered", "Final failures copied to the dead-letter table, by task name.");
-    this.cancelled = tasks(
-      "cancelled",
-      "Running attempts aborted here by a revocation (workflow cancelled, task re-planned), by task name.",
+    const counters: [Map<string, number>, string, string][] = [
+      [this.started, "started", "Attempts started on this node, by task name."],
+      [this.completed, "completed", "Tasks completed (outcome recorded by this node), by task name."],
+      [this.failed, "failed", "Tasks failed for good (no attempt left), by task name."],
+      [this.retried, "retried", "Failed attempts scheduled for another attempt, by task name."],
+      [this.deadLettered, "dead_lettered", "Final failures copied to the dead-letter table, by task name."],
+      [
+        this.cancelled,
+        "cancelled",
+        "Running attempts aborted here by a revocation (workflow cancelled, task re-planned), by task name.",
+      ],
+    ];
+    const observables = counters.map(([, name, description]) =>
+      meter.createObservableCounter(`weft.tasks.${name}`, { description, unit: "{task}" }),
     );
+    meter.addBatchObservableCallback((result) => {
+      counters.forEach(([totals], i) => {
+        const counter = observables[i] as (typeof observables)[number];
+        for (const [name, n] of totals) result.observe(counter, n, this.task(name));
+      });
+    }, observables);
     this.scheduleToStart = meter.createHistogram("weft.task.schedule_to_start", {
       description: "From a task's creation to the start of its first attempt, by task name.",
       unit: "s",
@@ -194,12 +214,12 @@ export class Instruments {
     const retriesFailed = retries > result.retried;
     for (const o of batch) {
       if (refused?.has(o.id) || o.taskName === undefined) continue;
-      const a = this.task(o.taskName);
-      if (o.state === "COMPLETED") this.completed.add(1, a);
-      else if (o.retry && !retriesFailed) this.retried.add(1, a);
+      const name = o.taskName;
+      if (o.state === "COMPLETED") count(this.completed, name);
+      else if (o.retry && !retriesFailed) count(this.retried, name);
       else {
-        this.failed.add(1, a);
-        if (o.deadLetter) this.deadLettered.add(1, a);
+        count(this.failed, name);
+        if (o.deadLetter) count(this.deadLettered, name);
       }
     }
   }
