@@ -9,7 +9,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { freshDatabase } from "../../test/support.js";
-import { createWeft, defineJoin, defineTask, type Logger, type Weft } from "../src/index.js";
+import { createWeft, defineJoin, defineSlotTask, defineTask, type Logger, type Weft } from "../src/index.js";
 
 const MAPS = 5;
 
@@ -95,12 +95,14 @@ describe("traces (OpenTelemetry)", () => {
       }),
   });
 
+  const hourly = defineSlotTask({ name: "tr.hourly", every: "1h", output: z.null(), run: () => null });
+
   beforeAll(async () => {
     context.setGlobalContextManager(contextManager.enable());
     const url = await freshDatabase();
     weft = createWeft({
       connectionString: url,
-      tasks: [split, map, reduce, flaky, waits],
+      tasks: [split, map, reduce, flaky, waits, hourly],
       tracerProvider: provider,
       logger: logger({}),
       logLevel: "info",
@@ -192,6 +194,15 @@ describe("traces (OpenTelemetry)", () => {
     expect(parentOf(first)).toBe(publish?.spanContext().spanId);
     expect(parentOf(second)).toBe(publish?.spanContext().spanId);
     expect(second.links.map((l) => l.context.spanId)).toEqual([first.spanContext().spanId]);
+  });
+
+  it("a slot task's span carries its slot", async () => {
+    const from = new Date("2026-11-02T05:00:00Z");
+    await weft.client.slots(hourly).ensure({ from, to: new Date(from.getTime() + 3_600_000) });
+    await eventually(() => expect(of("process tr.hourly")).toHaveLength(1));
+    const [span] = of("process tr.hourly");
+    expect(new Date(String(span?.attributes["weft.slot.start"])).getTime()).toBe(from.getTime());
+    expect(new Date(String(span?.attributes["weft.slot.end"])).getTime()).toBe(from.getTime() + 3_600_000);
   });
 
   it("finds a provider only when one is registered or given; with none, no tracer and no instruments", () => {

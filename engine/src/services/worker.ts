@@ -21,7 +21,13 @@ import type { Store } from "../store/index.js";
 import type { LocalNode } from "../store/planner.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
 import { count, type Metrics, ulidTime } from "../telemetry/metrics.js";
-import { abortAttemptSpan, encodeSpanContext, endAttemptSpan, type Tracing } from "../telemetry/traces.js";
+import {
+  abortAttemptSpan,
+  encodeSpanContext,
+  endAttemptSpan,
+  scheduledTimeAttributes,
+  type Tracing,
+} from "../telemetry/traces.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
 import type { LocalWorker } from "./planner.js";
@@ -868,6 +874,8 @@ export class Worker implements Service, LocalWorker {
     if (this.tracing !== undefined) {
       const span = this.tracing.attempt(row, this.registry.nodeId, this.upstreamSpans.get(row.id));
       this.upstreamSpans.delete(row.id);
+      const handler = this.handlers.get(row.task_name);
+      if (handler?.slot !== undefined || handler?.cron !== undefined) scheduledTimeAttributes(span, row.input);
       entry.span = span;
       this.tracing.within(span, () => this.dispatch(row, entry, upstream, messages));
     } else {

@@ -206,3 +206,12 @@ export function abortAttemptSpan(span: Span, reason: unknown, timedOut: boolean)
     span.end();
   }
 }
+
+/** A slot task's slot (input \`{ start, end }\`) or a cron tick's time (\`{ tick }\`) on its attempt's span. */
+export function scheduledTimeAttributes(span: Span, input: unknown): void {
+  if (typeof input !== "object" || input === null) return;
+  const { start, end, tick } = input as { start?: unknown; end?: unknown; tick?: unknown };
+  if (typeof start === "string") span.setAttribute("weft.slot.start", start);
+  if (typeof end === "string") span.setAttribute("weft.slot.end", end);
+  if (typeof tick === "string") span.setAttribute("weft.cron.tick", tick);
+}
