@@ -587,6 +587,7 @@ export class Worker implements Service, LocalWorker {
     this.stopping = true;
     // Assignments still waiting for room do not start now: the release below returns them.
     this.dropWaiting();
+    this.upstreamSpans.clear();
     for (const u of this.unsubscribe.splice(0)) u();
     this.fetchWakeup.wake();
     this.reconcileWakeup.wake();
