@@ -1,3 +1,4 @@
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import pg from "pg";
 import {
   checkConfigRules,
@@ -24,6 +25,8 @@ import type { TaskHandler } from "./services/worker.js";
 import { Worker } from "./services/worker.js";
 import type { PublishedCron } from "./store/cron.js";
 import { Store } from "./store/index.js";
+import { activeMeterProvider, Metrics, type QueueDepth } from "./telemetry/metrics.js";
+import { activeTracerProvider, Tracing } from "./telemetry/traces.js";
 
 /**
  * The hot-path statements are the same every time with different batches; the
@@ -78,7 +81,22 @@ export interface EngineOptions {
   readonly logLevel?: string;
   /** Source of this node's CPU load (0..1) for the planner's CPU limit. */
   readonly cpuLoad?: () => number;
+  /**
+   * The OpenTelemetry tracer provider for Weft's spans. Default: the global
+   * one, if an SDK has registered it by the time the engine is made; with none,
+   * Weft does no tracing work at all (docs/observability.md).
+   */
+  readonly tracerProvider?: TracerProvider;
+  /**
+   * The OpenTelemetry meter provider for Weft's metrics (meter \`weft\`).
+   * Default: the global one, if an SDK has registered it by the time the
+   * engine is made; \`useMeterProvider\` attaches one later.
+   */
+  readonly meterProvider?: MeterProvider;
 }
+
+/** How long the leader's queue depth reading serves scrapes. */
+const QUEUE_DEPTH_FRESH_MS = 5_000;
 
 /**
  * One Weft process: a pool, the LISTEN connection, and the services this
@@ -93,6 +111,11 @@ export class Engine {
   readonly listener: Listener;
   readonly nudge: PlannerNudge;
   readonly registry: NodeRegistry | undefined;
+  /** Weft's spans; undefined when no tracer provider is in use (no tracing work then). */
+  readonly tracing: Tracing | undefined;
+  /** Weft's metrics; \`metrics.instruments\` is undefined while no meter provider is in use. */
+  readonly metrics: Metrics;
+  private queueDepth: { at: number; rows: Promise<readonly QueueDepth[] | undefined> } | undefined;
   readonly worker: Worker | undefined;
   readonly elector: LeaderElector | undefined;
   private planner: Planner | undefined;
@@ -109,8 +132,28 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.config = parseConfig(engineConfigSchema, options.config ?? {});
     checkConfigRules(this.config);
-    this.store = new Store(this.config.schema, { preparedStatements: this.config.preparedStatements });
-    this.log = weftLogger(options.logger, options.logLevel);
+    if (options.tracerProvider !== undefined && typeof options.tracerProvider?.getTracer !== "function") {
+      throw new ConfigError("tracerProvider", "expected an OpenTelemetry TracerProvider (with getTracer)");
+    }
+    if (options.meterProvider !== undefined && typeof options.meterProvider?.getMeter !== "function") {
+      throw new ConfigError("meterProvider", "expected an OpenTelemetry MeterProvider (with getMeter)");
+    }
+    const tracerProvider = activeTracerProvider(options.tracerProvider);
+    this.tracing = tracerProvider ? new Tracing(tracerProvider) : undefined;
+    this.store = new Store(this.config.schema, {
+      preparedStatements: this.config.preparedStatements,
+      traced: this.tracing !== undefined,
+    });
+    this.metrics = new Metrics({
+      node: () =>
+        this.worker === undefined
+          ? undefined
+          : { capacity: this.config.node.maxParallelTasksInNode, inFlight: this.worker.activeCount },
+      queues: () => this.readQueueDepth(),
+    });
+    const meterProvider = activeMeterProvider(options.meterProvider);
+    if (meterProvider !== undefined) this.metrics.use(meterProvider);
+    this.log = this.metrics.countEvents(weftLogger(options.logger, options.logLevel));
     let poolConfig: pg.PoolConfig;
     if (options.pool) {
       this.pool = options.pool;
@@ -187,6 +230,8 @@ export class Engine {
         registry,
         this.listener,
         this.log,
+        this.tracing,
+        this.metrics,
       );
     }
     if (planner.enabled) {
@@ -211,6 +256,33 @@ export class Engine {
 
   get isLeader(): boolean {
     return this.elector?.isLeader ?? false;
+  }
+
+  /**
+   * Records Weft's metrics into \`provider\`'s meter \`weft\` from now on (the
+   * HTTP handler's \`/metrics\` does); ignored when metrics are already on.
+   */
+  useMeterProvider(provider: MeterProvider): void {
+    if (typeof provider?.getMeter !== "function") {
+      throw new ConfigError("meterProvider", "expected an OpenTelemetry MeterProvider (with getMeter)");
+    }
+    this.metrics.use(provider);
+  }
+
+  /** Queue depths while this process leads (one reading per QUEUE_DEPTH_FRESH_MS); undefined otherwise. */
+  private readQueueDepth(): Promise<readonly QueueDepth[] | undefined> {
+    if (!this.isLeader || this.state !== "started") return Promise.resolve(undefined);
+    const now = performance.now();
+    if (this.queueDepth === undefined || now - this.queueDepth.at >= QUEUE_DEPTH_FRESH_MS) {
+      this.queueDepth = {
+        at: now,
+        rows: this.store.admin.queueDepth(this.pool).catch((error: unknown) => {
+          this.log.debug({ event: "db.connection_error", err: error }, "could not read queue depth for metrics");
+          return undefined;
+        }),
+      };
+    }
+    return this.queueDepth.rows;
   }
 
   /** The cron service while this process leads. */
@@ -319,6 +391,8 @@ export class Engine {
       this.log,
       () => this.elector?.connectionLost(),
       epoch,
+      undefined,
+      this.metrics,
     );
     this.planner = planner;
     if (this.worker) planner.handOffTo(this.worker);

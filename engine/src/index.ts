@@ -62,3 +62,11 @@ export type { NodeInfo } from "./store/nodes.js";
 export type { TaskRecord, WorkflowRecord } from "./store/read.js";
 export type { SlotRow, SlotSeries } from "./store/slots.js";
 export type { NewTaskRow } from "./store/types.js";
+export { activeMeterProvider, Metrics, type QueueDepth, ulidTime } from "./telemetry/metrics.js";
+export {
+  activeTracerProvider,
+  decodeSpanContext,
+  encodeSpanContext,
+  INSTRUMENTATION_NAME,
+  Tracing,
+} from "./telemetry/traces.js";

@@ -1,3 +1,4 @@
+import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import {
   type Engine,
   encodePayload,
@@ -8,6 +9,7 @@ import {
   type Queryable,
   type TaskErrorInfo,
   TaskNotFoundError,
+  type Tracing,
   UnknownTaskError,
   WaitTimeoutError,
   WorkflowCancelledError,
@@ -174,16 +176,25 @@ export class WeftClient {
     // A new workflow takes the id of its root task.
     const newWorkflows = new Set(existing ? [] : rows.map((r) => r.id));
     const store = this.engine.store.schedule;
-    if (tx) {
-      await withSavepoint(tx, () => store.insert(tx, rows, newWorkflows));
-      await tx.query("SELECT pg_notify($1, 'p')", [this.engine.store.channel]);
-    } else if (existing) {
-      await withTransaction(this.engine.pool, (c) => store.insert(c, rows, newWorkflows));
-      this.engine.nudge.nudge();
-    } else {
-      await store.insert(this.engine.pool, rows, newWorkflows);
-      this.engine.nudge.nudge();
+    const tracing = this.engine.tracing;
+    const spans = tracing ? publishSpans(tracing, rows) : undefined;
+    const written = spans ? spans.rows : rows;
+    try {
+      if (tx) {
+        await withSavepoint(tx, () => store.insert(tx, written, newWorkflows));
+        await tx.query("SELECT pg_notify($1, 'p')", [this.engine.store.channel]);
+      } else if (existing) {
+        await withTransaction(this.engine.pool, (c) => store.insert(c, written, newWorkflows));
+        this.engine.nudge.nudge();
+      } else {
+        await store.insert(this.engine.pool, written, newWorkflows);
+        this.engine.nudge.nudge();
+      }
+    } catch (error) {
+      if (spans) endPublishSpans(spans.spans, error);
+      throw error;
     }
+    if (spans) endPublishSpans(spans.spans, undefined);
     return rows.map((r) => ({ taskId: r.id, workflowId: r.workflowId }));
   }
 
@@ -215,9 +226,11 @@ export class WeftClient {
       throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");
     }
     const id = newId();
-    const { store } = this.engine;
+    const { store, tracing } = this.engine;
+    let published: { span: Span; traceContext: string } | undefined;
     const work = async (q: Queryable) => {
       const { workflowId, pending } = await store.joins.prepare(q, id, ids);
+      published ??= tracing?.publish({ id, workflowId, taskName: join.name, parentId: null });
       await store.schedule.insert(
         q,
         [
@@ -233,6 +246,7 @@ export class WeftClient {
             affinityGroup: placement.affinityGroup ?? null,
             affinity: placement.affinity ?? null,
             joinPending: pending,
+            traceContext: published?.traceContext ?? null,
           },
         ],
         new Set(),
@@ -240,9 +254,16 @@ export class WeftClient {
       await store.schedule.insertEdges(q, [{ joinId: id, upstream: ids, parentId: id }]);
       return workflowId;
     };
-    const workflowId = tx
-      ? await withSavepoint(tx, () => work(tx))
-      : await withTransaction(this.engine.pool, (c) => work(c));
+    let workflowId: string;
+    try {
+      workflowId = tx
+        ? await withSavepoint(tx, () => work(tx))
+        : await withTransaction(this.engine.pool, (c) => work(c));
+    } catch (error) {
+      if (published) endPublishSpans([published.span], error);
+      throw error;
+    }
+    if (published) endPublishSpans([published.span], undefined);
     this.engine.nudge.nudge();
     return { taskId: id, workflowId };
   }
@@ -567,4 +588,26 @@ export class WorkflowHandle {
 /** A task the planner has yet to place: NEW or READY, on no node. */
 function waitsForPlacement(t: TaskStatus): boolean {
   return (t.queue === "NEW" || t.queue === "READY") && t.node === null && t.state === "PENDING";
+}
+
+/** Publish spans for \`rows\` (children of the active context), and the rows carrying their contexts. */
+function publishSpans(tracing: Tracing, rows: readonly NewTaskRow[]): { rows: NewTaskRow[]; spans: Span[] } {
+  const spans: Span[] = [];
+  const traced = rows.map((r) => {
+    const { span, traceContext } = tracing.publish(r);
+    spans.push(span);
+    return { ...r, traceContext };
+  });
+  return { rows: traced, spans };
+}
+
+/** Ends publish spans once their tasks are written, or not (ERROR with the exception). */
+function endPublishSpans(spans: readonly Span[], error: unknown): void {
+  for (const span of spans) {
+    if (error !== undefined) {
+      span.recordException(error instanceof Error ? error : String(error));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    }
+    span.end();
+  }
 }

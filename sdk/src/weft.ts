@@ -1,3 +1,4 @@
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import {
   type ChildSpec,
   ConfigError,
@@ -61,6 +62,18 @@ export interface WeftOptions extends EngineConfigInput {
   readonly logLevel?: LogLevel;
   /** Source of this node's CPU load (0..1); default: the system load average per core. */
   readonly cpuLoad?: () => number;
+  /**
+   * The OpenTelemetry tracer provider for Weft's spans. Default: the global
+   * provider, if an SDK registered one before this call; with none, Weft does
+   * no tracing work (docs/observability.md).
+   */
+  readonly tracerProvider?: TracerProvider;
+  /**
+   * The OpenTelemetry meter provider for Weft's metrics (meter \`weft\`).
+   * Default: the global provider, if an SDK registered one before this call
+   * (docs/observability.md); the HTTP API's \`metrics\` option can attach one.
+   */
+  readonly meterProvider?: MeterProvider;
 }
 
 const OWN_KEYS = [
@@ -71,6 +84,8 @@ const OWN_KEYS = [
   "logger",
   "logLevel",
   "cpuLoad",
+  "tracerProvider",
+  "meterProvider",
 ] as const;
 const CONFIG_KEYS = [
   "schema",
@@ -106,6 +121,8 @@ export class Weft {
       logger,
       logLevel,
       cpuLoad,
+      tracerProvider,
+      meterProvider,
       ...config
     } = options;
     if (!Array.isArray(tasks)) throw new ConfigError("tasks", "expected an array of task definitions");
@@ -124,6 +141,8 @@ export class Weft {
       ...(logger !== undefined ? { logger } : {}),
       ...(logLevel !== undefined ? { logLevel } : {}),
       ...(cpuLoad !== undefined ? { cpuLoad } : {}),
+      ...(tracerProvider !== undefined ? { tracerProvider } : {}),
+      ...(meterProvider !== undefined ? { meterProvider } : {}),
       config,
       handlers: [...registry.values()].map((t) => toHandler(t, this.engineLimit())),
     });

@@ -2,6 +2,7 @@ import { pgBoss } from "./pg-boss.js";
 import type { BenchSystem } from "./types.js";
 import { weft } from "./weft.js";
 import { weftHttp } from "./weft-http.js";
+import { weftMetrics, weftOtel } from "./weft-otel.js";
 
 export type { BenchNode, BenchSystem, Monitor, NodeSettings } from "./types.js";
 
@@ -9,6 +10,8 @@ export type { BenchNode, BenchSystem, Monitor, NodeSettings } from "./types.js";
 export const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
   [weft.name]: weft,
   [weftHttp.name]: weftHttp,
+  [weftOtel.name]: weftOtel,
+  [weftMetrics.name]: weftMetrics,
   [pgBoss.name]: pgBoss,
 };
 

@@ -6,6 +6,7 @@ import type { EventLogger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import type { ApplyResult, Candidate, LiveNode, LocalNode, PlanDecision, TableSize } from "../store/planner.js";
 import type { AssignedTaskRow } from "../store/types.js";
+import type { Metrics } from "../telemetry/metrics.js";
 import { LoopService, OutageLog } from "./service.js";
 
 /**
@@ -145,6 +146,8 @@ export class Planner extends LoopService {
      * statements one after another.
      */
     private reader: Queryable | undefined = undefined,
+    /** The engine's metrics (cycle duration, batch size), when a meter provider is in use. */
+    private readonly metrics?: Metrics,
   ) {
     super();
     this.outage = new OutageLog(log, "planner");
@@ -328,7 +331,13 @@ export class Planner extends LoopService {
 
   protected async tick(): Promise<number> {
     try {
+      const startedAt = performance.now();
       const handled = await this.cycle().finally(() => this.firstApplySent());
+      const instruments = this.metrics?.instruments;
+      if (instruments !== undefined) {
+        instruments.plannerCycle.record((performance.now() - startedAt) / 1000);
+        if (handled > 0) instruments.plannerBatch.record(handled);
+      }
       if (this.stopped) return 0;
       this.outage.success();
       if (handled >= this.config.batchSize) return 0;

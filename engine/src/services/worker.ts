@@ -1,3 +1,4 @@
+import type { Span } from "@opentelemetry/api";
 import type pg from "pg";
 import type { NodeConfig } from "../config.js";
 import { connectClient, isConnectionError, isTransientError, type Queryable } from "../db/pg.js";
@@ -19,6 +20,14 @@ import type { AffinityHolder } from "../store/affinity.js";
 import type { Store } from "../store/index.js";
 import type { LocalNode } from "../store/planner.js";
 import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow } from "../store/types.js";
+import { count, type Metrics, ulidTime } from "../telemetry/metrics.js";
+import {
+  abortAttemptSpan,
+  encodeSpanContext,
+  endAttemptSpan,
+  scheduledTimeAttributes,
+  type Tracing,
+} from "../telemetry/traces.js";
 import type { Listener } from "./listener.js";
 import type { NodeRegistry } from "./node-registry.js";
 import type { LocalWorker } from "./planner.js";
@@ -136,11 +145,19 @@ class Running {
   finishing = false;
   /** Its handler was started, and counts against the node's capacity until it ends. */
   counted = false;
+  /** The attempt's span, while it is open (tracing only; see telemetry/traces.ts). */
+  span: Span | undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private aborted = false;
 
-  constructor(readonly token: number) {}
+  /** When the attempt started (performance.now()), with metrics on. */
+  startedAt = 0;
+
+  constructor(
+    readonly token: number,
+    readonly taskName: string,
+  ) {}
 
   /** Marks the attempt ended; true the first time for an attempt that counted against the capacity. */
   end(): boolean {
@@ -169,6 +186,11 @@ class Running {
     if (this.aborted) return;
     this.aborted = true;
     this.abortReason = reason;
+    if (this.span !== undefined) {
+      const timedOut = reason instanceof TaskTimeoutError;
+      abortAttemptSpan(this.span, reason, timedOut);
+      if (!timedOut) this.span = undefined;
+    }
     this.controller?.abort(reason);
   }
 }
@@ -229,6 +251,8 @@ interface Waiting {
 interface ExecutionHost {
   readonly nodeId: string;
   readonly log: Logger;
+  /** Weft's spans, when a tracer provider is in use. */
+  readonly tracing: Tracing | undefined;
   /** Saves an attempt's state, fenced by its token. */
   saveAttemptState(row: AssignedTaskRow, state: string): Promise<void>;
 }
@@ -286,11 +310,13 @@ class Execution implements TaskExecution {
   }
 
   get log(): Logger {
+    const span = this.entry.span;
     this.logger ??= this.host.log.child({
       taskId: this.row.id,
       workflowId: this.row.workflow_id,
       taskName: this.row.task_name,
       attempt: this.row.attempt,
+      ...(span ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
     });
     return this.logger;
   }
@@ -354,7 +380,15 @@ class Execution implements TaskExecution {
       isFork: child.fork ?? false,
       joinPending,
       ownJoins: [] as string[],
+      traceContext: null as string | null,
     };
+    const tracing = this.host.tracing;
+    if (tracing !== undefined) {
+      // Written with the attempt's outcome: the publish span ends here, when scheduled.
+      const published = tracing.publish(created, this.entry.span);
+      created.traceContext = published.traceContext;
+      published.span.end();
+    }
     if (this.children === NONE) this.children = [];
     this.children.push(created);
     this.byId ??= new Map();
@@ -382,7 +416,9 @@ function completedOutcome(
   return {
     id: row.id,
     workflowId: row.workflow_id,
+    taskName: row.task_name,
     token: row.token,
+    span: undefined,
     state: "COMPLETED",
     result,
     error: null,
@@ -427,6 +463,8 @@ function toUpstreamOutcome(u: UpstreamRow): UpstreamOutcome {
 export class Worker implements Service, LocalWorker {
   readonly name = "worker";
   private readonly running = new Map<string, Running>();
+  /** Spans of the upstream tasks of joins about to start, for their links (tracing only). */
+  private readonly upstreamSpans = new Map<string, (string | null)[]>();
   private cursor = 0;
   /** Attempts of a batch whose launch waits for its joins' upstream outcomes (see launchAll). */
   private readonly launching = new Set<string>();
@@ -494,6 +532,8 @@ export class Worker implements Service, LocalWorker {
     private readonly registry: NodeRegistry,
     private readonly listener: Listener,
     private readonly log: EventLogger,
+    private readonly tracing?: Tracing,
+    private readonly metrics?: Metrics,
   ) {
     this.exactlyOnceSlots = new Semaphore(Math.max(1, (pool.options.max ?? 10) - 4));
     this.executionHost = {
@@ -502,6 +542,7 @@ export class Worker implements Service, LocalWorker {
         return registry.nodeId;
       },
       log,
+      tracing,
       saveAttemptState: (row, state) => this.saveState(row, state),
     };
     this.failureLog = new RateLimitedLog(log);
@@ -546,6 +587,7 @@ export class Worker implements Service, LocalWorker {
     this.stopping = true;
     // Assignments still waiting for room do not start now: the release below returns them.
     this.dropWaiting();
+    this.upstreamSpans.clear();
     for (const u of this.unsubscribe.splice(0)) u();
     this.fetchWakeup.wake();
     this.reconcileWakeup.wake();
@@ -732,6 +774,8 @@ export class Worker implements Service, LocalWorker {
       if (inDb.get(id) !== r.token) {
         this.log.debug({ event: "task.revoked", taskId: id }, "assignment revoked; aborting the attempt");
         r.abort(new Error("assignment revoked"));
+        const instruments = this.metrics?.instruments;
+        if (instruments !== undefined) count(instruments.cancelled, r.taskName);
       }
     }
     if (missed.length > 0 && !this.stopping) {
@@ -769,14 +813,16 @@ export class Worker implements Service, LocalWorker {
     const messages = new Map<string, unknown[]>();
     for (const m of await this.store.worker.joinMessages(this.pool, joinIds))
       appendTo(messages, m.join_task_id, m.message);
-    for (const u of await this.store.worker.upstreams(this.pool, joinIds))
+    for (const u of await this.store.worker.upstreams(this.pool, joinIds)) {
       appendTo(upstream, u.join_task_id, toUpstreamOutcome(u));
+      if (this.tracing !== undefined) appendTo(this.upstreamSpans, u.join_task_id, u.span);
+    }
     return { upstream, messages };
   }
 
   private launch(row: AssignedTaskRow, upstream: UpstreamOutcome[] | undefined, messages: unknown[] | undefined): void {
     if (row.token > this.cursor) this.cursor = row.token;
-    const entry = new Running(row.token);
+    const entry = new Running(row.token, row.task_name);
     this.running.set(row.id, entry);
     // The planner keeps within the room, but counts from what it read: an
     // assignment it could not see as started (an earlier leader's, one fetched
@@ -815,6 +861,35 @@ export class Worker implements Service, LocalWorker {
     entry.counted = true;
     this.executing++;
     this.started++;
+    const instruments = this.metrics?.instruments;
+    if (instruments !== undefined) {
+      entry.startedAt = performance.now();
+      count(instruments.started, row.task_name);
+      if (row.attempt === 1) {
+        instruments.scheduleToStart.record(
+          Math.max(0, Date.now() - ulidTime(row.id)) / 1000,
+          instruments.task(row.task_name),
+        );
+      }
+    }
+    if (this.tracing !== undefined) {
+      const span = this.tracing.attempt(row, this.registry.nodeId, this.upstreamSpans.get(row.id));
+      this.upstreamSpans.delete(row.id);
+      const handler = this.handlers.get(row.task_name);
+      if (handler?.slot !== undefined || handler?.cron !== undefined) scheduledTimeAttributes(span, row.input);
+      entry.span = span;
+      this.tracing.within(span, () => this.dispatch(row, entry, upstream, messages));
+    } else {
+      this.dispatch(row, entry, upstream, messages);
+    }
+  }
+
+  private dispatch(
+    row: AssignedTaskRow,
+    entry: Running,
+    upstream: UpstreamOutcome[] | undefined,
+    messages: unknown[] | undefined,
+  ): void {
     const handler = this.handlers.get(row.task_name);
     const settings = this.settings.get(row.task_name);
     // The usual attempt (a known task with attempts left, no transaction) runs
@@ -902,12 +977,25 @@ export class Worker implements Service, LocalWorker {
       // than left as an unhandled rejection that would end the process.
       this.log.error({ event: "task.record_failed", err, taskId: row.id }, "could not record a failed attempt");
       if (entry.end()) this.attemptEnded();
+      entry.span?.end();
+      entry.span = undefined;
     }
   }
 
   /** Queues an attempt's outcome for the next completion batch, unless the attempt was revoked or the worker closed. */
   private queueOutcome(row: AssignedTaskRow, entry: Running, outcome: OutcomeRow): void {
     if (entry.end()) this.attemptEnded();
+    const instruments = this.metrics?.instruments;
+    if (instruments !== undefined && entry.startedAt > 0) {
+      const a = instruments.taskOutcome(row.task_name, outcome.state === "COMPLETED" ? "completed" : "failed");
+      instruments.duration.record((performance.now() - entry.startedAt) / 1000, a);
+    }
+    if (entry.span !== undefined) {
+      endAttemptSpan(entry.span, outcome);
+      // Stored only where something links to it: the next attempt, or a join.
+      if (outcome.retry !== undefined || row.awaited) outcome.span = encodeSpanContext(entry.span.spanContext());
+      entry.span = undefined;
+    }
     if (this.closed || this.running.get(row.id) !== entry) return;
     // A revoked attempt's failure (aborted by a cancel or a re-plan) is refused when recorded: not logged.
     if (outcome.state === "FAILED" && !entry.isRevoked) this.logFailure(row, outcome);
@@ -965,8 +1053,13 @@ export class Worker implements Service, LocalWorker {
         tx.open = false;
         tx = undefined;
         if (entry.end()) this.attemptEnded();
+        const span = entry.span;
+        if (span !== undefined && row.awaited) outcome.span = encodeSpanContext(span.spanContext());
         const done = await this.commitExactlyOnce(client, outcome).finally(() => this.exactlyOnceSlots.release());
         if (done) {
+          if (span !== undefined) endAttemptSpan(span, outcome);
+          this.metrics?.instruments?.recorded([outcome], { refused: [], retried: 0 });
+          entry.span = undefined;
           this.running.delete(row.id);
           this.checkIdle();
           this.fetchWakeup.wake();
@@ -1054,7 +1147,9 @@ export class Worker implements Service, LocalWorker {
     return {
       id: row.id,
       workflowId: row.workflow_id,
+      taskName: row.task_name,
       token: row.token,
+      span: undefined,
       state: "FAILED",
       result: null,
       error: JSON.stringify(info),
@@ -1231,7 +1326,14 @@ export class Worker implements Service, LocalWorker {
   }
 
   private async record(batch: readonly OutcomeRow[]): Promise<void> {
+    const startedAt = this.metrics?.instruments !== undefined ? performance.now() : 0;
     const res = await this.store.worker.complete(this.hotPool, batch);
+    const instruments = this.metrics?.instruments;
+    if (instruments !== undefined) {
+      instruments.completionBatch.record(batch.length);
+      if (startedAt > 0) instruments.completionDuration.record((performance.now() - startedAt) / 1000);
+      instruments.recorded(batch, res);
+    }
     if (res.refused.length > 0) {
       this.log.info(
         { event: "task.outcomes_refused", tasks: res.refused },

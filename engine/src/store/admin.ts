@@ -80,6 +80,7 @@ export class AdminStore {
   private readonly taskCountsSql: string;
   private readonly taskAttemptsSql: string;
   private readonly queueStatsSql: string;
+  private readonly queueDepthSql: string;
   private readonly nodesSql: string;
 
   constructor(s: string) {
@@ -140,6 +141,26 @@ export class AdminStore {
       ) t GROUP BY state`;
     // Lag: how long the oldest task waiting for a node has been runnable (since
     // its run_after, or since it was written), on the database clock.
+    // The metrics' queue depth and lag (telemetry/metrics.ts), read by the
+    // leader at most every few seconds: unlike queueStats, only what the
+    // planner's partial indexes cover, so it costs the backlog, the running
+    // attempts and the delayed tasks, not the table (tasks_plannable_idx,
+    // tasks_assigned_idx, tasks_parked_idx). Tasks parked for a join or an
+    // affinity key have no index and are not counted.
+    this.queueDepthSql = `SELECT queue, task_name, sum(count)::int AS count, max(lag_seconds) AS lag_seconds FROM (
+        SELECT CASE WHEN run_after > now() THEN 'delayed' ELSE 'ready' END AS queue, task_name, count(*) AS count,
+               CASE WHEN bool_and(run_after > now()) IS NOT TRUE
+                    THEN extract(epoch FROM now() - min(greatest(created_at, coalesce(run_after, created_at))))::float8 END
+                 AS lag_seconds
+          FROM ${s}.tasks WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL
+         GROUP BY 1, task_name
+        UNION ALL
+        SELECT 'running', task_name, count(*), NULL FROM ${s}.tasks
+         WHERE assigned_node IS NOT NULL AND queue = 'READY' GROUP BY task_name
+        UNION ALL
+        SELECT 'delayed', task_name, count(*), NULL FROM ${s}.tasks
+         WHERE queue = 'PARKED' AND park_reason = 'RUN_AFTER' GROUP BY task_name) d
+      GROUP BY queue, task_name`;
     this.queueStatsSql = `SELECT queue, task_name, park_reason, count(*)::int AS count,
         (extract(epoch FROM now() - min(coalesce(run_after, created_at))
           FILTER (WHERE queue IN ('NEW', 'READY') AND assigned_node IS NULL)) * 1000)::float8 AS oldest_ready_age_ms
@@ -201,6 +222,15 @@ export class AdminStore {
 
   async workflowTaskCounts(q: Queryable, workflowId: string): Promise<{ state: string; count: number }[]> {
     return (await q.query<{ state: string; count: number }>(this.taskCountsSql, [workflowId])).rows;
+  }
+
+  /** Queue depth and lag for the metrics (see queueDepthSql). */
+  async queueDepth(
+    q: Queryable,
+  ): Promise<{ queue: string; task_name: string; count: number; lag_seconds: number | null }[]> {
+    return (
+      await q.query<{ queue: string; task_name: string; count: number; lag_seconds: number | null }>(this.queueDepthSql)
+    ).rows;
   }
 
   async queueStats(q: Queryable): Promise<QueueStatRow[]> {

@@ -33,14 +33,21 @@ export class Store {
   readonly slots: SlotStore;
   readonly cron: CronStore;
 
-  constructor(schema: string, options: { readonly preparedStatements?: boolean } = {}) {
+  constructor(
+    schema: string,
+    options: {
+      readonly preparedStatements?: boolean;
+      /** Read the trace columns in fetches and hand-overs (a tracer provider is in use). */
+      readonly traced?: boolean;
+    } = {},
+  ) {
     const s = quoteSchema(schema);
     const statements = new Statements(options.preparedStatements ?? true);
     this.schema = schema;
     this.channel = `weft:${schema}`;
     this.schedule = new ScheduleStore(s);
-    this.worker = new WorkerStore(s, this.channel, statements);
-    this.planner = new PlannerStore(s, this.channel, statements);
+    this.worker = new WorkerStore(s, this.channel, statements, options.traced ?? false);
+    this.planner = new PlannerStore(s, this.channel, statements, options.traced ?? false);
     this.affinity = new AffinityStore(s, this.channel, statements);
     this.nodes = new NodeStore(s, this.channel);
     this.cleaner = new CleanerStore(s);

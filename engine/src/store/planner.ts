@@ -2,7 +2,7 @@ import { exec, type Queryable } from "../db/pg.js";
 import { type Statement, Statements } from "../db/statement.js";
 import { digits, FIELD, ROW } from "./packed.js";
 import type { AssignedTaskRow } from "./types.js";
-import { attemptEntrySql, fromPacked, PACKED_ASSIGNED_COLUMNS, PACKED_ASSIGNED_ROWS } from "./worker.js";
+import { attemptEntrySql, fromPacked, packedAssignedColumns, packedAssignedRows } from "./worker.js";
 
 /**
  * The leader's fence: a statement of the planner writes only while the leader
@@ -187,7 +187,13 @@ export class PlannerStore {
   private readonly epochSql: string;
   private readonly analyzeSql: string;
 
-  constructor(s: string, channel: string, statements: Statements = new Statements(false)) {
+  /** Whether hand-overs read the trace columns (the leader's own node traces). */
+  private readonly traced: boolean;
+
+  constructor(s: string, channel: string, statements: Statements = new Statements(false), traced = false) {
+    this.traced = traced;
+    const PACKED_ASSIGNED_COLUMNS = packedAssignedColumns(traced);
+    const PACKED_ASSIGNED_ROWS = packedAssignedRows(traced);
     // A node's load is counted from its assignments (tasks_assigned_idx), so it
     // cannot drift from the truth the way a maintained counter could.
     this.nodesSql = statements.get(`SELECT n.id, n.capacity, n.task_names, n.task_limits, n.task_timeouts, n.cpu_load,
@@ -444,7 +450,7 @@ export class PlannerStore {
         localId,
         localCursor,
       ]);
-      return applyResult(rows[0]);
+      return applyResult(rows[0], this.traced);
     }
     // The jsonb maps are written as text directly: ids, node ids and park
     // reasons are ULIDs and upper-case words, which need no escaping.
@@ -471,7 +477,7 @@ export class PlannerStore {
       localId,
       localCursor,
     ]);
-    return applyResult(rows[0]);
+    return applyResult(rows[0], this.traced);
   }
 
   async sweepDeadNodes(q: Queryable, deadAfterMs: number, epoch: number): Promise<SweepResult> {
@@ -501,8 +507,12 @@ interface ApplyRow {
   rows: string | null;
 }
 
-function applyResult(row: ApplyRow | undefined): ApplyResult {
-  return { applied: row?.applied ?? 0, fenced: row?.fenced ?? false, handedOver: fromPacked(row?.rows ?? null) };
+function applyResult(row: ApplyRow | undefined, traced: boolean): ApplyResult {
+  return {
+    applied: row?.applied ?? 0,
+    fenced: row?.fenced ?? false,
+    handedOver: fromPacked(row?.rows ?? null, traced),
+  };
 }
 
 /** The node every decision assigns its task to, or null if they differ or some park. */

@@ -29,7 +29,9 @@ export function packedTasks(rows: readonly NewTaskRow[]): string {
       `${r.affinityGroup === null ? "" : JSON.stringify(r.affinityGroup)}${f}` +
       `${r.affinity === null ? "" : JSON.stringify(r.affinity)}${f}${r.delayMs ?? ""}${f}` +
       `${r.ownJoins && r.ownJoins.length > 0 ? r.ownJoins.join(",") : ""}${f}${r.isFork ? "t" : ""}${f}` +
-      `${r.joinPending ?? ""}`;
+      // The trace context last, and only when there is one: a row without it
+      // reads NULL for f[14], so an untraced schedule sends nothing more.
+      `${r.joinPending ?? ""}${r.traceContext ? `${f}${r.traceContext}` : ""}`;
   }
   return parts.join(ROW_SEPARATOR);
 }
@@ -42,7 +44,7 @@ export function packedTasksFrom(n: number): string {
   return `(SELECT f[1] AS id, f[2] AS workflow_id, f[3] AS parent_id, f[4] AS task_name, f[5]::jsonb AS input,
                  f[6]::int AS priority, f[7]::timestamptz AS run_after, f[8]::jsonb #>> '{}' AS affinity_group,
                  f[9]::jsonb #>> '{}' AS affinity, f[10]::float8 AS delay_ms, f[11] AS own_joins,
-                 f[12]::bool AS is_fork, f[13]::int AS join_pending
+                 f[12]::bool AS is_fork, f[13]::int AS join_pending, f[14] AS trace_context
             FROM (SELECT string_to_array(r, E'\\x1f', '') AS f
                     FROM unnest(string_to_array($${n}::text, E'\\x1e')) AS r OFFSET 0) p) AS c`;
 }
@@ -67,7 +69,7 @@ export function joinEdgesFrom(n: number): string {
 export const joinEdgesSelectList = "e.j, u.id, (u.n - 1)::int";
 
 export const TASK_INSERT_COLUMNS = `id, workflow_id, parent_id, task_name, input, priority, run_after, affinity_group,
-  affinity, awaited_by, is_fork, join_pending, queue, park_reason, solo`;
+  affinity, awaited_by, is_fork, join_pending, queue, park_reason, solo, trace_context`;
 
 /**
  * Select list over \`packedTasksFrom\`. A relative delay is resolved on the database
@@ -84,7 +86,7 @@ export function taskSelectList(inherited = "NULL::text[]", parkedForAffinity = "
            || coalesce(string_to_array(c.own_joins, ','), '{}'::text[]), '{}'::text[]),
     coalesce(c.is_fork, false), c.join_pending,
     CASE WHEN c.join_pending > 0 OR ${parkedForAffinity} THEN 'PARKED' ELSE 'NEW' END,
-    CASE WHEN c.join_pending > 0 THEN 'JOIN' WHEN ${parkedForAffinity} THEN 'AFFINITY' END, ${solo}`;
+    CASE WHEN c.join_pending > 0 THEN 'JOIN' WHEN ${parkedForAffinity} THEN 'AFFINITY' END, ${solo}, c.trace_context`;
 }
 
 /**

@@ -17,6 +17,8 @@ export interface NewTaskRow {
   readonly isFork?: boolean;
   /** On a join: how many of the tasks it lists are being inserted with it. */
   readonly joinPending?: number | null;
+  /** The scheduling span's W3C traceparent (and " " tracestate), or null (tracing off). */
+  readonly traceContext?: string | null;
 }
 
 /**
@@ -48,6 +50,12 @@ export interface AssignedTaskRow {
   readonly is_join: boolean;
   /** State saved by an earlier attempt (\`saveState\`), or null. */
   readonly saved_state: unknown;
+  /** The scheduling span's context (see migration 011); null unless the store reads traces. */
+  readonly trace_context: string | null;
+  /** The span of the latest recorded attempt; null unless the store reads traces. */
+  readonly attempt_span: string | null;
+  /** A join awaits the task (its attempt's span is stored for the join's links); false unless the store reads traces. */
+  readonly awaited: boolean;
 }
 
 /** One listed upstream of a join, as the join receives it. */
@@ -58,6 +66,8 @@ export interface UpstreamRow {
   readonly state: string | null;
   readonly result: unknown;
   readonly error: unknown;
+  /** The span of its latest recorded attempt, else of its scheduling (null: tracing was off). */
+  readonly span: string | null;
 }
 
 export type FinalState = "COMPLETED" | "FAILED";
@@ -83,4 +93,11 @@ export interface OutcomeRow {
   readonly deadLetter?: boolean;
   /** Messages to the joins awaiting this task, by join task name; \`message\` is JSON text. */
   readonly messages?: readonly { readonly joinName: string; readonly message: string }[];
+  /**
+   * The attempt's span (a traceparent), stored for a retry or a join awaiting
+   * the task to link to; tracing only (set by the worker once the attempt ends).
+   */
+  span?: string | undefined;
+  /** The task's name, for metrics (not written). */
+  readonly taskName?: string;
 }

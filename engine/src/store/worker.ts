@@ -18,6 +18,8 @@ import type { AssignedTaskRow, NewJoinEdges, NewTaskRow, OutcomeRow, UpstreamRow
 // number without a process-wide type parser that would change the application's pg.
 const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt, token::float8 AS token, priority,
   affinity_group, affinity, join_pending IS NOT NULL AS is_join, saved_state`;
+const TRACE_COLUMNS = "trace_context, attempt_span, awaited_by IS NOT NULL AS awaited";
+const NO_TRACE_COLUMNS = "NULL::text AS trace_context, NULL::text AS attempt_span, false AS awaited";
 
 /**
  * The hot fetch returns its rows as one text: a row per task, separated by
@@ -33,18 +35,31 @@ const ASSIGNED_COLUMNS = `id, workflow_id, parent_id, task_name, input, attempt,
  * workflow id is empty when it is the task's own (a root, and every task of a
  * one-task workflow): a quarter less to build, send and split.
  */
-export const PACKED_ASSIGNED_ROWS = `string_agg(id || E'\\x1f' || coalesce(nullif(workflow_id, id), '') || E'\\x1f' || coalesce(parent_id, '')
+export function packedAssignedRows(traced = false): string {
+  return `string_agg(id || E'\\x1f' || coalesce(nullif(workflow_id, id), '') || E'\\x1f' || coalesce(parent_id, '')
   || E'\\x1f' || task_name || E'\\x1f' || input::text || E'\\x1f' || attempt || E'\\x1f' || token || E'\\x1f' || priority
   || E'\\x1f' || coalesce(to_json(affinity_group)::text, '') || E'\\x1f' || coalesce(to_json(affinity)::text, '')
-  || E'\\x1f' || CASE WHEN join_pending IS NULL THEN '' ELSE 't' END || E'\\x1f' || coalesce(saved_state::text, ''),
+  || E'\\x1f' || CASE WHEN join_pending IS NULL THEN '' ELSE 't' END || E'\\x1f' || coalesce(saved_state::text, '')${
+    // Trace contexts (migration 011) only for a node that traces: two fields
+    // more per row to build and send otherwise.
+    traced
+      ? ` || E'\\x1f' || coalesce(trace_context, '') || E'\\x1f' || coalesce(attempt_span, '')
+         || E'\\x1f' || CASE WHEN awaited_by IS NULL THEN '' ELSE 't' END`
+      : ""
+  },
   E'\\x1e' ORDER BY token)`;
-const PACKED_ASSIGNED = `${PACKED_ASSIGNED_ROWS} AS rows`;
-/** The columns PACKED_ASSIGNED_ROWS reads, and the node, for an apply's RETURNING list. */
-export const PACKED_ASSIGNED_COLUMNS =
-  "t.id, t.workflow_id, t.parent_id, t.task_name, t.input, t.attempt, t.token, t.priority, t.affinity_group, t.affinity, t.join_pending, t.saved_state, t.assigned_node";
+}
+export const PACKED_ASSIGNED_ROWS = packedAssignedRows(false);
+/** The columns packedAssignedRows reads, and the node, for an apply's RETURNING list. */
+export function packedAssignedColumns(traced = false): string {
+  return `t.id, t.workflow_id, t.parent_id, t.task_name, t.input, t.attempt, t.token, t.priority, t.affinity_group, t.affinity, t.join_pending, t.saved_state, t.assigned_node${
+    traced ? ", t.trace_context, t.attempt_span, t.awaited_by" : ""
+  }`;
+}
+export const PACKED_ASSIGNED_COLUMNS = packedAssignedColumns(false);
 
 /** The rows of a fetch (see PACKED_ASSIGNED). */
-export function fromPacked(text: string | null): AssignedTaskRow[] {
+export function fromPacked(text: string | null, traced = false): AssignedTaskRow[] {
   if (text === null || text === "") return [];
   // Scanned field by field, not split: splitting made an array and a string
   // per field, a third of what a busy worker allocated per task. Empty fields
@@ -86,10 +101,25 @@ export function fromPacked(text: string | null): AssignedTaskRow[] {
     const isJoin = next > at;
     at = next + 1;
     // The last field ends at the row separator, or at the end of the text.
-    next = text.indexOf(ROW, at);
+    next = text.indexOf(traced ? FIELD : ROW, at);
     if (next === -1) next = end;
     const savedState: unknown = next === at ? null : JSON.parse(text.slice(at, next));
     at = next + 1;
+    let traceContext: string | null = null;
+    let attemptSpan: string | null = null;
+    let awaited = false;
+    if (traced) {
+      next = text.indexOf(FIELD, at);
+      traceContext = next === at ? null : text.slice(at, next);
+      at = next + 1;
+      next = text.indexOf(FIELD, at);
+      attemptSpan = next === at ? null : text.slice(at, next);
+      at = next + 1;
+      next = text.indexOf(ROW, at);
+      if (next === -1) next = end;
+      awaited = next > at;
+      at = next + 1;
+    }
     rows.push({
       id,
       workflow_id: workflowId,
@@ -103,6 +133,9 @@ export function fromPacked(text: string | null): AssignedTaskRow[] {
       affinity,
       is_join: isJoin,
       saved_state: savedState,
+      trace_context: traceContext,
+      attempt_span: attemptSpan,
+      awaited,
     });
   }
   return rows;
@@ -153,12 +186,16 @@ export class WorkerStore {
   private readonly upstreamSql: string;
   private readonly messagesSql: string;
 
-  constructor(s: string, channel: string, statements: Statements = new Statements(false)) {
+  /** Whether fetches read the trace columns (a node with a tracer provider). */
+  private readonly traced: boolean;
+
+  constructor(s: string, channel: string, statements: Statements = new Statements(false), traced = false) {
+    this.traced = traced;
     // Served by tasks_assigned_idx (assigned_node, token): the worker reads only
     // assignments newer than the last token it saw.
-    this.fetchSql = statements.get(`SELECT ${PACKED_ASSIGNED} FROM (
+    this.fetchSql = statements.get(`SELECT ${packedAssignedRows(traced)} AS rows FROM (
         SELECT * FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY' AND token > $2 ORDER BY token LIMIT $3) t`);
-    this.fetchByIdSql = `SELECT ${ASSIGNED_COLUMNS} FROM ${s}.tasks
+    this.fetchByIdSql = `SELECT ${ASSIGNED_COLUMNS}, ${traced ? TRACE_COLUMNS : NO_TRACE_COLUMNS} FROM ${s}.tasks
       WHERE assigned_node = $1 AND queue = 'READY' AND id = ANY($2::text[])`;
     this.listAssignedSql = `SELECT id, token::float8 AS token FROM ${s}.tasks WHERE assigned_node = $1 AND queue = 'READY'`;
     // One statement records a batch of outcomes. Every write is fenced: a task is
@@ -212,6 +249,7 @@ export class WorkerStore {
                run_after = now() + make_interval(secs => ($2::jsonb -> t.id ->> 'd')::float8 / 1000),
                error = $2::jsonb -> t.id -> 'e',
                attempt_log = coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")},
+               ${traced ? "attempt_span = $2::jsonb -> t.id ->> 't'," : ""}
                assigned_node = NULL, token = NULL, assigned_at = NULL, deadline = NULL
          WHERE t.id = ANY($10::text[]) AND NOT (t.id = ANY((SELECT ids FROM past_window)::text[]))
            AND t.queue = 'READY' AND t.token = ((SELECT m FROM token_map) ->> t.id)::bigint
@@ -225,6 +263,9 @@ export class WorkerStore {
                attempt_log = CASE WHEN $2::jsonb -> t.id ->> 's' = 'FAILED'
                                   THEN coalesce(t.attempt_log, '[]'::jsonb) || ${attemptEntrySql("t", "$2::jsonb -> t.id -> 'e'")}
                                   ELSE t.attempt_log END,
+               -- The attempt's span (migration 011), for the joins that link to it:
+               -- written by tracing nodes only, so the others' statement is as it was.
+               ${traced ? "attempt_span = coalesce($2::jsonb -> t.id ->> 't', t.attempt_span)," : ""}
                finished_at = now(),
                -- A solo root that spawns children ($12) gets its workflow row below.
                solo = t.solo AND NOT (t.id = ANY($12::text[]))
@@ -406,9 +447,10 @@ export class WorkerStore {
     this.messagesSql = `SELECT join_task_id, message FROM ${s}.join_messages
       WHERE join_task_id = ANY($1::text[]) ORDER BY join_task_id, seq`;
     // The listed upstream tasks of joins, in list order (primary-key lookups).
-    this.upstreamSql = `SELECT e.join_task_id, e.upstream_task_id AS id, u.state, u.result, u.error
+    this.upstreamSql = `SELECT e.join_task_id, e.upstream_task_id AS id, u.state, u.result, u.error,
+             coalesce(u.attempt_span, u.trace_context) AS span
       FROM ${s}.task_edges e
-      LEFT JOIN LATERAL (SELECT state, result, error FROM ${s}.tasks u WHERE u.id = e.upstream_task_id) u ON true
+      LEFT JOIN LATERAL (SELECT state, result, error, attempt_span, trace_context FROM ${s}.tasks u WHERE u.id = e.upstream_task_id) u ON true
       WHERE e.join_task_id = ANY($1::text[])
       ORDER BY e.join_task_id, e.position`;
     // State saved by an attempt for the next ones: fenced like an outcome.
@@ -425,7 +467,7 @@ export class WorkerStore {
 
   async fetch(q: Queryable, nodeId: string, afterToken: number, limit: number): Promise<AssignedTaskRow[]> {
     const { rows } = await exec<{ rows: string | null }>(q, this.fetchSql, [nodeId, afterToken, limit]);
-    return fromPacked(rows[0]?.rows ?? null);
+    return fromPacked(rows[0]?.rows ?? null, this.traced);
   }
 
   async fetchByIds(q: Queryable, nodeId: string, ids: readonly string[]): Promise<AssignedTaskRow[]> {
@@ -473,6 +515,7 @@ export class WorkerStore {
         finalTokens.push(o.token);
       }
       if (o.deadLetter) extra += `,"l":"1"`;
+      if (o.span !== undefined) extra += `,"t":"${o.span}"`;
       // A plain success (see completeSql) has no entry.
       const plain = o.state === "COMPLETED" && (o.result === null || o.result === "null") && o.error === null;
       if (!plain || extra !== "") {

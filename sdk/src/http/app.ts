@@ -10,6 +10,7 @@ import type { ScheduleOptions, WorkflowState } from "../types.js";
 import type { Weft } from "../weft.js";
 import { bearerToken, type TokenScope, type TokenSet } from "./auth.js";
 import { errorBody, fromError } from "./errors.js";
+import type { MetricsEndpoint } from "./metrics.js";
 import * as S from "./schemas.js";
 
 export interface AppSettings {
@@ -19,6 +20,8 @@ export interface AppSettings {
   readonly bodyLimitBytes: number;
   readonly cors: { readonly origin: string | string[] } | null;
   readonly log: Logger;
+  /** GET /metrics (Prometheus), or null. */
+  readonly metrics: MetricsEndpoint | null;
 }
 
 type Env = { Variables: { scope: TokenScope } };
@@ -135,6 +138,14 @@ export function buildApp(weft: Weft, settings: AppSettings): OpenAPIHono<Env> {
       return ok ? c.json(body, 200) : c.json({ ...body, status: "unavailable" as const }, 503);
     },
   );
+
+  const metrics = settings.metrics;
+  if (metrics) {
+    if (!metrics.public) app.use("/metrics", auth);
+    app.get("/metrics", async (c) =>
+      c.text(await metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+    );
+  }
 
   // Every route below this line needs a token (health, above, answered first).
   app.use("/v1/*", auth);

@@ -9,9 +9,11 @@ import { buildApp } from "./app.js";
 import { type HttpToken, type TokenScope, TokenSet } from "./auth.js";
 import { type DashboardOptions, dashboardPath, mountDashboard } from "./dashboard.js";
 import { errorBody } from "./errors.js";
+import { type HttpMetricsOption, metricsEndpoint } from "./metrics.js";
 
 export type { DashboardOptions } from "./dashboard.js";
 export type { ErrorResponse } from "./errors.js";
+export type { HttpMetricsOption } from "./metrics.js";
 export type { HttpToken, TokenScope };
 
 export interface HttpApiOptions {
@@ -34,6 +36,11 @@ export interface HttpApiOptions {
   readonly basePath?: string;
   /** The web dashboard: served at "/" unless given another `path`, or not at all with `false` (see docs/dashboard.md). */
   readonly dashboard?: false | DashboardOptions;
+  /**
+   * Serve Weft's metrics at GET /metrics in Prometheus' text format, with a
+   * read token unless \`public\` (docs/observability.md). Default off.
+   */
+  readonly metrics?: HttpMetricsOption;
 }
 
 export interface HttpServeOptions {
@@ -75,7 +82,7 @@ function mount(basePath: string, api: ReturnType<typeof buildApp>): Hono {
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
-const KNOWN = ["tokens", "auth", "readOnly", "bodyLimitBytes", "cors", "basePath", "dashboard"];
+const KNOWN = ["tokens", "auth", "readOnly", "bodyLimitBytes", "cors", "basePath", "dashboard", "metrics"];
 
 /**
  * Weft's HTTP API over `weft` (a started Weft; it needs the task definitions
@@ -132,6 +139,7 @@ export function createHttpApi(weft: Weft, options: HttpApiOptions): HttpApi {
     bodyLimitBytes,
     cors,
     log: weft._engine.log,
+    metrics: metricsEndpoint(weft, options.metrics),
   });
   mountDashboard(api, weft, {
     path: dashboardPath(options.dashboard),
