@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SYSTEMS } from "./systems/index.js";
+import { DEFAULT_SYSTEMS, SYSTEMS } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 
 /** The default warm-up is the run's task count, up to this many tasks. */
@@ -27,6 +27,14 @@ export interface BenchOptions {
    */
   readonly warmupTasks: number | undefined;
   readonly json: boolean;
+  /** An existing server (--database-url, else DATABASE_URL); undefined: an embedded one. */
+  readonly databaseUrl: string | undefined;
+  /** The embedded server with fsync, synchronous_commit and full_page_writes off. */
+  readonly unsafeFast: boolean;
+  /** Redraw the SVG charts under bench/results/ from this invocation's results. */
+  readonly charts: boolean;
+  /** Show a progress bar per run (default: when stderr is a TTY and not --json). */
+  readonly progress: boolean;
   readonly help: boolean;
 }
 
@@ -49,8 +57,9 @@ function unsupported(): string {
 export const USAGE = `Usage: pnpm bench [options]
        node --import tsx bench/src/main.ts [options]
 
-Runs the same workload through each system on one PostgreSQL server (DATABASE_URL,
-or an embedded PostgreSQL started for the run) and reports the median of the runs.
+Runs the same workload through each system on one PostgreSQL server (an embedded
+PostgreSQL 18 started for the invocation with PostgreSQL's durable defaults, or an
+existing one) and reports the median of the runs.
 
 Options:
   --workload LIST        comma-separated workloads: ${Object.keys(WORKLOADS).join(", ")}
@@ -62,8 +71,18 @@ Options:
                            .map((w) => `${w.name} ${w.defaultTasks}`)
                            .join(", ")})
   --runs N               runs per system, the median is reported (default: 3)
-  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: weft,pg-boss;
-                         weft-http, Weft with its HTTP API mounted and idle, on request)
+  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")}
+                         (default: ${DEFAULT_SYSTEMS.join(",")}; weft-http, Weft
+                         with its HTTP API mounted and idle, on request; bullmq is
+                         skipped with a line when no Redis answers)
+  --unsafe-fast          the embedded server with fsync, synchronous_commit and
+                         full_page_writes off (default: PostgreSQL's defaults, on)
+  --database-url URL     an existing server instead of the embedded one (default:
+                         DATABASE_URL when set); the bench creates and drops its own
+                         bench_* databases there and changes none of its settings
+  --charts               also redraw the SVG charts in bench/results/ from this
+                         invocation (pnpm bench:charts redraws them from the saved results)
+  --no-progress          no progress bars (default: shown when stderr is a TTY)
   --nodes N              worker node processes per system (default: 1)
   --capacity N           Weft maxParallelTasksInNode (default: pg-boss loops × jobs
                          per fetch, 4000 with their defaults: both systems hold
@@ -120,7 +139,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
-  const systems = [...new Set(list("systems", v.systems ?? "weft,pg-boss"))];
+  if (v["unsafe-fast"] && v["database-url"])
+    throw new UsageError("--unsafe-fast: applies to the embedded server only, not to --database-url");
+  const systems = [...new Set(list("systems", v.systems ?? DEFAULT_SYSTEMS.join(",")))];
   for (const s of systems) oneOf("systems", s, Object.keys(SYSTEMS));
   const workloads = [...new Set(list("workload", v.workload ?? "independent"))];
   for (const w of workloads) oneOf("workload", w, Object.keys(WORKLOADS));
@@ -147,8 +168,25 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     analyze: !(v["no-analyze"] ?? false),
     warmupTasks: v.warmup === undefined ? undefined : int("warmup", v.warmup, 0, 10_000_000),
     json: v.json ?? false,
+    databaseUrl: databaseUrl(v["database-url"] ?? process.env.DATABASE_URL),
+    unsafeFast: v["unsafe-fast"] ?? false,
+    charts: v.charts ?? false,
+    progress: !(v["no-progress"] ?? false) && !(v.json ?? false) && process.stderr.isTTY === true,
     help: v.help ?? false,
   };
+}
+
+function databaseUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--database-url: expected a postgres:// URL, got "${raw}"`);
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:")
+    throw new UsageError(`--database-url: expected a postgres:// URL, got "${raw}"`);
+  return raw;
 }
 
 function parse(argv: readonly string[]) {
@@ -172,6 +210,10 @@ function parse(argv: readonly string[]) {
       "no-analyze": { type: "boolean" },
       warmup: { type: "string" },
       json: { type: "boolean" },
+      "database-url": { type: "string" },
+      "unsafe-fast": { type: "boolean" },
+      charts: { type: "boolean" },
+      "no-progress": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });

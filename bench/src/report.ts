@@ -38,6 +38,31 @@ export interface SystemSummary {
   readonly cpuSeconds: number[];
   readonly runs: RunResult[];
   readonly postgres: string;
+  /** fsync and synchronous_commit on (PostgreSQL's defaults): false with --unsafe-fast. */
+  readonly durable: boolean;
+  /** fsync, synchronous_commit and full_page_writes as the server reported them. */
+  readonly durability: Readonly<Record<string, string>>;
+  /** The system's own setup (BullMQ: Redis's version and persistence settings). */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Workload \`latency\`: medians over the runs of each run's percentiles, in ms. */
+  readonly latency?: { readonly start: Percentiles; readonly completion: Percentiles };
+}
+
+export interface Percentiles {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+}
+
+/** A system with no way to express a workload (no joins, no keys): a "not supported" row. */
+export interface Unsupported {
+  readonly system: string;
+  readonly version: string;
+  readonly workload: string;
+}
+
+export function unsupportedLines(unsupported: readonly Unsupported[]): string[] {
+  return unsupported.map((u) => `${u.system}: ${u.workload} not supported (no equivalent in ${u.system})`);
 }
 
 export function median(values: readonly number[]): number {
@@ -100,11 +125,16 @@ export function summarize(
   };
 }
 
-/** Weft's median throughput over pg-boss's, for the same workload and task count. */
+/**
+ * Weft's median throughput over this system's, for the same workload and task
+ * count in the same invocation (fan-out end to end: its tasks are written while
+ * processing, and for some systems by the enqueue).
+ */
 export function ratio(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
-  const boss = summaries.find((o) => o.system === "pg-boss" && o.workload === s.workload && o.tasks === s.tasks);
+  if (s.system === "weft") return undefined;
   const weft = summaries.find((o) => o.system === "weft" && o.workload === s.workload && o.tasks === s.tasks);
-  return boss && weft ? weft.tasksPerSec / boss.tasksPerSec : undefined;
+  if (!weft) return undefined;
+  return s.workload === "fanout" ? weft.endToEndTasksPerSec / s.endToEndTasksPerSec : weft.tasksPerSec / s.tasksPerSec;
 }
 
 /**
@@ -148,7 +178,7 @@ export function fanoutNotes(summaries: readonly SystemSummary[]): string[] {
   return notes;
 }
 
-export function formatTable(summaries: readonly SystemSummary[]): string {
+export function formatTable(summaries: readonly SystemSummary[], unsupported: readonly Unsupported[] = []): string {
   // The share column only when some compared workload ran next to independent.
   const withShare = summaries.some((s) => independentShare(summaries, s) !== undefined);
   const table = new Table({
@@ -162,7 +192,7 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       "enqueue s",
       "end-to-end tasks/s",
       "peak RSS MiB / node",
-      "Weft / pg-boss",
+      "Weft / this",
       ...(withShare ? ["share of independent"] : []),
     ],
     colAligns: [
@@ -181,7 +211,7 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
     style: { head: [], border: [] },
   });
   for (const s of summaries) {
-    const r = s.system === "weft" ? ratio(summaries, s) : undefined;
+    const r = ratio(summaries, s);
     const share = independentShare(summaries, s);
     const floor = FLOORS[s.workload]?.share ?? 0;
     table.push([
@@ -202,6 +232,13 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
               : `${(share * 100).toFixed(0)}%${share < floor ? ` (< ${(floor * 100).toFixed(0)}%)` : ""}`,
           ]
         : []),
+    ]);
+  }
+  for (const u of unsupported) {
+    table.push([
+      `${u.system} (${u.version})`,
+      u.workload,
+      { colSpan: withShare ? 9 : 8, content: "not supported (no equivalent)" },
     ]);
   }
   return table.toString();

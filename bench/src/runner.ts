@@ -39,6 +39,8 @@ export interface RunSpec {
    * database of their own (0: none; the run measures freshly started processes).
    */
   readonly warmupTasks: number;
+  /** Called as the measured run goes: tasks counted by the nodes so far, of \`total\`. */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 export interface RunResult {
@@ -292,6 +294,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
       for (const node of nodes) node.check();
       const now = performance.now();
       const counted = nodes.reduce((sum, n) => sum + n.done, 0);
+      spec.onProgress?.(Math.min(counted, expected), expected);
       if (counted >= expected || now - lastCheck >= SLOW_POLL_MS) {
         lastCheck = now;
         if ((await monitor.remaining()) === 0) break;

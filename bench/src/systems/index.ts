@@ -1,3 +1,5 @@
+import { bullmq } from "./bullmq.js";
+import { graphileWorker, graphileWorkerBatched } from "./graphile-worker.js";
 import { pgBoss } from "./pg-boss.js";
 import type { BenchSystem } from "./types.js";
 import { weft } from "./weft.js";
@@ -5,12 +7,20 @@ import { weftHttp } from "./weft-http.js";
 
 export type { BenchNode, BenchSystem, Monitor, NodeSettings } from "./types.js";
 
+/** Every system, one per line: add a new one here (its file in this folder). */
+const ALL: readonly BenchSystem[] = [weft, weftHttp, pgBoss, graphileWorkerBatched, graphileWorker, bullmq];
+
+/** The systems a plain `pnpm bench` runs (weft-http, and any opt-in system, on request). */
+export const DEFAULT_SYSTEMS: readonly string[] = [
+  "weft",
+  "pg-boss",
+  "graphile-worker-batched",
+  "graphile-worker",
+  "bullmq",
+];
+
 /** Every system by its command-line name. */
-export const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
-  [weft.name]: weft,
-  [weftHttp.name]: weftHttp,
-  [pgBoss.name]: pgBoss,
-};
+export const SYSTEMS: Readonly<Record<string, BenchSystem>> = Object.fromEntries(ALL.map((s) => [s.name, s]));
 
 export function getSystem(name: string): BenchSystem {
   const system = SYSTEMS[name];

@@ -36,6 +36,13 @@ export interface BenchSystem {
   version(): string;
   /** The settings that apply to this system, for the report. */
   describe(settings: NodeSettings): Readonly<Record<string, number>>;
+  /**
+   * Why the system cannot run on this machine (BullMQ: no Redis answers), or
+   * undefined when it can; the bench skips it with that line. Absent: always runs.
+   */
+  unavailable?(): Promise<string | undefined>;
+  /** Facts about the system's setup for the report (BullMQ: Redis's version and persistence). */
+  environment?(): Promise<Readonly<Record<string, string>>>;
   /** Whether the workload has a part for this system; the bench skips the system for it otherwise. */
   supports(workload: Workload): boolean;
   /**

@@ -3,7 +3,16 @@ import { fanout } from "./fanout.js";
 import { independent } from "./independent.js";
 import type { Workload } from "./types.js";
 
-export type { OnDone, PgBossHandler, PgBossWorkload, WeftWorkload, Workload } from "./types.js";
+export type {
+  BullmqProcessor,
+  BullmqWorkload,
+  GraphileWorkload,
+  OnDone,
+  PgBossHandler,
+  PgBossWorkload,
+  WeftWorkload,
+  Workload,
+} from "./types.js";
 
 /** Every workload by name; add new ones here. */
 export const WORKLOADS: Readonly<Record<string, Workload>> = {

@@ -1,4 +1,6 @@
 import type { AnyDefinition, WeftClient } from "@weft/sdk";
+import type { Queue } from "bullmq";
+import type { TaskList, WorkerUtils } from "graphile-worker";
 import type PgBoss from "pg-boss";
 
 /** Called by a node each time `count` more tasks have finished (for progress only; completion is read from the database). */
@@ -25,6 +27,31 @@ export interface PgBossWorkload {
   readonly handlers: Readonly<Record<string, PgBossHandler>>;
 }
 
+/** How a workload runs on graphile-worker. */
+export interface GraphileWorkload {
+  /** Writes the initial jobs with \`addJobs\`, \`batchSize\` per call. */
+  enqueue(utils: WorkerUtils, tasks: number, batchSize: number): Promise<void>;
+  /** The task handlers (module-level, see countDone). */
+  readonly taskList: TaskList;
+}
+
+/** How a workload runs on BullMQ: one queue per task kind, a processor per queue. */
+export interface BullmqWorkload {
+  readonly queues: readonly string[];
+  /** Writes the initial jobs, \`batchSize\` per \`addBulk\`; \`queues\` by name, with the run's prefix. */
+  enqueue(queues: Readonly<Record<string, Queue>>, tasks: number, batchSize: number): Promise<void>;
+  /**
+   * A processor per queue; \`context.flow\` adds flows (BullMQ's parent/children jobs)
+   * on the run's Redis connection and prefix.
+   */
+  readonly processors: Readonly<Record<string, BullmqProcessor>>;
+}
+
+export type BullmqProcessor = (
+  job: import("bullmq").Job,
+  context: { readonly flow: import("bullmq").FlowProducer },
+) => Promise<unknown>;
+
 /**
  * A benchmark workload: the same logical work expressed for each system.
  * `--tasks N` is the number of initial tasks; `expectedTasks(N)` is how many
@@ -40,4 +67,8 @@ export interface Workload {
   readonly weft: WeftWorkload;
   /** Absent when pg-boss cannot express the workload. */
   readonly pgBoss?: PgBossWorkload;
+  /** Absent when graphile-worker cannot express the workload (no joins). */
+  readonly graphile?: GraphileWorkload;
+  /** Absent when BullMQ cannot express the workload. */
+  readonly bullmq?: BullmqWorkload;
 }
