@@ -146,16 +146,17 @@ function latencySpec(results: readonly SavedResult[]): vegaLite.TopLevelSpec | u
             system: r.system,
             rate: `${r.tasks}/s`,
             measure: `schedule→${phase} ${p}`,
-            ms: r.latency?.[phase][p] ?? 0,
+            ms: r.latency?.[phase]?.[p],
           })),
         )
       : [],
   );
-  if (rows.length === 0) return undefined;
+  const measured = rows.filter((r) => r.ms !== undefined);
+  if (measured.length === 0) return undefined;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: "Latency (ms, durable; log scale)",
-    data: { values: rows },
+    data: { values: measured },
     facet: { column: { field: "rate", type: "nominal", title: null } },
     spec: {
       width: 260,

@@ -12,7 +12,8 @@ export interface BenchOptions {
   readonly tasks: readonly number[] | undefined;
   readonly runs: number;
   readonly systems: readonly string[];
-  readonly nodes: number;
+  /** Node processes per system; several counts compare scaling on one database. */
+  readonly nodes: readonly number[];
   readonly capacity: number;
   readonly plannerBatchSize: number;
   readonly completionBatchSize: number;
@@ -20,6 +21,8 @@ export interface BenchOptions {
   readonly pgBossBatchSize: number;
   readonly enqueueBatchSize: number;
   readonly timeoutSeconds: number;
+  /** Paced workloads (latency): seconds of scheduling per run. */
+  readonly durationSeconds: number;
   readonly analyze: boolean;
   /**
    * Tasks each run's node processes work through, untimed, before the measured
@@ -83,7 +86,8 @@ Options:
   --charts               also redraw the SVG charts in bench/results/ from this
                          invocation (pnpm bench:charts redraws them from the saved results)
   --no-progress          no progress bars (default: shown when stderr is a TTY)
-  --nodes N              worker node processes per system (default: 1)
+  --nodes N[,N...]       worker node processes per system; several counts compare
+                         node scaling on one database (default: 1)
   --capacity N           Weft maxParallelTasksInNode (default: pg-boss loops × jobs
                          per fetch, 4000 with their defaults: both systems hold
                          as many tasks in flight per node)
@@ -94,6 +98,8 @@ Options:
   --pgboss-batch N       pg-boss jobs per fetch (default: 2000)
   --enqueue-batch N      tasks per enqueue statement, both systems (default: 5000)
   --timeout SECONDS      give up on a run after this long (default: 600)
+  --duration SECONDS     workload latency: seconds of scheduling at --tasks per
+                         second in each run (default: 30)
   --warmup N             tasks each run's node processes first work through,
                          untimed, in a database of their own, so that the run
                          measures a node whose code V8 has compiled, as in a
@@ -154,7 +160,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     tasks,
     runs: int("runs", v.runs ?? "3", 1, 100),
     systems,
-    nodes: int("nodes", v.nodes ?? "1", 1, 64),
+    nodes: [...new Set(list("nodes", v.nodes ?? "1").map((n) => int("nodes", n, 1, 64)))],
     capacity:
       v.capacity === undefined
         ? Math.min(100_000, pgBossWorkers * pgBossBatchSize)
@@ -165,6 +171,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     pgBossBatchSize,
     enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
     timeoutSeconds: int("timeout", v.timeout ?? "600", 1, 86_400),
+    durationSeconds: int("duration", v.duration ?? "30", 1, 3_600),
     analyze: !(v["no-analyze"] ?? false),
     warmupTasks: v.warmup === undefined ? undefined : int("warmup", v.warmup, 0, 10_000_000),
     json: v.json ?? false,
@@ -207,6 +214,7 @@ function parse(argv: readonly string[]) {
       "pgboss-batch": { type: "string" },
       "enqueue-batch": { type: "string" },
       timeout: { type: "string" },
+      duration: { type: "string" },
       "no-analyze": { type: "boolean" },
       warmup: { type: "string" },
       json: { type: "boolean" },

@@ -6,13 +6,14 @@ import { type BenchOptions, DEFAULT_WARMUP_MAX, parseOptions, USAGE, UsageError 
 import {
   fanoutNotes,
   formatTable,
+  latencyNotes,
   type SystemSummary,
   scalingNotes,
   summarize,
   type Unsupported,
   unsupportedLines,
 } from "./report.js";
-import { killAllNodes, type RunResult, runOnce } from "./runner.js";
+import { expectedTasks, killAllNodes, type RunResult, runOnce } from "./runner.js";
 import { type BenchServer, startServer } from "./server.js";
 import { type BenchSystem, getSystem } from "./systems/index.js";
 import { getWorkload, type Workload } from "./workloads/index.js";
@@ -114,14 +115,18 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
   // Task counts in the order given; each workload runs at those of its plan.
   const counts = [...new Set(plans.flatMap((p) => p.tasks))];
   for (const tasks of counts) {
-    const cells = plans
-      .filter((p) => p.tasks.includes(tasks))
-      .flatMap(({ workload, systems }) => systems.map((system) => ({ workload, system, results: [] as RunResult[] })));
+    const cells = options.nodes.flatMap((nodes) =>
+      plans
+        .filter((p) => p.tasks.includes(tasks))
+        .flatMap(({ workload, systems }) =>
+          systems.map((system) => ({ workload, system, nodes, results: [] as RunResult[] })),
+        ),
+    );
     // Each round runs every workload and system once, so that drift on the
     // machine hits all of them alike (Weft independent, pg-boss independent,
     // Weft fanout, then the second round, …).
     for (let run = 1; run <= options.runs; run++) {
-      for (const { workload, system, results } of cells) {
+      for (const { workload, system, nodes, results } of cells) {
         const bar = options.progress
           ? new cliProgress.SingleBar(
               {
@@ -133,8 +138,9 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
               cliProgress.Presets.shades_classic,
             )
           : undefined;
-        bar?.start(workload.expectedTasks(tasks), 0);
+        bar?.start(expectedTasks(workload, tasks, options.durationSeconds), 0);
         const result = await runOnce({
+          paceSeconds: options.durationSeconds,
           onProgress: (done, total) => {
             bar?.setTotal(total);
             bar?.update(done);
@@ -143,7 +149,7 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
           system,
           workload,
           tasks,
-          nodes: options.nodes,
+          nodes,
           settings,
           enqueueBatchSize: options.enqueueBatchSize,
           timeoutMs: options.timeoutSeconds * 1000,
@@ -154,13 +160,13 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
         }).finally(() => bar?.stop());
         results.push(result);
         log(
-          `${system.name} ${workload.name} ${tasks} run ${run}/${options.runs}: ${result.seconds.toFixed(2)} s, ` +
+          `${system.name} ${workload.name} ${tasks}${nodes > 1 ? ` ×${nodes} nodes` : ""} run ${run}/${options.runs}: ${result.seconds.toFixed(2)} s, ` +
             `${Math.round(result.tasksPerSec)} tasks/s, enqueue ${result.enqueueSeconds.toFixed(2)} s, ` +
             `peak RSS ${result.peakRssMb.map((v) => v.toFixed(0)).join("/")} MiB`,
         );
       }
     }
-    for (const { workload, system, results } of cells) {
+    for (const { workload, system, nodes, results } of cells) {
       summaries.push(
         summarize(
           {
@@ -168,8 +174,8 @@ async function bench(options: BenchOptions, plans: readonly Plan[]): Promise<Sys
             version: system.version(),
             workload: workload.name,
             tasks,
-            finishedTasks: workload.expectedTasks(tasks),
-            nodes: options.nodes,
+            finishedTasks: expectedTasks(workload, tasks, options.durationSeconds),
+            nodes,
             settings: system.describe(settings),
             analyzed: options.analyze,
             warmupTasks: options.warmupTasks ?? Math.min(tasks, DEFAULT_WARMUP_MAX),
@@ -206,7 +212,12 @@ async function main(): Promise<number> {
   }
   try {
     const summaries = await bench(options, plans);
-    const notes = [...scalingNotes(summaries), ...fanoutNotes(summaries), ...unsupportedLines(unsupported)];
+    const notes = [
+      ...scalingNotes(summaries),
+      ...fanoutNotes(summaries),
+      ...latencyNotes(summaries),
+      ...unsupportedLines(unsupported),
+    ];
     if (options.json) {
       for (const s of summaries) console.log(JSON.stringify(s));
       for (const u of unsupported) console.log(JSON.stringify({ ...u, supported: false }));

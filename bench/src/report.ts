@@ -45,7 +45,7 @@ export interface SystemSummary {
   /** The system's own setup (BullMQ: Redis's version and persistence settings). */
   readonly environment: Readonly<Record<string, string>>;
   /** Workload \`latency\`: medians over the runs of each run's percentiles, in ms. */
-  readonly latency?: { readonly start: Percentiles; readonly completion: Percentiles };
+  readonly latency?: { readonly start: Percentiles; readonly completion?: Percentiles };
 }
 
 export interface Percentiles {
@@ -63,6 +63,23 @@ export interface Unsupported {
 
 export function unsupportedLines(unsupported: readonly Unsupported[]): string[] {
   return unsupported.map((u) => `${u.system}: ${u.workload} not supported (no equivalent in ${u.system})`);
+}
+
+/** Nearest-rank percentiles of \`values\` (ms), rounded to 0.1. */
+export function percentiles(values: readonly number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? 0;
+  return { p50: round(at(0.5), 1), p95: round(at(0.95), 1), p99: round(at(0.99), 1) };
+}
+
+function medianPercentiles(list: readonly (Percentiles | undefined)[]): Percentiles | undefined {
+  const own = list.filter((p): p is Percentiles => p !== undefined);
+  if (own.length === 0) return undefined;
+  return {
+    p50: round(median(own.map((p) => p.p50)), 1),
+    p95: round(median(own.map((p) => p.p95)), 1),
+    p99: round(median(own.map((p) => p.p99)), 1),
+  };
 }
 
 export function median(values: readonly number[]): number {
@@ -101,8 +118,11 @@ export function summarize(
   >,
   runs: readonly RunResult[],
 ): SystemSummary {
+  const start = medianPercentiles(runs.map((r) => r.startLatencyMs));
+  const completion = medianPercentiles(runs.map((r) => r.completionLatencyMs));
   return {
     ...base,
+    ...(start ? { latency: { start, ...(completion ? { completion } : {}) } } : {}),
     seconds: round(median(runs.map((r) => r.seconds)), 3),
     tasksPerSec: Math.round(median(runs.map((r) => r.tasksPerSec))),
     enqueueSeconds: round(median(runs.map((r) => r.enqueueSeconds)), 3),
@@ -121,6 +141,8 @@ export function summarize(
       startRssMb: r.startRssMb.map((v) => round(v, 1)),
       cpuSeconds: r.cpuSeconds.map((v) => round(v, 2)),
       heapUsedMb: r.heapUsedMb.map((v) => round(v, 1)),
+      ...(r.startLatencyMs ? { startLatencyMs: r.startLatencyMs } : {}),
+      ...(r.completionLatencyMs ? { completionLatencyMs: r.completionLatencyMs } : {}),
     })),
   };
 }
@@ -132,7 +154,9 @@ export function summarize(
  */
 export function ratio(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
   if (s.system === "weft") return undefined;
-  const weft = summaries.find((o) => o.system === "weft" && o.workload === s.workload && o.tasks === s.tasks);
+  const weft = summaries.find(
+    (o) => o.system === "weft" && o.workload === s.workload && o.tasks === s.tasks && o.nodes === s.nodes,
+  );
   if (!weft) return undefined;
   return s.workload === "fanout" ? weft.endToEndTasksPerSec / s.endToEndTasksPerSec : weft.tasksPerSec / s.tasksPerSec;
 }
@@ -152,7 +176,9 @@ export const FLOORS: Readonly<Record<string, { readonly share: number; readonly 
 export function independentShare(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
   const floor = FLOORS[s.workload];
   if (!floor) return undefined;
-  const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
+  const base = summaries.find(
+    (o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks && o.nodes === s.nodes,
+  );
   if (!base) return undefined;
   return floor.endToEnd ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : s.tasksPerSec / base.tasksPerSec;
 }
@@ -164,7 +190,9 @@ export function fanoutNotes(summaries: readonly SystemSummary[]): string[] {
     const share = independentShare(summaries, s);
     const floor = FLOORS[s.workload];
     if (share === undefined || !floor) continue;
-    const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
+    const base = summaries.find(
+      (o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks && o.nodes === s.nodes,
+    );
     const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
     const processing = base ? s.tasksPerSec / base.tasksPerSec : Number.NaN;
     const endToEnd = base ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : Number.NaN;
@@ -186,6 +214,7 @@ export function formatTable(summaries: readonly SystemSummary[], unsupported: re
       "system",
       "workload",
       "tasks",
+      "nodes",
       "median s",
       "median tasks/s",
       "runs (tasks/s)",
@@ -206,6 +235,7 @@ export function formatTable(summaries: readonly SystemSummary[], unsupported: re
       "right",
       "right",
       "right",
+      "right",
       ...(withShare ? (["right"] as const) : []),
     ],
     style: { head: [], border: [] },
@@ -218,6 +248,7 @@ export function formatTable(summaries: readonly SystemSummary[], unsupported: re
       `${s.system} (${s.version})`,
       s.workload,
       s.finishedTasks === s.tasks ? String(s.tasks) : `${s.tasks} (${s.finishedTasks} run)`,
+      String(s.nodes),
       s.seconds.toFixed(2),
       String(s.tasksPerSec),
       s.runs.map((run) => run.tasksPerSec).join(", "),
@@ -238,7 +269,7 @@ export function formatTable(summaries: readonly SystemSummary[], unsupported: re
     table.push([
       `${u.system} (${u.version})`,
       u.workload,
-      { colSpan: withShare ? 9 : 8, content: "not supported (no equivalent)" },
+      { colSpan: withShare ? 10 : 9, content: "not supported (no equivalent)" },
     ]);
   }
   return table.toString();
@@ -250,7 +281,7 @@ export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8
   const several = new Set(summaries.map((s) => s.workload)).size > 1;
   const groups = new Map<string, SystemSummary[]>();
   for (const s of summaries) {
-    const key = `${s.system}\u0000${s.workload}`;
+    const key = `${s.system}\u0000${s.workload}\u0000${s.nodes}`;
     groups.set(key, [...(groups.get(key) ?? []), s]);
   }
   for (const group of groups.values()) {
@@ -268,4 +299,17 @@ export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8
     );
   }
   return notes;
+}
+
+/** Workload latency: one line per system and rate with the percentiles (median over the runs). */
+export function latencyNotes(summaries: readonly SystemSummary[]): string[] {
+  const fmt = (p: Percentiles) => `p50 ${p.p50} ms, p95 ${p.p95} ms, p99 ${p.p99} ms`;
+  return summaries.flatMap((s) =>
+    s.latency
+      ? [
+          `${s.system}: latency at ${s.tasks}/s (${s.finishedTasks} tasks): schedule→start ${fmt(s.latency.start)}; ` +
+            `schedule→completion ${s.latency.completion ? fmt(s.latency.completion) : "not measured (the system keeps no completion time)"}`,
+        ]
+      : [],
+  );
 }

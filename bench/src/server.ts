@@ -41,7 +41,8 @@ async function describe(url: string): Promise<{ version: string; durability: Rec
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const version = (await client.query<{ server_version: string }>("SHOW server_version")).rows[0]?.server_version ?? "unknown";
+    const version =
+      (await client.query<{ server_version: string }>("SHOW server_version")).rows[0]?.server_version ?? "unknown";
     const durability: Record<string, string> = {};
     for (const name of DURABILITY_SETTINGS) {
       const { rows } = await client.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = $1", [

@@ -133,6 +133,36 @@ export const bullmq: BenchSystem = {
     }
   },
 
+  async producer(url, workload) {
+    const own = part(workload);
+    const add = own.add;
+    if (!add) throw new Error(`bullmq: workload "${workload.name}" is not paced`);
+    const queues = openQueues(own, prefixOf(url));
+    return {
+      add: (from, count) => add(queues, from, count),
+      close: async () => {
+        await Promise.all(Object.values(queues).map((q) => q.close()));
+      },
+    };
+  },
+
+  /** finishedOn: set by the worker when it moves the job to completed. */
+  async completionLatencies(url, workload) {
+    const queues = openQueues(part(workload), prefixOf(url));
+    try {
+      const out: number[] = [];
+      for (const q of Object.values(queues)) {
+        for (const job of await q.getCompleted(0, -1)) {
+          const at = (job.data as { at?: unknown }).at;
+          if (typeof at === "number" && job.finishedOn !== undefined) out.push(job.finishedOn - at);
+        }
+      }
+      return out;
+    } finally {
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+    }
+  },
+
   async monitor(url, workload) {
     const own = part(workload);
     const queues = openQueues(own, prefixOf(url));

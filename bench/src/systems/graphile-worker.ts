@@ -39,8 +39,9 @@ interface Flavour {
 
 /**
  * graphile-worker counts finished jobs by their absence: a completed job is
- * deleted, a failed one stays with its `last_error`. The monitor takes the
- * number of jobs when it is made (after the enqueue) as the total.
+ * deleted, a failed one stays with its `last_error`. Completed: the jobs ever
+ * added (the id sequence's last value; the run's database is fresh) less
+ * those still there.
  */
 async function monitor(url: string): Promise<Monitor> {
   const client = new pg.Client({ connectionString: url });
@@ -48,11 +49,11 @@ async function monitor(url: string): Promise<Monitor> {
   await client.connect();
   const count = async (sql: string) => (await client.query<{ n: number }>(sql)).rows[0]?.n ?? 0;
   const jobs = `${SCHEMA}._private_jobs`;
-  const total = await count(`SELECT count(*)::int AS n FROM ${jobs}`);
+  const added = `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('${jobs}', 'id')::regclass), 0)::int AS n`;
   return {
     // A job that failed for good (attempts used up) is finished too; the runner's completed check catches it.
     remaining: () => count(`SELECT count(*)::int AS n FROM ${jobs} WHERE attempts < max_attempts`),
-    completed: async () => total - (await count(`SELECT count(*)::int AS n FROM ${jobs}`)),
+    completed: async () => (await count(added)) - (await count(`SELECT count(*)::int AS n FROM ${jobs}`)),
     close: () => client.end(),
   };
 }
@@ -83,18 +84,37 @@ function graphileSystem(flavour: Flavour): BenchSystem {
       }
     },
 
+    async producer(url, workload) {
+      const add = part(workload).add;
+      if (!add) throw new Error(`graphile-worker: workload "${workload.name}" is not paced`);
+      const utils = await makeWorkerUtils({ connectionString: url, logger });
+      return {
+        add: (from, count) => add(utils, from, count),
+        close: async () => {
+          await utils.release();
+        },
+      };
+    },
+
+    // A completed job is deleted: no completion time is kept.
+    completionLatencies: async () => undefined,
+
     monitor: (url) => monitor(url),
 
     async createNode(url, workload, _settings, onDone) {
       const own = part(workload);
       countInto(onDone);
       let runner: Runner | undefined;
+      // The bench's own pool, so that a connection ended after stop() (the run's
+      // database is dropped with FORCE) is not an uncaught error of the process.
+      const pool = new pg.Pool({ connectionString: url, max: flavour.maxPoolSize });
+      pool.on("error", () => undefined);
+      pool.on("connect", (client) => client.on("error", () => undefined));
       return {
         async start() {
           runner = await run({
-            connectionString: url,
+            pgPool: pool,
             concurrency: flavour.concurrency,
-            maxPoolSize: flavour.maxPoolSize,
             noHandleSignals: true,
             logger,
             taskList: own.taskList,
@@ -111,6 +131,7 @@ function graphileSystem(flavour: Flavour): BenchSystem {
         },
         async stop() {
           await runner?.stop();
+          await pool.end();
         },
       };
     },

@@ -5,7 +5,7 @@ import type { BenchSystem } from "./types.js";
 import { weft } from "./weft.js";
 import { weftHttp } from "./weft-http.js";
 
-export type { BenchNode, BenchSystem, Monitor, NodeSettings } from "./types.js";
+export type { BenchNode, BenchSystem, Monitor, NodeSettings, Producer } from "./types.js";
 
 /** Every system, one per line: add a new one here (its file in this folder). */
 const ALL: readonly BenchSystem[] = [weft, weftHttp, pgBoss, graphileWorkerBatched, graphileWorker, bullmq];

@@ -1,6 +1,7 @@
 import { affinity } from "./affinity.js";
 import { fanout } from "./fanout.js";
 import { independent } from "./independent.js";
+import { latency } from "./latency.js";
 import type { Workload } from "./types.js";
 
 export type {
@@ -19,6 +20,7 @@ export const WORKLOADS: Readonly<Record<string, Workload>> = {
   [independent.name]: independent,
   [fanout.name]: fanout,
   [affinity.name]: affinity,
+  [latency.name]: latency,
 };
 
 export function getWorkload(name: string): Workload {
