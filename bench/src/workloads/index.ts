@@ -3,6 +3,7 @@ import { fanout } from "./fanout.js";
 import { independent } from "./independent.js";
 import { latency } from "./latency.js";
 import type { Workload } from "./types.js";
+import { work } from "./work.js";
 
 export type {
   BullmqProcessor,
@@ -21,6 +22,7 @@ export const WORKLOADS: Readonly<Record<string, Workload>> = {
   [fanout.name]: fanout,
   [affinity.name]: affinity,
   [latency.name]: latency,
+  [work.name]: work,
 };
 
 export function getWorkload(name: string): Workload {
