@@ -11,7 +11,8 @@ import * as vega from "vega";
 import * as vegaLite from "vega-lite";
 import type { SystemSummary, Unsupported } from "./report.js";
 
-export const RESULTS_DIR = fileURLToPath(new URL("../results/", import.meta.url));
+/** bench/results/, or BENCH_RESULTS_DIR (CI draws its smoke's charts into a temporary folder). */
+export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR || fileURLToPath(new URL("../results/", import.meta.url));
 const RESULTS_FILE = join(RESULTS_DIR, "results.json");
 
 /** One saved figure: what a chart needs of a SystemSummary, with when it was measured. */

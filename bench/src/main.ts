@@ -7,6 +7,7 @@ import {
   fanoutNotes,
   formatTable,
   latencyNotes,
+  nodesNotes,
   type SystemSummary,
   scalingNotes,
   summarize,
@@ -216,6 +217,7 @@ async function main(): Promise<number> {
       ...scalingNotes(summaries),
       ...fanoutNotes(summaries),
       ...latencyNotes(summaries),
+      ...nodesNotes(summaries),
       ...unsupportedLines(unsupported),
     ];
     if (options.json) {

@@ -313,3 +313,22 @@ export function latencyNotes(summaries: readonly SystemSummary[]): string[] {
       : [],
   );
 }
+
+/** Several node counts: each count's throughput against 1 node's, per system and workload (4 nodes should reach 1 node's). */
+export function nodesNotes(summaries: readonly SystemSummary[]): string[] {
+  const notes: string[] = [];
+  for (const s of summaries) {
+    if (s.nodes === 1) continue;
+    const one = summaries.find(
+      (o) => o.nodes === 1 && o.system === s.system && o.workload === s.workload && o.tasks === s.tasks,
+    );
+    if (!one) continue;
+    const share = s.tasksPerSec / one.tasksPerSec;
+    notes.push(
+      `${s.system}: ${s.workload} ${s.tasks} on ${s.nodes} nodes ran at ${(share * 100).toFixed(0)}% of 1 node's ` +
+        `throughput (${s.tasksPerSec} vs ${one.tasksPerSec} tasks/s)` +
+        (share < 1 ? ` — NOTE: below 1 node's` : ""),
+    );
+  }
+  return notes;
+}
