@@ -105,7 +105,7 @@ function throughputSpec(results: readonly SavedResult[]): vegaLite.TopLevelSpec 
       height: 220,
       mark: { type: "bar", tooltip: true },
       encoding: {
-        x: { field: "system", type: "nominal", title: null, axis: { labelAngle: -40 } },
+        x: { field: "system", type: "nominal", title: null, axis: { labelAngle: -40, labelLimit: 200 } },
         xOffset: { field: "settings", sort: ["durable", "--unsafe-fast"] },
         y: { field: "tasksPerSec", type: "quantitative", title: "tasks/s" },
         color: { field: "settings", type: "nominal", title: "PostgreSQL", sort: ["durable", "--unsafe-fast"] },
@@ -164,7 +164,7 @@ function latencySpec(results: readonly SavedResult[]): vegaLite.TopLevelSpec | u
       height: 220,
       mark: { type: "bar", tooltip: true },
       encoding: {
-        x: { field: "system", type: "nominal", title: null, axis: { labelAngle: -40 } },
+        x: { field: "system", type: "nominal", title: null, axis: { labelAngle: -40, labelLimit: 200 } },
         xOffset: { field: "measure" },
         y: { field: "ms", type: "quantitative", title: "ms", scale: { type: "log" } },
         color: { field: "measure", type: "nominal", title: null },
