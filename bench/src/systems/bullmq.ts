@@ -92,6 +92,8 @@ export async function redisPersistence(): Promise<Record<string, string>> {
     out.version = /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown";
     return out;
   } finally {
+    // The probe's queue leaves a meta key: removed again.
+    await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close();
   }
 }
