@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { SYSTEMS } from "./systems/index.js";
+import { DEFAULT_SYSTEMS, SYSTEMS } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 
 /** The default warm-up is the run's task count, up to this many tasks. */
@@ -12,7 +12,8 @@ export interface BenchOptions {
   readonly tasks: readonly number[] | undefined;
   readonly runs: number;
   readonly systems: readonly string[];
-  readonly nodes: number;
+  /** Node processes per system; several counts compare scaling on one database. */
+  readonly nodes: readonly number[];
   readonly capacity: number;
   readonly plannerBatchSize: number;
   readonly completionBatchSize: number;
@@ -20,6 +21,8 @@ export interface BenchOptions {
   readonly pgBossBatchSize: number;
   readonly enqueueBatchSize: number;
   readonly timeoutSeconds: number;
+  /** Paced workloads (latency): seconds of scheduling per run. */
+  readonly durationSeconds: number;
   readonly analyze: boolean;
   /**
    * Tasks each run's node processes work through, untimed, before the measured
@@ -27,6 +30,14 @@ export interface BenchOptions {
    */
   readonly warmupTasks: number | undefined;
   readonly json: boolean;
+  /** An existing server (--database-url, else DATABASE_URL); undefined: an embedded one. */
+  readonly databaseUrl: string | undefined;
+  /** The embedded server with fsync, synchronous_commit and full_page_writes off. */
+  readonly unsafeFast: boolean;
+  /** Redraw the SVG charts under bench/results/ from this invocation's results. */
+  readonly charts: boolean;
+  /** Show a progress bar per run (default: when stderr is a TTY and not --json). */
+  readonly progress: boolean;
   readonly help: boolean;
 }
 
@@ -49,8 +60,9 @@ function unsupported(): string {
 export const USAGE = `Usage: pnpm bench [options]
        node --import tsx bench/src/main.ts [options]
 
-Runs the same workload through each system on one PostgreSQL server (DATABASE_URL,
-or an embedded PostgreSQL started for the run) and reports the median of the runs.
+Runs the same workload through each system on one PostgreSQL server (an embedded
+PostgreSQL 18 started for the invocation with PostgreSQL's durable defaults, or an
+existing one) and reports the median of the runs.
 
 Options:
   --workload LIST        comma-separated workloads: ${Object.keys(WORKLOADS).join(", ")}
@@ -62,9 +74,20 @@ Options:
                            .map((w) => `${w.name} ${w.defaultTasks}`)
                            .join(", ")})
   --runs N               runs per system, the median is reported (default: 3)
-  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")} (default: weft,pg-boss;
-                         weft-http, Weft with its HTTP API mounted and idle, on request)
-  --nodes N              worker node processes per system (default: 1)
+  --systems LIST         comma-separated: ${Object.keys(SYSTEMS).join(", ")}
+                         (default: ${DEFAULT_SYSTEMS.join(",")}; weft-http, Weft
+                         with its HTTP API mounted and idle, on request; bullmq is
+                         skipped with a line when no Redis answers)
+  --unsafe-fast          the embedded server with fsync, synchronous_commit and
+                         full_page_writes off (default: PostgreSQL's defaults, on)
+  --database-url URL     an existing server instead of the embedded one (default:
+                         DATABASE_URL when set); the bench creates and drops its own
+                         bench_* databases there and changes none of its settings
+  --charts               also redraw the SVG charts in bench/results/ from this
+                         invocation (pnpm bench:charts redraws them from the saved results)
+  --no-progress          no progress bars (default: shown when stderr is a TTY)
+  --nodes N[,N...]       worker node processes per system; several counts compare
+                         node scaling on one database (default: 1)
   --capacity N           Weft maxParallelTasksInNode (default: pg-boss loops × jobs
                          per fetch, 4000 with their defaults: both systems hold
                          as many tasks in flight per node)
@@ -75,6 +98,8 @@ Options:
   --pgboss-batch N       pg-boss jobs per fetch (default: 2000)
   --enqueue-batch N      tasks per enqueue statement, both systems (default: 5000)
   --timeout SECONDS      give up on a run after this long (default: 600)
+  --duration SECONDS     workload latency: seconds of scheduling at --tasks per
+                         second in each run (default: 30)
   --warmup N             tasks each run's node processes first work through,
                          untimed, in a database of their own, so that the run
                          measures a node whose code V8 has compiled, as in a
@@ -120,7 +145,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
-  const systems = [...new Set(list("systems", v.systems ?? "weft,pg-boss"))];
+  if (v["unsafe-fast"] && v["database-url"])
+    throw new UsageError("--unsafe-fast: applies to the embedded server only, not to --database-url");
+  const systems = [...new Set(list("systems", v.systems ?? DEFAULT_SYSTEMS.join(",")))];
   for (const s of systems) oneOf("systems", s, Object.keys(SYSTEMS));
   const workloads = [...new Set(list("workload", v.workload ?? "independent"))];
   for (const w of workloads) oneOf("workload", w, Object.keys(WORKLOADS));
@@ -133,7 +160,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     tasks,
     runs: int("runs", v.runs ?? "3", 1, 100),
     systems,
-    nodes: int("nodes", v.nodes ?? "1", 1, 64),
+    nodes: [...new Set(list("nodes", v.nodes ?? "1").map((n) => int("nodes", n, 1, 64)))],
     capacity:
       v.capacity === undefined
         ? Math.min(100_000, pgBossWorkers * pgBossBatchSize)
@@ -144,11 +171,29 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     pgBossBatchSize,
     enqueueBatchSize: int("enqueue-batch", v["enqueue-batch"] ?? "5000", 1, 100_000),
     timeoutSeconds: int("timeout", v.timeout ?? "600", 1, 86_400),
+    durationSeconds: int("duration", v.duration ?? "30", 1, 3_600),
     analyze: !(v["no-analyze"] ?? false),
     warmupTasks: v.warmup === undefined ? undefined : int("warmup", v.warmup, 0, 10_000_000),
     json: v.json ?? false,
+    databaseUrl: databaseUrl(v["database-url"] ?? process.env.DATABASE_URL),
+    unsafeFast: v["unsafe-fast"] ?? false,
+    charts: v.charts ?? false,
+    progress: !(v["no-progress"] ?? false) && !(v.json ?? false) && process.stderr.isTTY === true,
     help: v.help ?? false,
   };
+}
+
+function databaseUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--database-url: expected a postgres:// URL, got "${raw}"`);
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:")
+    throw new UsageError(`--database-url: expected a postgres:// URL, got "${raw}"`);
+  return raw;
 }
 
 function parse(argv: readonly string[]) {
@@ -169,9 +214,14 @@ function parse(argv: readonly string[]) {
       "pgboss-batch": { type: "string" },
       "enqueue-batch": { type: "string" },
       timeout: { type: "string" },
+      duration: { type: "string" },
       "no-analyze": { type: "boolean" },
       warmup: { type: "string" },
       json: { type: "boolean" },
+      "database-url": { type: "string" },
+      "unsafe-fast": { type: "boolean" },
+      charts: { type: "boolean" },
+      "no-progress": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });

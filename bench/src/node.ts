@@ -9,6 +9,7 @@
 import { type FromNode, rssMb, SAMPLE_INTERVAL_MS, type ToNode } from "./protocol.js";
 import type { BenchNode } from "./systems/index.js";
 import { getSystem } from "./systems/index.js";
+import { takeStartLatencies } from "./workloads/done.js";
 import { getWorkload } from "./workloads/index.js";
 
 function send(message: FromNode): Promise<void> {
@@ -107,6 +108,8 @@ async function handle(message: ToNode): Promise<void> {
       peakRss = 0;
       sample();
       cpuAtGo = process.cpuUsage();
+      // The warm-up's latencies are not the run's.
+      takeStartLatencies();
       sampler = setInterval(
         () => void send({ type: "progress", done: measuredDone(), rssMb: sample() }),
         SAMPLE_INTERVAL_MS,
@@ -131,6 +134,7 @@ async function handle(message: ToNode): Promise<void> {
         startRssMb: startRss,
         cpuSeconds,
         heapUsedMb,
+        startLatencies: takeStartLatencies(),
       });
       process.disconnect();
       return;

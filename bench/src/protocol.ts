@@ -39,6 +39,8 @@ export type FromNode =
       readonly cpuSeconds: number;
       /** V8 heap in use at the end of processing (after a full GC when run with --expose-gc). */
       readonly heapUsedMb: number;
+      /** Paced workloads: schedule→start of each task the measured node ran, in ms. */
+      readonly startLatencies: number[];
     }
   | { readonly type: "error"; readonly message: string };
 

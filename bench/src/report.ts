@@ -38,6 +38,48 @@ export interface SystemSummary {
   readonly cpuSeconds: number[];
   readonly runs: RunResult[];
   readonly postgres: string;
+  /** fsync and synchronous_commit on (PostgreSQL's defaults): false with --unsafe-fast. */
+  readonly durable: boolean;
+  /** fsync, synchronous_commit and full_page_writes as the server reported them. */
+  readonly durability: Readonly<Record<string, string>>;
+  /** The system's own setup (BullMQ: Redis's version and persistence settings). */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Workload \`latency\`: medians over the runs of each run's percentiles, in ms. */
+  readonly latency?: { readonly start: Percentiles; readonly completion?: Percentiles };
+}
+
+export interface Percentiles {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+}
+
+/** A system with no way to express a workload (no joins, no keys): a "not supported" row. */
+export interface Unsupported {
+  readonly system: string;
+  readonly version: string;
+  readonly workload: string;
+}
+
+export function unsupportedLines(unsupported: readonly Unsupported[]): string[] {
+  return unsupported.map((u) => `${u.system}: ${u.workload} not supported (no equivalent in ${u.system})`);
+}
+
+/** Nearest-rank percentiles of \`values\` (ms), rounded to 0.1. */
+export function percentiles(values: readonly number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? 0;
+  return { p50: round(at(0.5), 1), p95: round(at(0.95), 1), p99: round(at(0.99), 1) };
+}
+
+function medianPercentiles(list: readonly (Percentiles | undefined)[]): Percentiles | undefined {
+  const own = list.filter((p): p is Percentiles => p !== undefined);
+  if (own.length === 0) return undefined;
+  return {
+    p50: round(median(own.map((p) => p.p50)), 1),
+    p95: round(median(own.map((p) => p.p95)), 1),
+    p99: round(median(own.map((p) => p.p99)), 1),
+  };
 }
 
 export function median(values: readonly number[]): number {
@@ -76,8 +118,11 @@ export function summarize(
   >,
   runs: readonly RunResult[],
 ): SystemSummary {
+  const start = medianPercentiles(runs.map((r) => r.startLatencyMs));
+  const completion = medianPercentiles(runs.map((r) => r.completionLatencyMs));
   return {
     ...base,
+    ...(start ? { latency: { start, ...(completion ? { completion } : {}) } } : {}),
     seconds: round(median(runs.map((r) => r.seconds)), 3),
     tasksPerSec: Math.round(median(runs.map((r) => r.tasksPerSec))),
     enqueueSeconds: round(median(runs.map((r) => r.enqueueSeconds)), 3),
@@ -96,15 +141,24 @@ export function summarize(
       startRssMb: r.startRssMb.map((v) => round(v, 1)),
       cpuSeconds: r.cpuSeconds.map((v) => round(v, 2)),
       heapUsedMb: r.heapUsedMb.map((v) => round(v, 1)),
+      ...(r.startLatencyMs ? { startLatencyMs: r.startLatencyMs } : {}),
+      ...(r.completionLatencyMs ? { completionLatencyMs: r.completionLatencyMs } : {}),
     })),
   };
 }
 
-/** Weft's median throughput over pg-boss's, for the same workload and task count. */
+/**
+ * Weft's median throughput over this system's, for the same workload and task
+ * count in the same invocation (fan-out end to end: its tasks are written while
+ * processing, and for some systems by the enqueue).
+ */
 export function ratio(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
-  const boss = summaries.find((o) => o.system === "pg-boss" && o.workload === s.workload && o.tasks === s.tasks);
-  const weft = summaries.find((o) => o.system === "weft" && o.workload === s.workload && o.tasks === s.tasks);
-  return boss && weft ? weft.tasksPerSec / boss.tasksPerSec : undefined;
+  if (s.system === "weft") return undefined;
+  const weft = summaries.find(
+    (o) => o.system === "weft" && o.workload === s.workload && o.tasks === s.tasks && o.nodes === s.nodes,
+  );
+  if (!weft) return undefined;
+  return s.workload === "fanout" ? weft.endToEndTasksPerSec / s.endToEndTasksPerSec : weft.tasksPerSec / s.tasksPerSec;
 }
 
 /**
@@ -122,7 +176,9 @@ export const FLOORS: Readonly<Record<string, { readonly share: number; readonly 
 export function independentShare(summaries: readonly SystemSummary[], s: SystemSummary): number | undefined {
   const floor = FLOORS[s.workload];
   if (!floor) return undefined;
-  const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
+  const base = summaries.find(
+    (o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks && o.nodes === s.nodes,
+  );
   if (!base) return undefined;
   return floor.endToEnd ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : s.tasksPerSec / base.tasksPerSec;
 }
@@ -134,7 +190,9 @@ export function fanoutNotes(summaries: readonly SystemSummary[]): string[] {
     const share = independentShare(summaries, s);
     const floor = FLOORS[s.workload];
     if (share === undefined || !floor) continue;
-    const base = summaries.find((o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks);
+    const base = summaries.find(
+      (o) => o.system === s.system && o.workload === "independent" && o.tasks === s.tasks && o.nodes === s.nodes,
+    );
     const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
     const processing = base ? s.tasksPerSec / base.tasksPerSec : Number.NaN;
     const endToEnd = base ? s.endToEndTasksPerSec / base.endToEndTasksPerSec : Number.NaN;
@@ -148,7 +206,7 @@ export function fanoutNotes(summaries: readonly SystemSummary[]): string[] {
   return notes;
 }
 
-export function formatTable(summaries: readonly SystemSummary[]): string {
+export function formatTable(summaries: readonly SystemSummary[], unsupported: readonly Unsupported[] = []): string {
   // The share column only when some compared workload ran next to independent.
   const withShare = summaries.some((s) => independentShare(summaries, s) !== undefined);
   const table = new Table({
@@ -156,13 +214,14 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       "system",
       "workload",
       "tasks",
+      "nodes",
       "median s",
       "median tasks/s",
       "runs (tasks/s)",
       "enqueue s",
       "end-to-end tasks/s",
       "peak RSS MiB / node",
-      "Weft / pg-boss",
+      "Weft / this",
       ...(withShare ? ["share of independent"] : []),
     ],
     colAligns: [
@@ -176,18 +235,20 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
       "right",
       "right",
       "right",
+      "right",
       ...(withShare ? (["right"] as const) : []),
     ],
     style: { head: [], border: [] },
   });
   for (const s of summaries) {
-    const r = s.system === "weft" ? ratio(summaries, s) : undefined;
+    const r = ratio(summaries, s);
     const share = independentShare(summaries, s);
     const floor = FLOORS[s.workload]?.share ?? 0;
     table.push([
       `${s.system} (${s.version})`,
       s.workload,
       s.finishedTasks === s.tasks ? String(s.tasks) : `${s.tasks} (${s.finishedTasks} run)`,
+      String(s.nodes),
       s.seconds.toFixed(2),
       String(s.tasksPerSec),
       s.runs.map((run) => run.tasksPerSec).join(", "),
@@ -204,6 +265,13 @@ export function formatTable(summaries: readonly SystemSummary[]): string {
         : []),
     ]);
   }
+  for (const u of unsupported) {
+    table.push([
+      `${u.system} (${u.version})`,
+      u.workload,
+      { colSpan: withShare ? 10 : 9, content: "not supported (no equivalent)" },
+    ]);
+  }
   return table.toString();
 }
 
@@ -213,7 +281,7 @@ export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8
   const several = new Set(summaries.map((s) => s.workload)).size > 1;
   const groups = new Map<string, SystemSummary[]>();
   for (const s of summaries) {
-    const key = `${s.system}\u0000${s.workload}`;
+    const key = `${s.system}\u0000${s.workload}\u0000${s.nodes}`;
     groups.set(key, [...(groups.get(key) ?? []), s]);
   }
   for (const group of groups.values()) {
@@ -228,6 +296,38 @@ export function scalingNotes(summaries: readonly SystemSummary[], minShare = 0.8
         `${(share * 100).toFixed(0)}% of the throughput of ${small.tasks} ` +
         `(${large.tasksPerSec} vs ${small.tasksPerSec} tasks/s); peak RSS ${rss(large)} vs ${rss(small)} MiB` +
         (share < minShare ? ` — NOTE: below ${(minShare * 100).toFixed(0)}%` : ""),
+    );
+  }
+  return notes;
+}
+
+/** Workload latency: one line per system and rate with the percentiles (median over the runs). */
+export function latencyNotes(summaries: readonly SystemSummary[]): string[] {
+  const fmt = (p: Percentiles) => `p50 ${p.p50} ms, p95 ${p.p95} ms, p99 ${p.p99} ms`;
+  return summaries.flatMap((s) =>
+    s.latency
+      ? [
+          `${s.system}: latency at ${s.tasks}/s (${s.finishedTasks} tasks): schedule→start ${fmt(s.latency.start)}; ` +
+            `schedule→completion ${s.latency.completion ? fmt(s.latency.completion) : "not measured (the system keeps no completion time)"}`,
+        ]
+      : [],
+  );
+}
+
+/** Several node counts: each count's throughput against 1 node's, per system and workload (4 nodes should reach 1 node's). */
+export function nodesNotes(summaries: readonly SystemSummary[]): string[] {
+  const notes: string[] = [];
+  for (const s of summaries) {
+    if (s.nodes === 1) continue;
+    const one = summaries.find(
+      (o) => o.nodes === 1 && o.system === s.system && o.workload === s.workload && o.tasks === s.tasks,
+    );
+    if (!one) continue;
+    const share = s.tasksPerSec / one.tasksPerSec;
+    notes.push(
+      `${s.system}: ${s.workload} ${s.tasks} on ${s.nodes} nodes ran at ${(share * 100).toFixed(0)}% of 1 node's ` +
+        `throughput (${s.tasksPerSec} vs ${one.tasksPerSec} tasks/s)` +
+        (share < 1 ? ` — NOTE: below 1 node's` : ""),
     );
   }
   return notes;

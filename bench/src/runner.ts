@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { createDatabase, dropDatabase } from "@weft/engine/testing";
 import pg from "pg";
 import type { FromNode, ToNode } from "./protocol.js";
-import type { BenchSystem, Monitor, NodeSettings } from "./systems/index.js";
+import { type Percentiles, percentiles } from "./report.js";
+import type { BenchSystem, Monitor, NodeSettings, Producer } from "./systems/index.js";
 import type { Workload } from "./workloads/index.js";
 
 const NODE_SCRIPT = fileURLToPath(new URL("./node.ts", import.meta.url));
@@ -39,6 +40,10 @@ export interface RunSpec {
    * database of their own (0: none; the run measures freshly started processes).
    */
   readonly warmupTasks: number;
+  /** Paced workloads: seconds of scheduling at \`tasks\` per second. */
+  readonly paceSeconds: number;
+  /** Called as the measured run goes: tasks counted by the nodes so far, of \`total\`. */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 export interface RunResult {
@@ -55,9 +60,14 @@ export interface RunResult {
   readonly cpuSeconds: number[];
   /** V8 heap in use in each node process when processing ended, in MiB. */
   readonly heapUsedMb: number[];
+  /** Paced workloads: schedule→start percentiles over every task of the run, in ms. */
+  readonly startLatencyMs?: Percentiles;
+  /** Paced workloads: schedule→completion percentiles, in ms; absent when the system keeps no completion time. */
+  readonly completionLatencyMs?: Percentiles;
 }
 
 interface NodeReport {
+  readonly startLatencies: number[];
   readonly peakRssMb: number;
   readonly startRssMb: number;
   readonly cpuSeconds: number;
@@ -243,6 +253,25 @@ async function warmUp(spec: RunSpec, nodes: readonly NodeProcess[]): Promise<voi
   }
 }
 
+/** Tasks that finish in a run: a paced workload's rate × seconds, else the workload's count. */
+export function expectedTasks(workload: Workload, tasks: number, paceSeconds: number): number {
+  return workload.paced ? Math.max(1, Math.round(tasks * paceSeconds)) : workload.expectedTasks(tasks);
+}
+
+/** Schedules \`total\` tasks at \`rate\` per second: every millisecond, those due by then. */
+async function pace(producer: Producer, rate: number, total: number): Promise<void> {
+  const start = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate) + 1);
+    if (due > sent) {
+      await producer.add(sent, due - sent);
+      sent = due;
+    }
+    await sleep(1);
+  }
+}
+
 /**
  * One measured run in a fresh database: warm the node processes up (see
  * warmUp), enqueue everything (timed separately), start the nodes together,
@@ -250,7 +279,8 @@ async function warmUp(spec: RunSpec, nodes: readonly NodeProcess[]): Promise<voi
  */
 export async function runOnce(spec: RunSpec): Promise<RunResult> {
   const { system, workload, tasks } = spec;
-  const expected = workload.expectedTasks(tasks);
+  const paced = workload.paced === true;
+  const expected = expectedTasks(workload, tasks, spec.paceSeconds);
   const dbName = `bench_${system.name.replace(/\W/g, "_")}_${workload.name}_${spec.index}`;
   const nodes: NodeProcess[] = [];
   const spawn = () => {
@@ -261,6 +291,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     }
   };
   let monitor: Monitor | undefined;
+  let producer: Producer | undefined;
   try {
     if (spec.warmupTasks > 0) {
       spawn();
@@ -271,7 +302,8 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
       await warmUp(spec, nodes);
     }
     const url = await createDatabase(spec.serverUrl, dbName);
-    const enqueueSeconds = await system.enqueue(url, workload, tasks, spec.enqueueBatchSize);
+    // A paced workload's tasks are scheduled while the nodes run.
+    const enqueueSeconds = await system.enqueue(url, workload, paced ? 0 : tasks, spec.enqueueBatchSize);
     monitor = await system.monitor(url, workload);
     // Statistics as a database in steady use would have them (autovacuum keeps
     // them current); a burst into never-analyzed tables is --no-analyze.
@@ -284,17 +316,29 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     }
     await withTimeout(Promise.all(nodes.map((n) => n.ready)), 60_000, "node processes to get ready");
 
+    if (paced && !system.producer) throw new Error(`${system.name}: cannot schedule a paced workload`);
+    producer = paced ? await system.producer?.(url, workload) : undefined;
+
     const t0 = performance.now();
     for (const node of nodes) node.send({ type: "go" });
+    let scheduled = producer === undefined;
+    const pacing = producer
+      ? pace(producer, tasks, expected).then(() => {
+          scheduled = true;
+        })
+      : undefined;
+    pacing?.catch(() => undefined);
     const deadline = t0 + spec.timeoutMs;
     let lastCheck = t0;
     for (;;) {
       for (const node of nodes) node.check();
       const now = performance.now();
       const counted = nodes.reduce((sum, n) => sum + n.done, 0);
+      spec.onProgress?.(Math.min(counted, expected), expected);
       if (counted >= expected || now - lastCheck >= SLOW_POLL_MS) {
         lastCheck = now;
-        if ((await monitor.remaining()) === 0) break;
+        // A paced run is over only once every task has been scheduled.
+        if (scheduled && (await monitor.remaining()) === 0) break;
       }
       if (now > deadline) {
         throw new Error(`${system.name}: not finished after ${spec.timeoutMs / 1000} s (${counted} of ${expected})`);
@@ -302,6 +346,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
       await sleep(counted >= expected ? FINAL_POLL_MS : FAST_POLL_MS);
     }
     const seconds = (performance.now() - t0) / 1000;
+    await pacing;
 
     for (const node of nodes) node.send({ type: "stop" });
     const reports = await withTimeout(Promise.all(nodes.map((n) => n.stopped)), 60_000, "node processes to stop");
@@ -311,7 +356,11 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     if (completed !== expected) {
       throw new Error(`${system.name}: ${completed} tasks completed, expected ${expected}`);
     }
+    const starts = reports.flatMap((r) => r.startLatencies);
+    const completions = paced ? await system.completionLatencies?.(url, workload) : undefined;
     return {
+      ...(paced && starts.length > 0 ? { startLatencyMs: percentiles(starts) } : {}),
+      ...(completions && completions.length > 0 ? { completionLatencyMs: percentiles(completions) } : {}),
       run: spec.run,
       seconds,
       tasksPerSec: expected / seconds,
@@ -325,6 +374,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     await Promise.all(nodes.map((n) => n.kill()));
     for (const node of nodes) liveNodes.delete(node);
     await monitor?.close().catch(() => undefined);
+    await producer?.close().catch(() => undefined);
     // BENCH_KEEP_DB=1 keeps the run's database for a look at its tasks afterwards.
     if (process.env.BENCH_KEEP_DB !== "1") await dropDatabase(spec.serverUrl, dbName).catch(() => undefined);
   }

@@ -17,3 +17,15 @@ export async function sqlMonitor(url: string, remainingSql: string, completedSql
     close: () => client.end(),
   };
 }
+
+/** The \`ms\` column of \`sql\`'s rows: latencies read from a system's own timestamps. */
+export async function latencies(url: string, sql: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ ms: number }>(sql);
+    return rows.map((r) => Number(r.ms));
+  } finally {
+    await client.end();
+  }
+}

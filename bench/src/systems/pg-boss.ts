@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import PgBoss from "pg-boss";
 import type { PgBossWorkload, Workload } from "../workloads/index.js";
-import { sqlMonitor } from "./monitor.js";
+import { latencies, sqlMonitor } from "./monitor.js";
 import type { BenchSystem } from "./types.js";
 
 const SCHEMA = "pgboss";
@@ -56,6 +56,21 @@ export const pgBoss: BenchSystem = {
       await boss.stop({ graceful: false, wait: true });
     }
   },
+
+  async producer(url, workload) {
+    const add = part(workload).add;
+    if (!add) throw new Error(`pg-boss: workload "${workload.name}" is not paced`);
+    const boss = newBoss(url, { supervise: false, schedule: false });
+    await boss.start();
+    return { add: (from, count) => add(boss, from, count), close: () => boss.stop({ graceful: false, wait: true }) };
+  },
+
+  completionLatencies: (url) =>
+    latencies(
+      url,
+      `SELECT (extract(epoch FROM completed_on) * 1000 - (data ->> 'at')::float8)::float8 AS ms
+         FROM ${SCHEMA}.job WHERE state = 'completed' AND data ? 'at'`,
+    ),
 
   monitor: (url) =>
     sqlMonitor(

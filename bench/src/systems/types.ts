@@ -29,6 +29,12 @@ export interface Monitor {
   close(): Promise<void>;
 }
 
+/** Schedules tasks of a paced workload: tasks \`from\` … \`from + count - 1\`, now. */
+export interface Producer {
+  add(from: number, count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** A system under test. Everything but `createNode` runs in the parent process. */
 export interface BenchSystem {
   readonly name: string;
@@ -36,6 +42,13 @@ export interface BenchSystem {
   version(): string;
   /** The settings that apply to this system, for the report. */
   describe(settings: NodeSettings): Readonly<Record<string, number>>;
+  /**
+   * Why the system cannot run on this machine (BullMQ: no Redis answers), or
+   * undefined when it can; the bench skips it with that line. Absent: always runs.
+   */
+  unavailable?(): Promise<string | undefined>;
+  /** Facts about the system's setup for the report (BullMQ: Redis's version and persistence). */
+  environment?(): Promise<Readonly<Record<string, string>>>;
   /** Whether the workload has a part for this system; the bench skips the system for it otherwise. */
   supports(workload: Workload): boolean;
   /**
@@ -45,6 +58,14 @@ export interface BenchSystem {
    */
   enqueue(url: string, workload: Workload, tasks: number, batchSize: number): Promise<number>;
   monitor(url: string, workload: Workload): Promise<Monitor>;
+  /** Paced workloads, in the parent process: schedules tasks while the nodes run. */
+  producer?(url: string, workload: Workload): Promise<Producer>;
+  /**
+   * Paced workloads, after the run: schedule→completion of each completed task
+   * in ms, from the system's own completion timestamps; undefined when it keeps
+   * none (graphile-worker deletes a completed job).
+   */
+  completionLatencies?(url: string, workload: Workload): Promise<number[] | undefined>;
   /** In a node process: a worker node for `workload`; `onDone` counts finished tasks for progress. */
   createNode(url: string, workload: Workload, settings: NodeSettings, onDone: OnDone): Promise<BenchNode>;
 }

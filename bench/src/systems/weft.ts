@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { createClient, createWeft, type Weft } from "@weft/sdk";
 import type { OnDone, Workload } from "../workloads/index.js";
-import { sqlMonitor } from "./monitor.js";
+import { latencies, sqlMonitor } from "./monitor.js";
 import type { BenchSystem, NodeSettings } from "./types.js";
 
 const SCHEMA = "weft";
@@ -51,6 +51,21 @@ export const weft: BenchSystem = {
       await client.stop();
     }
   },
+
+  async producer(url, workload) {
+    const add = workload.weft.add;
+    if (!add) throw new Error(`weft: workload "${workload.name}" is not paced`);
+    const client = createClient({ connectionString: url, schema: SCHEMA, tasks: workload.weft.tasks(() => undefined) });
+    await client.start();
+    return { add: (from, count) => add(client.client, from, count), close: () => client.stop() };
+  },
+
+  completionLatencies: (url) =>
+    latencies(
+      url,
+      `SELECT (extract(epoch FROM finished_at) * 1000 - (input ->> 'at')::float8)::float8 AS ms
+         FROM ${SCHEMA}.tasks WHERE state = 'COMPLETED' AND input ? 'at'`,
+    ),
 
   monitor: (url) =>
     sqlMonitor(

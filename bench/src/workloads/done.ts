@@ -36,3 +36,22 @@ export function countedNoop(name: string) {
     },
   });
 }
+
+/** Milliseconds since the epoch, with the fraction: the same clock in every process on the machine. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+let starts: number[] = [];
+
+/** Workload \`latency\`: a task scheduled at \`at\` (epochMs) has started now. */
+export function recordStart(at: number): void {
+  starts.push(epochMs() - at);
+}
+
+/** The schedule→start latencies recorded since the last call, in ms. */
+export function takeStartLatencies(): number[] {
+  const out = starts;
+  starts = [];
+  return out;
+}

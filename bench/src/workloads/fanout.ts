@@ -45,7 +45,10 @@ const parent = defineTask({
 /**
  * One parent task schedules N no-op map tasks and one join over them (written
  * with the parent's outcome); the join runs once all N have finished and
- * receives their N outcomes. Weft only: pg-boss has no joins.
+ * receives their N outcomes. BullMQ expresses it with a flow (the parent job
+ * adds a join job with the N map jobs as its children; the join reads their
+ * results with \`getChildrenValues\`); pg-boss and graphile-worker have no
+ * joins, and the bench says "not supported" for them.
  */
 export const fanout: Workload = {
   name: "fanout",
@@ -61,6 +64,36 @@ export const fanout: Workload = {
     // The one parent task; its children are written when it completes, during processing.
     async enqueue(client, tasks) {
       await client.schedule(parent, { maps: tasks });
+    },
+  },
+  bullmq: {
+    queues: [PARENT, MAP, REDUCE],
+    async enqueue(queues, tasks) {
+      await queues[PARENT]?.add(PARENT, { maps: tasks });
+    },
+    processors: {
+      [PARENT]: async (job, { flow }) => {
+        const { maps } = count.parse(job.data);
+        await flow.add({
+          name: REDUCE,
+          queueName: REDUCE,
+          data: { maps },
+          children: Array.from({ length: maps }, (_, i) => ({ name: MAP, queueName: MAP, data: { i } })),
+        });
+        countDone(1);
+        return null;
+      },
+      [MAP]: async () => {
+        countDone(1);
+        return null;
+      },
+      [REDUCE]: async (job) => {
+        const { maps } = count.parse(job.data);
+        const values = Object.keys(await job.getChildrenValues()).length;
+        if (values !== maps) throw new Error(`fanout: the join got ${values} results, expected ${maps}`);
+        countDone(1);
+        return { maps: values };
+      },
     },
   },
 };

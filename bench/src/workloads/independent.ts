@@ -1,4 +1,4 @@
-import { countedNoop, countInto } from "./done.js";
+import { countDone, countedNoop, countInto } from "./done.js";
 import type { Workload } from "./types.js";
 
 const QUEUE = "noop";
@@ -35,6 +35,31 @@ export const independent: Workload = {
     },
     handlers: {
       [QUEUE]: async () => undefined,
+    },
+  },
+  graphile: {
+    async enqueue(utils, tasks, batchSize) {
+      for (const batch of batches(tasks, batchSize))
+        await utils.addJobs(batch.map((payload) => ({ identifier: QUEUE, payload })));
+    },
+    taskList: {
+      [QUEUE]: async () => {
+        countDone(1);
+      },
+    },
+  },
+  bullmq: {
+    queues: [QUEUE],
+    async enqueue(queues, tasks, batchSize) {
+      const queue = queues[QUEUE];
+      if (!queue) throw new Error(`bullmq: no queue ${QUEUE}`);
+      for (const batch of batches(tasks, batchSize)) await queue.addBulk(batch.map((data) => ({ name: QUEUE, data })));
+    },
+    processors: {
+      [QUEUE]: async () => {
+        countDone(1);
+        return null;
+      },
     },
   },
 };
