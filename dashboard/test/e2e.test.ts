@@ -376,6 +376,9 @@ describe.skipIf(browserMissing && !browserRequired)("dashboard (browser)", () =>
     await page.click("[data-action=reopen-slot]");
     await page.getByText("1 slot(s) reopened.").waitFor();
     const third = page.locator(`[data-testid=slot][data-start="2026-01-01T02:00:00.000Z"]`);
+    // The message may show before the grid is read again: wait for the cell to change
+    // (the re-run is held, so the slot cannot be COMPLETE again yet).
+    await eventually(async () => ((await third.getAttribute("data-status")) !== "COMPLETE" ? 1 : undefined), 10_000);
     expect(["AVAILABLE", "ACQUIRED"]).toContain(await third.getAttribute("data-status"));
     expect(await page.locator("[data-testid=slot][data-status=COMPLETE]").count()).toBe(5);
     await shot(page, "slots-reopened");
