@@ -145,7 +145,8 @@ describe("planner cycles", () => {
             await new Promise<void>((resolve) => {
               readDone = resolve;
               attachNow();
-              setTimeout(resolve, 300);
+              // A bound, not a wait: the read ends it (300 ms ran out once on a loaded machine).
+              setTimeout(resolve, 5_000);
             });
           }
           return pool.query(text, values);
