@@ -102,8 +102,12 @@ export class PrivatePostgres {
       listen_addresses: "'127.0.0.1'",
       unix_socket_directories: `'${dir}'`,
       max_connections: 300,
+      // The scenarios crash the server, never the machine: fsync and full pages
+      // guard against an OS crash only. A commit must be durable once it returns,
+      // though, or an immediate-mode crash loses effects that were acknowledged
+      // (seen: a task's effect lost while its outcome, recorded after, was kept).
       fsync: "off",
-      synchronous_commit: "off",
+      synchronous_commit: "on",
       full_page_writes: "off",
       shared_buffers: "'64MB'",
       log_min_messages: "warning",
