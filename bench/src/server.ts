@@ -3,9 +3,9 @@
 // PostgreSQL's own durability defaults (fsync, synchronous_commit and
 // full_page_writes on: what users run), or with all three off (--unsafe-fast).
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "@weft/engine/testing";
 import pg from "pg";
 
 export interface BenchServer {
@@ -21,20 +21,6 @@ export interface BenchServer {
 /** The settings --unsafe-fast turns off; the durable server leaves them at PostgreSQL's defaults (on). */
 export const UNSAFE_FLAGS = ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] as const;
 const DURABILITY_SETTINGS = ["fsync", "synchronous_commit", "full_page_writes"] as const;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 async function describe(url: string): Promise<{ version: string; durability: Record<string, string> }> {
   const client = new pg.Client({ connectionString: url });

@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/pg.js";
+import type { NodeInfo } from "./nodes.js";
 import { TASK_COLUMNS, type TaskRecord, WORKFLOW_COLUMNS, type WorkflowRecord } from "./read.js";
 import { soloRootSql, soloWorkflowSql } from "./solo.js";
 
@@ -47,17 +48,7 @@ export interface QueueStatRow {
   readonly oldest_ready_age_ms: number | null;
 }
 
-export interface NodeStatusRecord {
-  readonly id: string;
-  readonly app_name: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly capacity: number;
-  readonly task_names: string[];
-  readonly cpu_load: number | null;
-  readonly draining: boolean;
-  readonly started_at: Date;
-  readonly heartbeat_at: Date;
+export interface NodeStatusRecord extends NodeInfo {
   readonly is_leader: boolean;
   readonly heartbeat_age_ms: number;
   readonly running: number;
