@@ -26,13 +26,8 @@ export {
   withSavepoint,
   withTransaction,
 } from "./db/pg.js";
-export { Engine, type EngineOptions, type ResolvedTaskSettings } from "./engine.js";
+export { Engine, type EngineOptions } from "./engine.js";
 export * from "./errors.js";
-export { newId } from "./ids.js";
-export { createLogger, LOG_EVENTS, LOG_LEVELS, type LogEvent, type Logger, type LogLevel } from "./logger.js";
-export { encodePayload } from "./payload.js";
-export { maxAttempts, retryDelayMs } from "./retry.js";
-export { decide } from "./services/planner.js";
 export type {
   ChildSpec,
   CronSpec,
@@ -40,7 +35,12 @@ export type {
   TaskExecution,
   TaskHandler,
   UpstreamOutcome,
-} from "./services/worker.js";
+} from "./handler.js";
+export { newId } from "./ids.js";
+export { createLogger, LOG_EVENTS, LOG_LEVELS, type LogEvent, type Logger, type LogLevel } from "./logger.js";
+export { encodePayload } from "./payload.js";
+export { maxAttempts, retryDelayMs } from "./retry.js";
+export { decide } from "./services/planner.js";
 export {
   MAX_SLOTS_PER_CALL,
   parseInterval,
@@ -62,6 +62,7 @@ export type { NodeInfo } from "./store/nodes.js";
 export type { TaskRecord, WorkflowRecord } from "./store/read.js";
 export type { SlotRow, SlotSeries } from "./store/slots.js";
 export type { NewTaskRow } from "./store/types.js";
+export type { ResolvedTaskSettings } from "./task-settings.js";
 export { activeMeterProvider, Metrics, type QueueDepth, ulidTime } from "./telemetry/metrics.js";
 export {
   activeTracerProvider,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { engineConfigSchema, parseConfig, pollingDelayFor } from "../src/config.js";
-import { resolveTaskLimits } from "../src/engine.js";
 import { ConfigError } from "../src/errors.js";
+import type { TaskHandler } from "../src/handler.js";
 import { decide } from "../src/services/planner.js";
-import type { TaskHandler } from "../src/services/worker.js";
 import type { Candidate, LiveNode } from "../src/store/planner.js";
+import { resolveTaskLimits } from "../src/task-settings.js";
 
 const node = (id: string, free: number, names: string[]): LiveNode => ({
   id,

@@ -2,32 +2,13 @@ import type { PlannerConfig } from "../config.js";
 import { pollingDelayFor } from "../config.js";
 import type { Queryable } from "../db/pg.js";
 import { isConnectionError } from "../db/pg.js";
+import type { LocalWorker } from "../handoff.js";
 import type { EventLogger } from "../logger.js";
 import type { Store } from "../store/index.js";
 import type { ApplyResult, Candidate, LiveNode, LocalNode, PlanDecision, TableSize } from "../store/planner.js";
 import type { AssignedTaskRow } from "../store/types.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { LoopService, OutageLog } from "./service.js";
-
-/**
- * The worker of the leader's own node. Its assignments are handed to it by the
- * apply that makes them, instead of a notification and a fetch (see
- * PlannerStore.apply): one statement and a round trip less per cycle.
- */
-export interface LocalWorker {
-  /** The node and the highest token its worker has seen; null while it takes no work. */
-  handoffTarget(): LocalNode | null;
-  /** Runs assignments an apply handed over. */
-  handOver(rows: readonly AssignedTaskRow[]): void;
-  /**
-   * The attempts the node can take now, as it counts them: those that ended
-   * free their room before their outcomes are recorded, which the database's
-   * count of assignments shows only once the completion batch commits.
-   */
-  room(): number;
-  /** \`listener\` runs when attempts ended and room was freed. */
-  onRoom(listener: () => void): void;
-}
 
 /** What one cycle reads before it decides: the live nodes, their room, the candidates. */
 interface Reading {

@@ -1,5 +1,5 @@
 import type { Queryable } from "../db/pg.js";
-import type { CronSpec } from "../services/worker.js";
+import type { CronSpec } from "../handler.js";
 import { fenceSql } from "./planner.js";
 import { ownWorkflowTasksSql } from "./schedule.js";
 
