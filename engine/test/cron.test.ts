@@ -19,12 +19,12 @@ describe("cron service", () => {
       [Object.keys(crons), JSON.stringify(crons)],
     );
   };
-  const service = (epoch = 0) => {
+  const service = (epoch = 0, misfireGraceMs = 5_000) => {
     const deposed: string[] = [];
     const s = new CronService(
       store,
       pool,
-      { nodeDeadAfterMs: 60_000, misfireGraceMs: 5_000 },
+      { nodeDeadAfterMs: 60_000, misfireGraceMs },
       epoch,
       memoryLogger().logger,
       () => deposed.push("deposed"),
@@ -51,23 +51,35 @@ describe("cron service", () => {
 
   it("records a baseline at first sight, then fires each due tick once with its task", async () => {
     await publish({ m: minute("skip") });
-    const { s } = service();
+    // A grace of 10 minutes: every tick due below is on time and must fire.
+    const { s } = service(0, 600_000);
     await s.cycle();
-    const [baseline] = await ticks("m");
+    const [baseline, ...more] = await ticks("m");
     expect(baseline?.task_id).toBeNull();
-    // Move the baseline back past the start of the previous minute: one or two minute ticks are
-    // due now, some older than the 5 s grace (missed, skipped), one perhaps within it (fired).
+    expect(more).toEqual([]);
+    // Move the baseline back before the start of the minute two minutes ago: the ticks of two
+    // minutes ago, one minute ago and this minute are due (a fourth if the minute turns meanwhile).
     await pool.query(
-      "UPDATE weft.cron_ticks SET tick_at = date_trunc('minute', now()) - interval '1 minute' - interval '1 second'",
+      "UPDATE weft.cron_ticks SET tick_at = date_trunc('minute', now()) - interval '2 minutes' - interval '1 second'",
     );
     await s.cycle();
-    await s.cycle();
     const rows = await ticks("m");
-    // Every tick is recorded once, and every tick that fired has exactly one task.
-    const withTasks = rows.filter((r) => r.task_id !== null);
-    const tasks = await pool.query("SELECT input FROM weft.tasks WHERE task_name = 'm'");
-    expect(tasks.rows).toHaveLength(withTasks.length);
-    expect(new Set(rows.map((r) => r.tick_at.getTime())).size).toBe(rows.length);
+    const fired = rows.slice(1);
+    expect(fired.length).toBeGreaterThanOrEqual(3);
+    expect(fired.length).toBeLessThanOrEqual(4);
+    // One minute apart, the newest at most a minute old, each with exactly one task.
+    for (let i = 1; i < fired.length; i++) {
+      expect((fired[i]?.tick_at.getTime() ?? 0) - (fired[i - 1]?.tick_at.getTime() ?? 0)).toBe(60_000);
+    }
+    expect(fired.at(-1)?.tick_at.getTime()).toBeGreaterThan(Date.now() - 61_000);
+    const tasks = await pool.query<{ id: string }>("SELECT id FROM weft.tasks WHERE task_name = 'm' ORDER BY id");
+    expect(tasks.rows.map((r) => r.id).sort()).toEqual(fired.map((r) => r.task_id).sort());
+    // A second cycle fires nothing more until the next tick.
+    await s.cycle();
+    const again = await ticks("m");
+    expect(again.length - rows.length).toBeLessThanOrEqual(1);
+    const after = await pool.query("SELECT id FROM weft.tasks WHERE task_name = 'm'");
+    expect(after.rows.length - tasks.rows.length).toBe(again.length - rows.length);
   });
 
   it("missed ticks: skip fires none of them; catch-up fires the most recent maxCatchUp", async () => {
@@ -117,8 +129,12 @@ describe("cron service", () => {
       "SELECT slot_start, slot_end FROM weft.slots WHERE task_name = 'hourly' ORDER BY slot_start",
     );
     // Every slot is closed (ends before now), and they are contiguous from the previous tick's minute on.
+    // The minutes three, two and one ago (and this one if the minute turned meanwhile).
+    expect(slots.rows.length).toBeGreaterThanOrEqual(3);
+    expect(slots.rows.length).toBeLessThanOrEqual(4);
     const now = Date.now();
     for (const r of slots.rows) expect(r.slot_end.getTime()).toBeLessThanOrEqual(now);
+    expect(slots.rows.at(-1)?.slot_end.getTime()).toBeGreaterThan(now - 61_000);
     for (let i = 1; i < slots.rows.length; i++) {
       expect(slots.rows[i]?.slot_start.getTime()).toBe(slots.rows[i - 1]?.slot_end.getTime());
     }

@@ -144,8 +144,10 @@ export class CronService extends LoopService {
       ids.push(spec.slot ? null : newIdAt(t.getTime()));
     }
     if (!(await this.record(name, ticks, ids))) return false;
-    if (spec.slot && fire.length > 0) {
-      const newest = fire[fire.length - 1] as Date;
+    // A slot series covers time without gaps: missed ticks too ensure the slots
+    // that closed since the previous tick (they get no task of their own anyway).
+    if (spec.slot && ticks.length > 0) {
+      const newest = ticks[ticks.length - 1] as Date;
       const interval = parseInterval(spec.slot.every);
       // From the previous tick (its slot aligned down): slots that closed since.
       await this.store.slots.ensure(
