@@ -84,6 +84,11 @@ async function analyze(url: string): Promise<void> {
   }
 }
 
+/** The system name the node processes are told (see BenchSystem.nodeProcess). */
+function nodeSystemName(system: BenchSystem): string {
+  return system.nodeProcess?.().system ?? system.name;
+}
+
 /** A forked node process with its latest report. */
 class NodeProcess {
   readonly child: ChildProcess;
@@ -96,9 +101,10 @@ class NodeProcess {
   private failure: Error | undefined;
   private readonly failed: Promise<never>;
 
-  constructor(index: number) {
-    this.child = fork(NODE_SCRIPT, [], {
-      cwd: REPO_ROOT,
+  constructor(index: number, system: BenchSystem) {
+    const other = system.nodeProcess?.();
+    this.child = fork(other?.script ?? NODE_SCRIPT, [], {
+      cwd: other?.cwd ?? REPO_ROOT,
       // BENCH_NODE_ARGS adds Node options to the node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       execArgv: ["--import", "tsx", ...(process.env.BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? [])],
       // stdout goes to our stderr so that --json output stays clean.
@@ -233,7 +239,7 @@ async function warmUp(spec: RunSpec, nodes: readonly NodeProcess[]): Promise<voi
     monitor = await system.monitor(url, workload);
     const message: Extract<ToNode, { type: "warmup" }> = {
       type: "warmup",
-      system: system.name,
+      system: nodeSystemName(system),
       workload: workload.name,
       url,
       settings: spec.settings,
@@ -285,7 +291,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
   const nodes: NodeProcess[] = [];
   const spawn = () => {
     for (let i = 0; i < spec.nodes; i++) {
-      const node = new NodeProcess(i);
+      const node = new NodeProcess(i, system);
       nodes.push(node);
       liveNodes.add(node);
     }
@@ -312,7 +318,13 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     // Without a warm-up, the processes start only now: loading them would disturb the enqueue.
     if (nodes.length === 0) spawn();
     for (const node of nodes) {
-      node.send({ type: "init", system: system.name, workload: workload.name, url, settings: spec.settings });
+      node.send({
+        type: "init",
+        system: nodeSystemName(system),
+        workload: workload.name,
+        url,
+        settings: spec.settings,
+      });
     }
     await withTimeout(Promise.all(nodes.map((n) => n.ready)), 60_000, "node processes to get ready");
 

@@ -3,6 +3,7 @@ import { graphileWorker, graphileWorkerBatched } from "./graphile-worker.js";
 import { pgBoss } from "./pg-boss.js";
 import type { BenchSystem } from "./types.js";
 import { weft } from "./weft.js";
+import { weftBase } from "./weft-base.js";
 import { weftHttp } from "./weft-http.js";
 import { weftMetrics, weftOtel } from "./weft-otel.js";
 
@@ -12,6 +13,7 @@ export type { BenchNode, BenchSystem, Monitor, NodeSettings, Producer } from "./
 // biome-ignore format: one system per line, so that branches adding systems merge cleanly
 const ALL: readonly BenchSystem[] = [
   weft,
+  weftBase,
   weftHttp,
   weftOtel,
   weftMetrics,
@@ -22,7 +24,7 @@ const ALL: readonly BenchSystem[] = [
 ];
 
 /**
- * The systems a plain `pnpm bench` runs. On request: weft-http, weft-otel, weft-metrics; graphile-worker
+ * The systems a plain `pnpm bench` runs. On request: weft-base (WEFT_BENCH_BASE), weft-http, weft-otel, weft-metrics; graphile-worker
  * with its defaults (one job at a time: 20,000 tasks and the warm-up take minutes).
  */
 export const DEFAULT_SYSTEMS: readonly string[] = ["weft", "pg-boss", "graphile-worker-batched", "bullmq"];

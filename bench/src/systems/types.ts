@@ -38,6 +38,12 @@ export interface Producer {
 /** A system under test. Everything but `createNode` runs in the parent process. */
 export interface BenchSystem {
   readonly name: string;
+  /**
+   * Node processes run this script (in \`cwd\`) as \`system\` instead of this
+   * checkout's bench/src/node.ts as \`name\`: weft-base runs another checkout's
+   * Weft against this one in the same invocation.
+   */
+  readonly nodeProcess?: () => { readonly script: string; readonly cwd: string; readonly system: string };
   /** A short version string (a commit, a package version). */
   version(): string;
   /** The settings that apply to this system, for the report. */
