@@ -5,8 +5,7 @@ import { isConnectionError } from "../db/pg.js";
 import type { LocalWorker } from "../handoff.js";
 import type { EventLogger } from "../logger.js";
 import type { Store } from "../store/index.js";
-import type { ApplyResult, Candidate, LiveNode, LocalNode, PlanDecision, TableSize } from "../store/planner.js";
-import type { AssignedTaskRow } from "../store/types.js";
+import type { ApplyResult, Candidate, LiveNode, PlanDecision, TableSize } from "../store/planner.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { LoopService, OutageLog } from "./service.js";
 

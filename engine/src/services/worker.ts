@@ -11,7 +11,7 @@ import {
   toTaskErrorInfo,
   UnknownTaskError,
 } from "../errors.js";
-import type { ChildSpec, FailureInfo, TaskExecution, TaskHandler, UpstreamOutcome } from "../handler.js";
+import type { ChildSpec, TaskExecution, TaskHandler, UpstreamOutcome } from "../handler.js";
 import type { LocalWorker } from "../handoff.js";
 import { newId } from "../ids.js";
 import { type EventLogger, type Logger, RateLimitedLog } from "../logger.js";
