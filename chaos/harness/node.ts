@@ -5,6 +5,7 @@
 // IPC: sends {type: "ready"} once started and {type: "status"} every 200 ms; {type: "stop"} stops it.
 import pg from "pg";
 import { createWeft } from "../../sdk/src/index.js";
+import { engineOf } from "../../sdk/src/internal.js";
 import { chaosTasks, cronTask, LEDGER_DDL } from "./tasks.js";
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -47,7 +48,7 @@ const statusTimer = setInterval(
       label,
       nodeId: weft.nodeId,
       isLeader: weft.isLeader,
-      active: weft._engine.worker?.activeCount ?? 0,
+      active: engineOf(weft).worker?.activeCount ?? 0,
     }),
   200,
 );

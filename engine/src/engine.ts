@@ -1,5 +1,6 @@
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import pg from "pg";
+import { EngineApi } from "./api/index.js";
 import {
   checkConfigRules,
   type EngineConfig,
@@ -107,6 +108,8 @@ export class Engine {
   readonly log: EventLogger;
   readonly listener: Listener;
   readonly nudge: PlannerNudge;
+  /** Every database operation of the SDK (see api/index.ts). */
+  readonly api: EngineApi;
   readonly registry: NodeRegistry | undefined;
   /** Weft's spans; undefined when no tracer provider is in use (no tracing work then). */
   readonly tracing: Tracing | undefined;
@@ -170,6 +173,9 @@ export class Engine {
     this.pool.on("error", (err) => this.log.debug({ event: "db.connection_error", err }, "idle pool connection error"));
     this.listener = new Listener(this.clientConfig, this.store.channel, this.log);
     this.nudge = new PlannerNudge(this.pool, this.store.channel, this.log);
+    this.api = new EngineApi(this.store, this.pool, this.nudge, this.tracing, {
+      nodeDeadAfterMs: this.config.planner.nodeDeadAfterMs,
+    });
 
     const handlers = new Map<string, TaskHandler>();
     for (const h of options.handlers ?? []) {

@@ -1,5 +1,7 @@
 // @weft/engine: the runtime behind @weft/sdk. Applications import @weft/sdk;
 // this entry exists for the SDK, the bench and the engine's own tests.
+
+export type { EngineApi, NewJoinRow, SlotPick } from "./api/index.js";
 export {
   DEFAULTS,
   type EngineConfig,

@@ -6,9 +6,9 @@
 //   npm run demo -- --serve (the dashboard too: watch the DAG live, then browse until Enter)
 import { createHash, randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { createClient, createWeft, defineTask } from "@weft/sdk";
+import { createWeft, defineTask } from "@weft/sdk";
 import { createHttpApi, type HttpServer } from "@weft/sdk/http";
-import { createDatabase, startDatabase } from "@weft/sdk/testing";
+import { createDatabase, dropSchema, startDatabase } from "@weft/sdk/testing";
 import cliProgress from "cli-progress";
 import { z } from "zod";
 
@@ -126,10 +126,8 @@ try {
   await http?.close();
   await Promise.all(nodes.map((n) => n.stop()));
   if (!server.embedded) {
-    // Once the nodes are gone: a client (no node, no planner) lends its pool.
-    const admin = createClient({ connectionString: url, schema });
-    await admin.client.pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.stop();
+    // Once the nodes are gone.
+    await dropSchema(url, schema);
     console.log(`Dropped schema ${schema}.`);
   }
   await server.stop();

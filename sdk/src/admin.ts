@@ -185,8 +185,7 @@ export async function listWorkflows(engine: Engine, options: WorkflowListOptions
   const beforeId = before ? firstIdAt(before) : undefined;
   // Below both the cursor and the end of the range: the smaller of the two.
   const belowId = [cursor, beforeId].filter((id): id is string => id !== undefined).sort()[0];
-  const page = await engine.store.admin.listWorkflows(
-    engine.pool,
+  const page = await engine.api.admin.listWorkflows(
     {
       statuses: statuses as readonly string[] | undefined,
       rootTaskName: options.rootTaskName,
@@ -218,14 +217,14 @@ export async function getWorkflowTasksPage(
       `expected one of ${TASK_STATES.join(", ")}, got ${JSON.stringify(options.state)}`,
     );
   }
-  const { pool, store } = engine;
+  const api = engine.api;
   // One more than asked: whether another page follows, without a second query.
-  const rows = await store.admin.workflowTasksPage(pool, workflowId, {
+  const rows = await api.admin.workflowTasksPage(workflowId, {
     afterId,
     state: options.state,
     limit: limit + 1,
   });
-  if (rows.length === 0 && afterId === undefined && !(await store.read.workflow(pool, workflowId))) {
+  if (rows.length === 0 && afterId === undefined && !(await api.read.workflow(workflowId))) {
     throw new WorkflowNotFoundError(workflowId);
   }
   const more = rows.length > limit;
@@ -237,23 +236,23 @@ export async function getWorkflowTasksPage(
 /** A task's earlier attempts (each failed or lost one: node, start, end, error), oldest first. */
 export async function taskAttempts(engine: Engine, taskId: string): Promise<AttemptRecord[]> {
   validateWorkflowId(taskId, "taskId");
-  const log = await engine.store.admin.taskAttempts(engine.pool, taskId);
+  const log = await engine.api.admin.taskAttempts(taskId);
   if (log === null) throw new TaskNotFoundError(taskId);
   return log.map(toAttempt);
 }
 
 export async function workflowTaskCounts(engine: Engine, workflowId: string): Promise<Record<TaskState, number>> {
   validateWorkflowId(workflowId);
-  const { pool, store } = engine;
-  const rows = await store.admin.workflowTaskCounts(pool, workflowId);
-  if (rows.length === 0 && !(await store.read.workflow(pool, workflowId))) throw new WorkflowNotFoundError(workflowId);
+  const api = engine.api;
+  const rows = await api.admin.workflowTaskCounts(workflowId);
+  if (rows.length === 0 && !(await api.read.workflow(workflowId))) throw new WorkflowNotFoundError(workflowId);
   const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
   for (const r of rows) counts[r.state as TaskState] = r.count;
   return counts;
 }
 
 export async function queueStats(engine: Engine): Promise<QueueStats> {
-  const rows = await engine.store.admin.queueStats(engine.pool);
+  const rows = await engine.api.admin.queueStats();
   const queues = new Map<string, { queue: VirtualQueue; taskName: string; count: number }>();
   const lag = new Map<string, number>();
   const parked = new Map<string, number>();
@@ -279,7 +278,7 @@ export async function queueStats(engine: Engine): Promise<QueueStats> {
 
 export async function taskSlot(engine: Engine, taskId: string): Promise<TaskSlot | null> {
   validateWorkflowId(taskId, "taskId");
-  const r = await engine.store.admin.taskSlot(engine.pool, taskId);
+  const r = await engine.api.admin.taskSlot(taskId);
   if (!r) return null;
   return {
     taskName: r.task_name,
@@ -292,7 +291,7 @@ export async function taskSlot(engine: Engine, taskId: string): Promise<TaskSlot
 }
 
 export async function listNodes(engine: Engine): Promise<NodeStatus[]> {
-  return (await engine.store.admin.nodes(engine.pool)).map(toNodeStatus);
+  return (await engine.api.admin.nodes()).map(toNodeStatus);
 }
 
 function toNodeStatus(r: NodeStatusRecord): NodeStatus {
@@ -314,14 +313,11 @@ function toNodeStatus(r: NodeStatusRecord): NodeStatus {
 }
 
 export async function listCron(engine: Engine): Promise<CronStatus[]> {
-  const { pool, store, config } = engine;
-  const specs = await store.cron.specs(pool, config.planner.nodeDeadAfterMs);
+  const admin = engine.api.admin;
+  const specs = await admin.cronSpecs();
   if (specs.size === 0) return [];
   const entries = [...specs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const { ticks, now } = await store.cron.last(
-    pool,
-    entries.map(([name]) => name),
-  );
+  const { ticks, now } = await admin.cronLastTicks(entries.map(([name]) => name));
   return entries.map(([taskName, spec]) => {
     let nextTickAt: Date | null = null;
     try {

@@ -1,4 +1,3 @@
-import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import {
   type Engine,
   encodePayload,
@@ -6,17 +5,13 @@ import {
   InvalidArgumentError,
   type NewTaskRow,
   newId,
-  type Queryable,
   type TaskErrorInfo,
   TaskNotFoundError,
-  type Tracing,
   UnknownTaskError,
   WaitTimeoutError,
   WorkflowCancelledError,
   WorkflowFailedError,
   WorkflowNotFoundError,
-  withSavepoint,
-  withTransaction,
 } from "@weft/engine";
 
 import {
@@ -175,26 +170,7 @@ export class WeftClient {
     if (rows.length === 0) return [];
     // A new workflow takes the id of its root task.
     const newWorkflows = new Set(existing ? [] : rows.map((r) => r.id));
-    const store = this.engine.store.schedule;
-    const tracing = this.engine.tracing;
-    const spans = tracing ? publishSpans(tracing, rows) : undefined;
-    const written = spans ? spans.rows : rows;
-    try {
-      if (tx) {
-        await withSavepoint(tx, () => store.insert(tx, written, newWorkflows));
-        await tx.query("SELECT pg_notify($1, 'p')", [this.engine.store.channel]);
-      } else if (existing) {
-        await withTransaction(this.engine.pool, (c) => store.insert(c, written, newWorkflows));
-        this.engine.nudge.nudge();
-      } else {
-        await store.insert(this.engine.pool, written, newWorkflows);
-        this.engine.nudge.nudge();
-      }
-    } catch (error) {
-      if (spans) endPublishSpans(spans.spans, error);
-      throw error;
-    }
-    if (spans) endPublishSpans(spans.spans, undefined);
+    await this.engine.api.schedule.tasks(rows, newWorkflows, tx);
     return rows.map((r) => ({ taskId: r.id, workflowId: r.workflowId }));
   }
 
@@ -226,52 +202,28 @@ export class WeftClient {
       throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");
     }
     const id = newId();
-    const { store, tracing } = this.engine;
-    let published: { span: Span; traceContext: string } | undefined;
-    const work = async (q: Queryable) => {
-      const { workflowId, pending } = await store.joins.prepare(q, id, ids);
-      published ??= tracing?.publish({ id, workflowId, taskName: join.name, parentId: null });
-      await store.schedule.insert(
-        q,
-        [
-          {
-            id,
-            workflowId,
-            parentId: null,
-            taskName: join.name,
-            input: encoded,
-            priority: placement.priority,
-            runAfter: placement.runAfter,
-            delayMs: placement.delayMs,
-            affinityGroup: placement.affinityGroup ?? null,
-            affinity: placement.affinity ?? null,
-            joinPending: pending,
-            traceContext: published?.traceContext ?? null,
-          },
-        ],
-        new Set(),
-      );
-      await store.schedule.insertEdges(q, [{ joinId: id, upstream: ids, parentId: id }]);
-      return workflowId;
-    };
-    let workflowId: string;
-    try {
-      workflowId = tx
-        ? await withSavepoint(tx, () => work(tx))
-        : await withTransaction(this.engine.pool, (c) => work(c));
-    } catch (error) {
-      if (published) endPublishSpans([published.span], error);
-      throw error;
-    }
-    if (published) endPublishSpans([published.span], undefined);
-    this.engine.nudge.nudge();
+    const workflowId = await this.engine.api.schedule.join(
+      {
+        id,
+        parentId: null,
+        taskName: join.name,
+        input: encoded,
+        priority: placement.priority,
+        runAfter: placement.runAfter,
+        delayMs: placement.delayMs,
+        affinityGroup: placement.affinityGroup ?? null,
+        affinity: placement.affinity ?? null,
+      },
+      ids,
+      tx,
+    );
     return { taskId: id, workflowId };
   }
 
   /** A task's state; with its definition, the result is typed. Throws TaskNotFoundError. */
   async getTask<T extends AnyDefinition>(taskId: string, task?: T): Promise<TaskStatus<TaskOutput<T>>> {
     validateWorkflowId(taskId, "taskId");
-    const row = await this.engine.store.read.task(this.engine.pool, taskId);
+    const row = await this.engine.api.read.task(taskId);
     if (!row) throw new TaskNotFoundError(taskId);
     if (task !== undefined && row.task_name !== task.name) {
       throw new InvalidArgumentError("task", `task ${taskId} is a "${row.task_name}", not a "${task.name}"`);
@@ -287,17 +239,14 @@ export class WeftClient {
    */
   private async withNoNode(tasks: TaskStatus[]): Promise<TaskStatus[]> {
     if (!tasks.some(waitsForPlacement)) return tasks;
-    const served = await this.engine.store.nodes.servedNames(
-      this.engine.pool,
-      this.engine.config.planner.nodeDeadAfterMs,
-    );
+    const served = await this.engine.api.read.servedNames();
     return tasks.map((t) => (waitsForPlacement(t) && !served.has(t.name) ? { ...t, parkReason: "NO_NODE" } : t));
   }
 
   /** A workflow's state. Throws WorkflowNotFoundError. */
   async getWorkflow(workflowId: string): Promise<WorkflowStatus> {
     validateWorkflowId(workflowId);
-    const row = await this.engine.store.read.workflow(this.engine.pool, workflowId);
+    const row = await this.engine.api.read.workflow(workflowId);
     if (!row) throw new WorkflowNotFoundError(workflowId);
     return toWorkflowStatus(row);
   }
@@ -305,9 +254,7 @@ export class WeftClient {
   /** Every task of a workflow, oldest first. */
   async getWorkflowTasks(workflowId: string): Promise<TaskStatus[]> {
     validateWorkflowId(workflowId);
-    return this.withNoNode(
-      (await this.engine.store.read.workflowTasks(this.engine.pool, workflowId)).map(toTaskStatus),
-    );
+    return this.withNoNode((await this.engine.api.read.workflowTasks(workflowId)).map(toTaskStatus));
   }
 
   /**
@@ -369,25 +316,17 @@ export class WeftClient {
     if (reason !== undefined && (typeof reason !== "string" || reason.length > 2_000)) {
       throw new InvalidArgumentError("reason", "expected a string of at most 2000 characters");
     }
-    const result = await withTransaction(this.engine.pool, (tx) =>
-      this.engine.store.cancel.cancelWorkflow(tx, workflowId, reason ?? null),
-    );
+    const result = await this.engine.api.cancel.workflow(workflowId, reason ?? null);
     if (!result) throw new WorkflowNotFoundError(workflowId);
-    // Its affinity keys go to the next workflows in line at once.
-    if (result.cancelled) await this.engine.store.affinity.releaseWorkflow(this.engine.pool, workflowId);
     return result.cancelled;
   }
 
   /** The workflow's DAG: tasks as nodes, spawn and join edges, validated (acyclic, endpoints present), with layout levels. */
   async getWorkflowGraph(workflowId: string): Promise<WorkflowGraph> {
     validateWorkflowId(workflowId);
-    const { pool, store } = this.engine;
-    const [tasks, edges] = await Promise.all([
-      store.read.workflowTasks(pool, workflowId),
-      store.read.graphEdges(pool, workflowId),
-    ]);
-    if (tasks.length === 0 && !(await store.read.workflow(pool, workflowId)))
-      throw new WorkflowNotFoundError(workflowId);
+    const read = this.engine.api.read;
+    const [tasks, edges] = await Promise.all([read.workflowTasks(workflowId), read.graphEdges(workflowId)]);
+    if (tasks.length === 0 && !(await read.workflow(workflowId))) throw new WorkflowNotFoundError(workflowId);
     return buildWorkflowGraph(workflowId, tasks, edges);
   }
 
@@ -399,9 +338,8 @@ export class WeftClient {
    */
   async cancelTask(taskId: string): Promise<number> {
     validateWorkflowId(taskId, "taskId");
-    const result = await withTransaction(this.engine.pool, (tx) => this.engine.store.cancel.cancelTask(tx, taskId));
+    const result = await this.engine.api.cancel.task(taskId);
     if (!result) throw new TaskNotFoundError(taskId);
-    if (result.tasks > 0) await this.engine.store.affinity.releaseWorkflow(this.engine.pool, result.workflowId);
     return result.tasks;
   }
 
@@ -452,9 +390,9 @@ export class WeftClient {
     options: WaitOptions = {},
   ): Promise<TaskOutput<T>> {
     const status = await this.waitForWorkflow(workflowId, options);
-    const { pool, store } = this.engine;
+    const read = this.engine.api.read;
     if (status.status === "FAILED") {
-      const failures = await store.read.unhandledFailures(pool, workflowId);
+      const failures = await read.unhandledFailures(workflowId);
       throw new WorkflowFailedError(
         workflowId,
         failures.map((f) => ({
@@ -465,10 +403,10 @@ export class WeftClient {
       );
     }
     if (status.status === "CANCELLED") {
-      const row = await store.read.workflow(pool, workflowId);
+      const row = await read.workflow(workflowId);
       throw new WorkflowCancelledError(workflowId, row?.cancel_reason ?? null);
     }
-    const row = await store.read.resultTask(pool, workflowId);
+    const row = await read.resultTask(workflowId);
     if (!row) throw new WorkflowNotFoundError(workflowId);
     if (task !== undefined && row.task_name !== task.name) {
       throw new InvalidArgumentError(
@@ -526,16 +464,11 @@ export class WeftClient {
 
   /** Task counts by virtual queue and state, for operators. */
   async queueCounts(): Promise<{ queue: VirtualQueue; state: TaskState; count: number }[]> {
-    return (await this.engine.store.read.queueCounts(this.engine.pool)) as {
+    return (await this.engine.api.read.queueCounts()) as {
       queue: VirtualQueue;
       state: TaskState;
       count: number;
     }[];
-  }
-
-  /** The pg pool the client uses (for callers that want to share it). */
-  get pool(): Queryable {
-    return this.engine.pool;
   }
 
   private ensureListening(): Promise<void> {
@@ -588,26 +521,4 @@ export class WorkflowHandle {
 /** A task the planner has yet to place: NEW or READY, on no node. */
 function waitsForPlacement(t: TaskStatus): boolean {
   return (t.queue === "NEW" || t.queue === "READY") && t.node === null && t.state === "PENDING";
-}
-
-/** Publish spans for \`rows\` (children of the active context), and the rows carrying their contexts. */
-function publishSpans(tracing: Tracing, rows: readonly NewTaskRow[]): { rows: NewTaskRow[]; spans: Span[] } {
-  const spans: Span[] = [];
-  const traced = rows.map((r) => {
-    const { span, traceContext } = tracing.publish(r);
-    spans.push(span);
-    return { ...r, traceContext };
-  });
-  return { rows: traced, spans };
-}
-
-/** Ends publish spans once their tasks are written, or not (ERROR with the exception). */
-function endPublishSpans(spans: readonly Span[], error: unknown): void {
-  for (const span of spans) {
-    if (error !== undefined) {
-      span.recordException(error instanceof Error ? error : String(error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-    }
-    span.end();
-  }
 }

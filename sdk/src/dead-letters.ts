@@ -5,7 +5,6 @@ import {
   InvalidArgumentError,
   type TaskErrorInfo,
   validateTaskName,
-  withTransaction,
 } from "@weft/engine";
 import { validateWorkflowId } from "./options.js";
 
@@ -138,14 +137,14 @@ export class DeadLetters {
     if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) {
       throw new InvalidArgumentError("limit", "expected an integer from 1 to 1000");
     }
-    const rows = await this.engine.store.deadLetters.list(this.engine.pool, filter, limit);
+    const rows = await this.engine.api.deadLetters.list(filter, limit);
     return rows.map(toDeadLetter);
   }
 
   /** One dead letter, or undefined. */
   async get(taskId: string): Promise<DeadLetter | undefined> {
     validateWorkflowId(taskId, "taskId");
-    const row = await this.engine.store.deadLetters.get(this.engine.pool, taskId);
+    const row = await this.engine.api.deadLetters.get(taskId);
     return row ? toDeadLetter(row) : undefined;
   }
 
@@ -157,7 +156,7 @@ export class DeadLetters {
    */
   async requeue(taskIds: readonly string[]): Promise<string[]> {
     const ids = validateIds(taskIds);
-    return withTransaction(this.engine.pool, (tx) => this.engine.store.deadLetters.requeue(tx, ids));
+    return this.engine.api.deadLetters.requeue(ids);
   }
 
   /**
@@ -169,8 +168,8 @@ export class DeadLetters {
       throw new InvalidArgumentError("target", "expected { taskIds } or a query");
     }
     if ("taskIds" in target) {
-      return this.engine.store.deadLetters.purge(this.engine.pool, { taskIds: validateIds(target.taskIds) });
+      return this.engine.api.deadLetters.purge({ taskIds: validateIds(target.taskIds) });
     }
-    return this.engine.store.deadLetters.purge(this.engine.pool, validateQuery(target));
+    return this.engine.api.deadLetters.purge(validateQuery(target));
   }
 }

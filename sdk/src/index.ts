@@ -73,7 +73,6 @@ export {
   type AnyDefinition,
   type AnyJoinDefinition,
   type AnyTaskDefinition,
-  type ChildScheduleOptions,
   type CronTaskSpec,
   cronInput,
   defineCronTask,
@@ -96,6 +95,7 @@ export {
   type UpstreamOutcome,
 } from "./task.js";
 export type {
+  ChildScheduleOptions,
   Placement,
   ScheduleManyOptions,
   ScheduleOptions,

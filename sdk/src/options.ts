@@ -1,5 +1,5 @@
 import { InvalidArgumentError, isUlid } from "@weft/engine";
-import type { ChildScheduleOptions, ScheduleOptions } from "./index.js";
+import type { ChildScheduleOptions, ScheduleOptions } from "./types.js";
 
 export interface ResolvedPlacement {
   readonly priority: number;

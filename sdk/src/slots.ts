@@ -1,16 +1,15 @@
 import {
-  connectClient,
   type Engine,
   InvalidArgumentError,
   parseInterval,
   type Queryable,
   SlotNotAcquiredError,
+  type SlotPick,
   type SlotRow,
   type SlotSeries,
   validateRange,
   validateTaskName,
   validateTimeZone,
-  withTransaction,
 } from "@weft/engine";
 
 /** A slot's state in a coverage report. ACQUIRED: being processed now; MISSING: never ensured. */
@@ -142,10 +141,9 @@ export class AcquiredSlot {
 
   private async finish(status: "COMPLETE" | "SKIP" | "AVAILABLE", message: string | null): Promise<void> {
     if (this.done) throw new SlotNotAcquiredError("this slot was already completed, failed or skipped");
-    const result = await this.engine.store.slots.finish(
+    const result = await this.engine.api.slots.finish(
       this.tx,
-      this.row.id,
-      this.row.generation,
+      this.row,
       status,
       message,
       this.worker,
@@ -211,14 +209,15 @@ export class SlotSeriesClient {
    */
   async ensure(range: SlotRange): Promise<number> {
     const { from, to } = validateRange(range);
-    return this.engine.store.slots.ensure(this.engine.pool, this.series, from, to, this.engineRun);
+    return this.engine.api.slots.ensure(this.series, from, to, this.engineRun);
   }
 
   /** Every slot of [from, to) with its state, counts, gaps and a one-line grid. */
   async coverage(range: SlotRange): Promise<SlotCoverage> {
     const { from, to } = validateRange(range);
-    const expected = await this.engine.store.slots.boundaries(this.engine.pool, this.series, from, to);
-    const rows = await this.engine.store.slots.coverage(this.engine.pool, this.series, expected[0]?.start ?? from, to);
+    const api = this.engine.api.slots;
+    const expected = await api.boundaries(this.series, from, to);
+    const rows = await api.coverage(this.series, expected[0]?.start ?? from, to);
     const byStart = new Map(rows.map((r) => [r.slot_start.getTime(), r]));
     const slots: SlotState[] = expected.map(({ start, end }) => {
       const r = byStart.get(start.getTime());
@@ -293,9 +292,7 @@ export class SlotSeriesClient {
     ) {
       throw new InvalidArgumentError("status", "expected a non-empty list of COMPLETE, SKIP, FAILED");
     }
-    return withTransaction(this.engine.pool, (tx) =>
-      this.engine.store.slots.reopen(tx, this.series, from, to, statuses, this.engineRun),
-    );
+    return this.engine.api.slots.reopen(this.series, from, to, statuses, this.engineRun);
   }
 
   /**
@@ -304,66 +301,69 @@ export class SlotSeriesClient {
    * or returns null when none is free. Commit after `complete`, `fail` or `skip`.
    */
   async acquire(tx: Queryable, options: AcquireOptions): Promise<AcquiredSlot | null> {
-    if (this.engineRun) {
-      throw new InvalidArgumentError(
-        "acquire",
-        `slots of "${this.series.taskName}" are run by the engine (defineSlotTask); pull mode is for series without a task`,
-      );
-    }
+    this.checkPullMode();
     if (typeof tx?.query !== "function") throw new InvalidArgumentError("tx", "expected a client inside BEGIN");
-    const { from, to } = validateRange(options?.range);
-    const order = options.order ?? "oldest";
-    if (order !== "oldest" && order !== "newest")
-      throw new InvalidArgumentError("order", `expected "oldest" or "newest"`);
-    const status = options.status ?? ["AVAILABLE"];
-    if (!Array.isArray(status) || status.length === 0 || status.some((s) => s !== "AVAILABLE" && s !== "FAILED")) {
-      throw new InvalidArgumentError("status", "expected a non-empty list of AVAILABLE, FAILED");
-    }
-    const row = await this.engine.store.slots.acquire(tx, this.series, status, from, to, order);
-    if (!row) return null;
-    if (row.status === "FAILED") {
-      // Taking a given-up slot again: it is AVAILABLE while this transaction holds it.
-      await this.engine.store.slots.revive(tx, row.id);
-    }
-    return new AcquiredSlot(this.engine, tx, row, options.worker ?? null, this.maxAttempts);
+    const pick = this.pick(options);
+    const row = await this.engine.api.slots.acquire(tx, this.series, pick);
+    return row ? new AcquiredSlot(this.engine, tx, row, options.worker ?? null, this.maxAttempts) : null;
   }
 
   /**
-   * Pull mode with the transaction managed: acquires a slot, runs `work` with it
-   * and the transaction, completes the slot when `work` returns (skips it when it
-   * returns "skip"), fails it with the error's message when it throws, and
-   * commits. Returns the slot's start, or null when no slot was free.
+   * Pull mode with the transaction managed: acquires a slot, runs \`work\` with it
+   * and the transaction, completes the slot when \`work\` returns (skips it when it
+   * returns "skip"), fails it with the error's message when it throws (the
+   * work's own writes undone), and commits. Returns the slot's start, or null
+   * when no slot was free.
    */
   async process(
     options: AcquireOptions,
     work: (slot: AcquiredSlot, tx: Queryable) => Promise<"skip" | undefined>,
   ): Promise<Date | null> {
-    const client = await connectClient(this.engine.pool);
-    try {
-      await client.query("BEGIN");
-      const slot = await this.acquire(client, options);
-      if (!slot) {
-        await client.query("COMMIT");
-        return null;
-      }
-      await client.query("SAVEPOINT weft_slot_work");
-      try {
-        const outcome = await work(slot, client);
+    const pick = this.pick(options);
+    let slot: AcquiredSlot | undefined;
+    const taken = (row: SlotRow, tx: Queryable) => {
+      slot ??= new AcquiredSlot(this.engine, tx, row, options.worker ?? null, this.maxAttempts);
+      return slot;
+    };
+    const row = await this.engine.api.slots.process(
+      this.series,
+      pick,
+      async (r, tx) => {
+        const acquired = taken(r, tx);
+        const outcome = await work(acquired, tx);
         // DTM's SKIP outcome (not a skipped test): the work found nothing to do for this slot.
-        if (outcome === "skip") await slot.skip();
-        else await slot.complete();
-      } catch (error) {
-        // The work's own writes are undone; the failure is recorded.
-        await client.query("ROLLBACK TO SAVEPOINT weft_slot_work");
-        await slot.fail(error instanceof Error ? error.message : String(error));
-      }
-      await client.query("COMMIT");
-      return slot.start;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
+        if (outcome === "skip") await acquired.skip();
+        else await acquired.complete();
+      },
+      (r, tx, error) => taken(r, tx).fail(error instanceof Error ? error.message : String(error)),
+    );
+    return row ? row.slot_start : null;
+  }
+
+  /** The slots \`options\` asks for, validated (pull mode only). */
+  private pick(options: AcquireOptions): SlotPick {
+    this.checkPullMode();
+    const { from, to } = validateRange(options?.range);
+    const order = options.order ?? "oldest";
+    if (order !== "oldest" && order !== "newest")
+      throw new InvalidArgumentError("order", `expected "oldest" or "newest"`);
+    const statuses = options.status ?? ["AVAILABLE"];
+    if (
+      !Array.isArray(statuses) ||
+      statuses.length === 0 ||
+      statuses.some((s) => s !== "AVAILABLE" && s !== "FAILED")
+    ) {
+      throw new InvalidArgumentError("status", "expected a non-empty list of AVAILABLE, FAILED");
+    }
+    return { statuses, from, to, order };
+  }
+
+  private checkPullMode(): void {
+    if (this.engineRun) {
+      throw new InvalidArgumentError(
+        "acquire",
+        `slots of "${this.series.taskName}" are run by the engine (defineSlotTask); pull mode is for series without a task`,
+      );
     }
   }
 }
@@ -386,6 +386,6 @@ export async function openSeriesByName(
     interval: parseInterval(options.every),
     timeZone: validateTimeZone(options.timeZone ?? "UTC"),
   };
-  const mode = await engine.store.slots.mode(engine.pool, series);
+  const mode = await engine.api.slots.mode(series);
   return new SlotSeriesClient(engine, taskName, options, mode);
 }

@@ -13,7 +13,7 @@ import {
   validateTimeZone,
 } from "@weft/engine";
 import { z } from "zod";
-import type { ScheduleOptions, TaskRef } from "./types.js";
+import type { ChildScheduleOptions, TaskRef } from "./types.js";
 
 /** What a task's `run` receives for one attempt. */
 export interface TaskContext<Input, State = unknown> {
@@ -77,11 +77,6 @@ export interface TaskContext<Input, State = unknown> {
    * with this task's outcome: a failed attempt sends nothing.
    */
   sendToJoin<J extends AnyJoinDefinition>(join: J, message: JoinMessageInput<J>): void;
-}
-
-export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId" | "tx"> {
-  /** Exclude the child from the joins that wait for this task (same as \`ctx.fork\`). */
-  readonly fork?: boolean;
 }
 
 /** One listed upstream task's outcome, as a join receives it; `result` typed by the upstream's output schema. */

@@ -1,2 +1,9 @@
 // Helpers for tests and demos: a real PostgreSQL (DATABASE_URL or embedded).
-export { createDatabase, dropDatabase, startDatabase, type TestDatabase, withDatabase } from "@weft/engine/testing";
+export {
+  createDatabase,
+  dropDatabase,
+  dropSchema,
+  startDatabase,
+  type TestDatabase,
+  withDatabase,
+} from "@weft/engine/testing";

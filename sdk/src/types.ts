@@ -25,6 +25,11 @@ export interface ScheduleOptions {
   readonly tx?: Queryable;
 }
 
+export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId" | "tx"> {
+  /** Exclude the child from the joins that wait for this task (same as \`ctx.fork\`). */
+  readonly fork?: boolean;
+}
+
 /** Where and when one task runs: the placement part of ScheduleOptions. */
 export type Placement = Pick<ScheduleOptions, "priority" | "runAt" | "delayMs" | "affinityGroup" | "affinity">;
 

@@ -21,12 +21,12 @@ import {
 } from "@weft/engine";
 import type pg from "pg";
 import { WeftClient } from "./client.js";
+import { registerEngine } from "./internal.js";
 import { resolvePlacement } from "./options.js";
 import type {
   AnyDefinition,
   AnyJoinDefinition,
   AnyTaskDefinition,
-  ChildScheduleOptions,
   JoinContext,
   JoinMessageInput,
   TaskContext,
@@ -34,7 +34,7 @@ import type {
   UpstreamOutcome,
 } from "./task.js";
 import { isJoinDefinition, toIssues } from "./task.js";
-import type { TaskRef } from "./types.js";
+import type { ChildScheduleOptions, TaskRef } from "./types.js";
 
 export interface WeftOptions extends EngineConfigInput {
   /** PostgreSQL connection string; defaults to DATABASE_URL. */
@@ -146,6 +146,7 @@ export class Weft {
       config,
       handlers: [...registry.values()].map((t) => toHandler(t, this.engineLimit())),
     });
+    registerEngine(this, this.engine);
     this.client = new WeftClient(this.engine, registry);
   }
 
@@ -174,11 +175,6 @@ export class Weft {
   /** Whether this process currently leads the planner. */
   get isLeader(): boolean {
     return this.engine.isLeader;
-  }
-
-  /** @internal for tests and the bench */
-  get _engine(): Engine {
-    return this.engine;
   }
 }
 

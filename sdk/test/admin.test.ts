@@ -12,6 +12,7 @@ import {
   WorkflowNotFoundError,
   type WorkflowSummary,
 } from "../src/index.js";
+import { engineOf } from "../src/internal.js";
 
 // Operator reads against a real node: listings with keyset pagination, counts,
 // queue statistics, nodes and cron.
@@ -152,7 +153,7 @@ describe("operator reads", () => {
 
   it("pages through bounded windows with no gap or duplicate (small scan windows)", async () => {
     // The store's windows made tiny, so frontiers fall inside every page.
-    const engine = weft._engine;
+    const engine = engineOf(weft);
     const all = new Set([...soloIds, ...parentIds, failedId]);
     for (const [limit, scan] of [
       [3, 2],

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { eventually, freshDatabase } from "../../test/support.js";
 import { createWeft, defineJoin, defineTask, type Weft, WorkflowCancelledError } from "../src/index.js";
+import { engineOf } from "../src/internal.js";
 
 const aborted = new Map<string, number>();
 const started = new Map<string, number>();
@@ -99,7 +100,7 @@ describe("cancelling a workflow", () => {
     // to a completion batch and was refused there.
     const parent = before.find((t) => t.name === "c.slowParent");
     await eventually(
-      async () => (returned.has(parent?.id ?? "") && weft._engine.worker?.activeCount === 0 ? true : undefined),
+      async () => (returned.has(parent?.id ?? "") && engineOf(weft).worker?.activeCount === 0 ? true : undefined),
       10_000,
     );
     const final = await tasks();

@@ -15,6 +15,7 @@ import {
   UnknownTaskError,
   type Weft,
 } from "../src/index.js";
+import { engineOf } from "../src/internal.js";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"];
 
@@ -178,7 +179,7 @@ describe("logs", () => {
     await weft.client.cancelWorkflow(ref.workflowId, "test");
     expect((await weft.client.waitForWorkflow(ref.workflowId)).status).toBe("CANCELLED");
     // The abort reached the task (its attempt ended) before this looks.
-    await eventually(async () => ((weft._engine.localWorker?.activeCount ?? 1) === 0 ? true : undefined), 10_000);
+    await eventually(async () => ((engineOf(weft).localWorker?.activeCount ?? 1) === 0 ? true : undefined), 10_000);
     const failures = ["task.retried", "task.failed", "task.dead_lettered"];
     const lines = recorded.lines.filter((l) => l.fields.taskId === ref.taskId);
     expect(lines.filter((l) => failures.includes(l.fields.event as string))).toEqual([]);

@@ -4,6 +4,7 @@ import { NoNodeWatch } from "../../engine/src/services/no-node.js";
 import { memoryLogger } from "../../engine/test/helpers.js";
 import { eventually, freshDatabase } from "../../test/support.js";
 import { createClient, createWeft, defineTask, type Weft } from "../src/index.js";
+import { engineOf } from "../src/internal.js";
 
 const known = defineTask({ name: "known", input: z.object({}), output: z.null(), run: () => null });
 /** Defined in the client only: no node serves it until the second node starts. */
@@ -42,8 +43,8 @@ describe("a task no node can run", () => {
 
     // The leader runs the check; its own loop checks every 10 s, so the steps below
     // drive one of their own (same store, pool and logger) for a deterministic order.
-    await eventually(async () => node._engine.activeNoNodeWatch);
-    const engine = node._engine;
+    await eventually(async () => engineOf(node).activeNoNodeWatch);
+    const engine = engineOf(node);
     const watch = new NoNodeWatch(engine.store, engine.pool, engine.config.planner.nodeDeadAfterMs, logged.logger);
     // The leader warns once two checks in a row found the name unserved, then not again for a while.
     expect(await watch.check()).toEqual([]);

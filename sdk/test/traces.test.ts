@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { freshDatabase } from "../../test/support.js";
 import { createWeft, defineJoin, defineSlotTask, defineTask, type Logger, type Weft } from "../src/index.js";
+import { engineOf } from "../src/internal.js";
 
 const MAPS = 5;
 
@@ -207,12 +208,12 @@ describe("traces (OpenTelemetry)", () => {
 
   it("finds a provider only when one is registered or given; with none, no tracer and no instruments", () => {
     const bare = createWeft({ connectionString: "postgres://127.0.0.1:1/unused", tasks: [map] });
-    expect(bare._engine.tracing).toBeUndefined();
-    expect(bare._engine.metrics.instruments).toBeUndefined();
+    expect(engineOf(bare).tracing).toBeUndefined();
+    expect(engineOf(bare).metrics.instruments).toBeUndefined();
     trace.setGlobalTracerProvider(provider);
     try {
       const found = createWeft({ connectionString: "postgres://127.0.0.1:1/unused", tasks: [map] });
-      expect(found._engine.tracing).toBeDefined();
+      expect(engineOf(found).tracing).toBeDefined();
     } finally {
       trace.disable();
     }

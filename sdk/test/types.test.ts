@@ -9,6 +9,7 @@ import {
   type TaskOutput,
   type TaskRef,
   type TaskStatus,
+  type Weft,
   type WeftClient,
 } from "../src/index.js";
 
@@ -102,5 +103,17 @@ describe("SDK types", () => {
       // @ts-expect-error run must return the output schema's input type
       run: () => ({ n: "not a number" }),
     });
+  });
+
+  it("keep the engine, its store and its pool off the public surface", () => {
+    const check = (weft: Weft, client: WeftClient) => {
+      // @ts-expect-error the engine is internal (the SDK's own modules use engineOf)
+      void weft._engine;
+      // @ts-expect-error the pool is internal: schedule in your own transaction with options.tx
+      void client.pool;
+      // @ts-expect-error no store on the client
+      void client.store;
+    };
+    expectTypeOf(check).toBeFunction();
   });
 });

@@ -172,3 +172,14 @@ export async function dropDatabase(url: string, name: string): Promise<void> {
     await client.end();
   }
 }
+
+/** Drops a Weft schema with everything in it (a demo's or a test's own, on a shared server). */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}

@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
+import { engineOf } from "../internal.js";
 import type { SlotSeriesClient } from "../slots.js";
 import type { AnyTaskDefinition } from "../task.js";
 import type { ScheduleOptions, WorkflowState } from "../types.js";
@@ -132,8 +133,9 @@ export function buildApp(weft: Weft, settings: AppSettings): OpenAPIHono<Env> {
       responses: { 200: json(S.Health, "Healthy"), 503: json(S.Health, "The database does not answer") },
     }),
     async (c) => {
-      const engine = weft._engine;
-      const ok = await engine.store.admin.ping(engine.pool).catch(() => false);
+      const ok = await engineOf(weft)
+        .api.admin.ping()
+        .catch(() => false);
       const body = { status: ok ? "ok" : "unavailable", nodeId: weft.nodeId ?? null, isLeader: weft.isLeader } as const;
       return ok ? c.json(body, 200) : c.json({ ...body, status: "unavailable" as const }, 503);
     },

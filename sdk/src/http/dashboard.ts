@@ -10,6 +10,7 @@ import { ConfigError, type Logger } from "@weft/engine";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import { taskAttempts } from "../admin.js";
+import { engineOf } from "../internal.js";
 import type { TaskState, WorkflowStatus } from "../types.js";
 import type { Weft } from "../weft.js";
 import type { TokenScope } from "./auth.js";
@@ -152,7 +153,7 @@ class WorkflowWatches {
 
   private listen(): Promise<void> {
     this.listening ??= (async () => {
-      const listener = this.weft._engine.listener;
+      const listener = engineOf(this.weft).listener;
       await listener.start();
       const all = () => {
         for (const id of this.watches.keys()) this.schedule(id);
@@ -300,7 +301,7 @@ export function mountDashboard(app: OpenAPIHono<Env>, weft: Weft, settings: Dash
       },
     }),
     async (c) => {
-      const items = await taskAttempts(weft._engine, c.req.valid("param").id);
+      const items = await taskAttempts(engineOf(weft), c.req.valid("param").id);
       return c.json(JSON.parse(JSON.stringify({ items })) as z.infer<typeof Attempts>, 200);
     },
   );

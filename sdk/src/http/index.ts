@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import { ConfigError } from "@weft/engine";
 import { Hono } from "hono";
+import { engineOf } from "../internal.js";
 import type { Weft } from "../weft.js";
 import { buildApp } from "./app.js";
 import { type HttpToken, type TokenScope, TokenSet } from "./auth.js";
@@ -138,7 +139,7 @@ export function createHttpApi(weft: Weft, options: HttpApiOptions): HttpApi {
     readOnly: options.readOnly ?? false,
     bodyLimitBytes,
     cors,
-    log: weft._engine.log,
+    log: engineOf(weft).log,
     metrics: metricsEndpoint(weft, options.metrics),
   });
   mountDashboard(api, weft, {
@@ -146,7 +147,7 @@ export function createHttpApi(weft: Weft, options: HttpApiOptions): HttpApi {
     basePath,
     readOnly: options.readOnly ?? false,
     auth: tokens ? "bearer" : "none",
-    log: weft._engine.log,
+    log: engineOf(weft).log,
   });
   const app = basePath === "" ? api : mount(basePath, api);
   const fetch = async (request: Request): Promise<Response> => app.fetch(request);

@@ -1,6 +1,7 @@
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { ConfigError } from "@weft/engine";
+import { engineOf } from "../internal.js";
 import type { Weft } from "../weft.js";
 
 /** The \`metrics\` option of createHttpApi (docs/observability.md, "Prometheus"). */
@@ -48,7 +49,7 @@ export function metricsEndpoint(weft: Weft, option: HttpMetricsOption | undefine
       );
     }
   } else {
-    const engine = weft._engine;
+    const engine = engineOf(weft);
     if (engine.metrics.instruments !== undefined) {
       throw new ConfigError(
         "http.metrics",

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { engineOf } from "../../internal.js";
 import type { SlotCoverage } from "../../slots.js";
 import { openSeriesByName } from "../../slots.js";
 import { action, common, listOf, parseTime, UsageError } from "../context.js";
@@ -90,7 +91,7 @@ export function slotsCommand(program: Command): void {
       const o = session.opts<RangeOptions>();
       const { from, to } = resolved(o);
       const weft = session.weftClient();
-      const series = await openSeriesByName(weft._engine, task, {
+      const series = await openSeriesByName(engineOf(weft), task, {
         every: o.interval,
         ...(o.tz !== undefined ? { timeZone: o.tz } : {}),
       });
@@ -115,7 +116,7 @@ export function slotsCommand(program: Command): void {
       const o = session.opts<RangeOptions & { status?: ("COMPLETE" | "SKIP" | "FAILED")[] }>();
       const { from, to } = resolved(o);
       const weft = session.weftClient();
-      const series = await openSeriesByName(weft._engine, task, {
+      const series = await openSeriesByName(engineOf(weft), task, {
         every: o.interval,
         ...(o.tz !== undefined ? { timeZone: o.tz } : {}),
       });
