@@ -19,6 +19,7 @@ import { Listener, PlannerNudge } from "./services/listener.js";
 import { NoNodeWatch } from "./services/no-node.js";
 import { NodeRegistry, systemCpuLoad } from "./services/node-registry.js";
 import { Planner } from "./services/planner.js";
+import { ServiceGroup } from "./services/registry.js";
 import { Worker } from "./services/worker.js";
 import type { PublishedCron } from "./store/cron.js";
 import { Store } from "./store/index.js";
@@ -119,15 +120,18 @@ export class Engine {
   readonly worker: Worker | undefined;
   readonly elector: LeaderElector | undefined;
   private planner: Planner | undefined;
-  private cron: CronService | undefined;
-  private cleaner: Cleaner | undefined;
-  private noNodeWatch: NoNodeWatch | undefined;
+  /** Cron, the cleaner and the no-node watch while this process leads. */
+  private leaderDuties: ServiceGroup | undefined;
   private readonly ownsPool: boolean;
   /** Connections for the worker's hot path (see preparedStatements). */
   private hotPool: pg.Pool | undefined;
   private readonly clientConfig: pg.ClientConfig;
   private state: "new" | "starting" | "started" | "stopping" | "stopped" = "new";
   private readonly signalHandler = () => void this.stop();
+  /** The node's services, started in order after the migrations (see start). */
+  private readonly nodeServices: ServiceGroup;
+  /** The grace the worker's stop gets (stop's argument). */
+  private stopGraceMs: number | undefined;
 
   constructor(options: EngineOptions) {
     this.config = parseConfig(engineConfigSchema, options.config ?? {});
@@ -251,6 +255,12 @@ export class Engine {
         planner.nodeDeadAfterMs,
       );
     }
+    const worker = this.worker;
+    this.nodeServices = new ServiceGroup("node", [
+      ...(this.registry ? [this.registry] : []),
+      ...(this.elector ? [this.elector] : []),
+      ...(worker ? [{ name: "worker", start: () => worker.start(), stop: () => worker.stop(this.stopGraceMs) }] : []),
+    ]);
   }
 
   get nodeId(): string | undefined {
@@ -288,14 +298,8 @@ export class Engine {
     return this.queueDepth.rows;
   }
 
-  /** The cron service while this process leads. */
-  get activeCron(): CronService | undefined {
-    return this.cron;
-  }
-
-  /** The check for tasks no node serves, while this process leads. */
   get activeNoNodeWatch(): NoNodeWatch | undefined {
-    return this.noNodeWatch;
+    return this.leaderDuties?.members.find((s): s is NoNodeWatch => s instanceof NoNodeWatch);
   }
 
   /** This process's worker, if it runs tasks (tests hand it assignments). */
@@ -319,16 +323,17 @@ export class Engine {
       // while the migrations are checked. Both are ready before the worker and
       // the planner start, which rely on notifications and the node row.
       const [setup, listening] = await Promise.allSettled([
-        migrate(this.pool, this.config.schema, this.log).then(() => this.registry?.start()),
+        migrate(this.pool, this.config.schema, this.log),
         this.listener.start(),
         this.elector?.connect(),
       ]);
       // The migration's error first: a listener that could not connect usually failed for the same reason.
       if (setup.status === "rejected") throw setup.reason;
       if (listening.status === "rejected") throw listening.reason;
-      // The election runs in the background: its first attempt overlaps the worker's first fetch.
-      await this.elector?.start();
-      await this.worker?.start();
+      // The node row first (the planner places on it), then the election (in
+      // the background: its first attempt overlaps the worker's first fetch),
+      // then the worker.
+      await this.nodeServices.start();
       // The worker's first fetch opens a hot connection; a second is opened
       // now for the completion batches, after the connections the start needed.
       void this.warmHotPool();
@@ -374,9 +379,9 @@ export class Engine {
     process.off("SIGTERM", this.signalHandler);
     process.off("SIGINT", this.signalHandler);
     if (this.registry) await this.registry.drain().catch(() => undefined);
-    await this.worker?.stop(graceMs);
-    await this.registry?.stop();
-    await this.elector?.stop();
+    this.stopGraceMs = graceMs;
+    // Reverse order: the worker (within the grace), the election, the node row.
+    await this.nodeServices.stop();
     await this.listener.stop();
     if (this.ownsPool) await this.pool.end();
     await this.hotPool?.end();
@@ -424,19 +429,18 @@ export class Engine {
       ? new Cleaner(this.store, this.pool, this.config.cleaner, this.log)
       : undefined;
     const noNodeWatch = new NoNodeWatch(this.store, this.pool, this.config.planner.nodeDeadAfterMs, this.log);
-    this.cron = cron;
-    this.cleaner = cleaner;
-    this.noNodeWatch = noNodeWatch;
-    // Cron, the cleaner and the no-node check start once the first cycle has sent its apply: a
-    // new leader's first statements place the backlog. They start in this one
-    // turn, or not at all if leadership ended meanwhile (stopLeaderServices
-    // clears them first, so none is left running).
-    void planner.started.then(() => {
-      if (this.cron !== cron) return;
-      void cron.start();
-      void cleaner?.start();
-      void noNodeWatch.start();
+    const duties = new ServiceGroup("leader duties", cleaner ? [cron, cleaner, noNodeWatch] : [cron, noNodeWatch], {
+      parallelStop: true,
     });
+    this.leaderDuties = duties;
+    // The duties start once the first cycle has sent its apply: a new leader's
+    // first statements place the backlog. A group stopped meanwhile (leadership
+    // ended) starts nothing.
+    void planner.started
+      .then(() => duties.start())
+      .catch((error: unknown) =>
+        this.log.error({ event: "planner.duties_failed", err: error }, "the leader's duties could not start"),
+      );
   }
 
   /**
@@ -465,16 +469,12 @@ export class Engine {
 
   private async stopLeaderServices(): Promise<void> {
     const p = this.planner;
-    const c = this.cleaner;
-    const cron = this.cron;
-    const watch = this.noNodeWatch;
+    const duties = this.leaderDuties;
     const opening = this.plannerReaderOpening;
     this.planner = undefined;
-    this.cleaner = undefined;
-    this.cron = undefined;
-    this.noNodeWatch = undefined;
+    this.leaderDuties = undefined;
     this.plannerReaderOpening = undefined;
-    await Promise.all([p?.stop(), c?.stop(), cron?.stop(), watch?.stop()]);
+    await Promise.all([p?.stop(), duties?.stop()]);
     // A reader still opening sees the planner gone and closes itself.
     await opening;
     const reader = this.plannerReader;

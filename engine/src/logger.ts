@@ -40,6 +40,7 @@ export const LOG_EVENTS = [
   "planner.keys_freed",
   "planner.statistics_refreshed",
   "planner.reader_failed",
+  "planner.duties_failed",
   "planner.nudge_failed",
   "queue.no_node",
   "task.retried",
