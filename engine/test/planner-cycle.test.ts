@@ -2,7 +2,8 @@ import pg from "pg";
 import { beforeEach, describe, expect, it } from "vitest";
 import { freshDatabase, poolFor } from "../../test/support.js";
 import { parseConfig, plannerConfigSchema } from "../src/config.js";
-import { outgrewPlans, Planner } from "../src/services/planner.js";
+import { Planner } from "../src/planner/cycle.js";
+import { outgrewPlans } from "../src/planner/statistics.js";
 import { Store } from "../src/store/index.js";
 import { memoryLogger, newTask } from "./helpers.js";
 
