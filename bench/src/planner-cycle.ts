@@ -14,7 +14,7 @@ import pg from "pg";
 // Not part of @weft/engine's entry: the bench drives the planner directly, as
 // engine/test/planner-cycle.test.ts does.
 import { plannerConfigSchema } from "../../engine/src/config.js";
-import { Planner } from "../../engine/src/services/planner.js";
+import { Planner } from "../../engine/src/planner/cycle.js";
 import { int, UsageError } from "./cli.js";
 import { median } from "./report.js";
 

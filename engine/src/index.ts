@@ -41,8 +41,8 @@ export type {
 export { newId } from "./ids.js";
 export { createLogger, LOG_EVENTS, LOG_LEVELS, type LogEvent, type Logger, type LogLevel } from "./logger.js";
 export { encodePayload } from "./payload.js";
+export { decide } from "./planner/decide.js";
 export { maxAttempts, retryDelayMs } from "./retry.js";
-export { decide } from "./services/planner.js";
 export {
   MAX_SLOTS_PER_CALL,
   parseInterval,

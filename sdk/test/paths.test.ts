@@ -2,7 +2,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseConfig, plannerConfigSchema } from "../../engine/src/config.js";
-import { Planner } from "../../engine/src/services/planner.js";
+import { Planner } from "../../engine/src/planner/cycle.js";
 import { Store } from "../../engine/src/store/index.js";
 import { memoryLogger, newTask } from "../../engine/test/helpers.js";
 import { eventually, freshDatabase, poolFor } from "../../test/support.js";
