@@ -2,12 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: [
-      "engine/test/**/*.test.ts",
-      "sdk/test/**/*.test.ts",
-      "examples/test/**/*.test.ts",
-      "dashboard/test/**/*.test.ts",
-    ],
+    include: ["engine/test/**/*.test.ts", "sdk/test/**/*.test.ts", "dashboard/test/**/*.test.ts"],
     globalSetup: ["./test/global-setup.ts"],
     pool: "forks",
     // Two cores: files that spawn node processes compete for them.

@@ -9,7 +9,7 @@ import {
   parseConfig,
 } from "./config.js";
 import { migrate } from "./db/migrate.js";
-import { ConfigError, DuplicateTaskError } from "./errors.js";
+import { AlreadyStartedError, ConfigError, DuplicateTaskError } from "./errors.js";
 import type { TaskHandler } from "./handler.js";
 import { type EventLogger, type Logger, weftLogger } from "./logger.js";
 import { Planner } from "./planner/cycle.js";
@@ -313,7 +313,7 @@ export class Engine {
   }
 
   async start(): Promise<void> {
-    if (this.state !== "new") throw new Error(`Engine cannot start: it is ${this.state}`);
+    if (this.state !== "new") throw new AlreadyStartedError(this.state);
     this.state = "starting";
     try {
       this.listener.on("planner", () => this.planner?.wake());

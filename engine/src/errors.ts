@@ -23,8 +23,9 @@ export type WeftErrorCode =
   | "WORKFLOW_CANCELLED"
   | "WAIT_TIMEOUT"
   | "SCHEMA_TOO_NEW"
-  | "NOT_STARTED"
-  | "TASK_FAILED"
+  | "ALREADY_STARTED"
+  | "MIGRATION_FILES_INVALID"
+  | "WORKFLOW_GRAPH_INVALID"
   | "NON_RETRYABLE"
   | "TASK_TIMEOUT"
   | "ATTEMPT_LOST"
@@ -230,10 +231,27 @@ export class SchemaTooNewError extends WeftError {
   }
 }
 
-export class NotStartedError extends WeftError {
-  constructor(what: string) {
-    super("NOT_STARTED", `${what} is not started; call start() first`);
-    this.name = "NotStartedError";
+/** start() on a Weft (engine) that was started before: each starts once. */
+export class AlreadyStartedError extends WeftError {
+  constructor(readonly state: string) {
+    super("ALREADY_STARTED", `Weft cannot start: it is ${state} (a Weft starts once; create another to start again)`);
+    this.name = "AlreadyStartedError";
+  }
+}
+
+/** The SQL migration files are missing or misnumbered: the installed package is incomplete. */
+export class MigrationFilesError extends WeftError {
+  constructor(detail: string) {
+    super("MIGRATION_FILES_INVALID", detail);
+    this.name = "MigrationFilesError";
+  }
+}
+
+/** A workflow's stored DAG is inconsistent (a cycle, or an edge to a missing task). */
+export class WorkflowGraphError extends WeftError {
+  constructor(message: string) {
+    super("WORKFLOW_GRAPH_INVALID", message);
+    this.name = "WorkflowGraphError";
   }
 }
 

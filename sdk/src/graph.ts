@@ -1,4 +1,4 @@
-import type { TaskRecord } from "@weft/engine";
+import { type TaskRecord, WorkflowGraphError } from "@weft/engine";
 import { DirectedGraph } from "graphology";
 import { hasCycle, topologicalGenerations } from "graphology-dag";
 import type { TaskState, VirtualQueue } from "./types.js";
@@ -34,14 +34,6 @@ export interface WorkflowGraph {
   readonly edges: readonly WorkflowGraphEdge[];
   /** Node ids by generation, roots first: rows for drawing the DAG. */
   readonly levels: readonly (readonly string[])[];
-}
-
-/** Thrown when a workflow's stored DAG is inconsistent (a cycle, or an edge to a missing task). */
-export class WorkflowGraphError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "WorkflowGraphError";
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 // @weft/sdk: the public entry of Weft. Everything exported here is supported API.
 export {
+  AlreadyStartedError,
   AttemptsExhaustedError,
   ConfigError,
   DeadLetterNotFoundError,
@@ -16,6 +17,7 @@ export {
   type LogEvent,
   type Logger,
   type LogLevel,
+  MigrationFilesError,
   NonRetryableError,
   NotRequeueableError,
   OutputValidationError,
@@ -35,6 +37,7 @@ export {
   type WeftErrorCode,
   WorkflowCancelledError,
   WorkflowFailedError,
+  WorkflowGraphError,
   WorkflowNotFoundError,
   WorkflowNotRunningError,
 } from "@weft/engine";
@@ -57,7 +60,7 @@ export {
   type DeadLetterSlot,
   DeadLetters,
 } from "./dead-letters.js";
-export { type WorkflowGraph, type WorkflowGraphEdge, WorkflowGraphError, type WorkflowGraphNode } from "./graph.js";
+export type { WorkflowGraph, WorkflowGraphEdge, WorkflowGraphNode } from "./graph.js";
 export {
   AcquiredSlot,
   type AcquireOptions,

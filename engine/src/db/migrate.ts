@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { SchemaTooNewError } from "../errors.js";
+import { MigrationFilesError, SchemaTooNewError } from "../errors.js";
 import type { EventLogger } from "../logger.js";
 import { quoteSchema } from "./identifiers.js";
 import { connectClient } from "./pg.js";
@@ -47,7 +47,9 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
   if (dir === MIGRATIONS_DIR && cached) return cached;
   if (!existsSync(dir)) {
     const looked = dir === MIGRATIONS_DIR ? MIGRATIONS_DIR_CANDIDATES.join(", ") : dir;
-    throw new Error(`Weft's SQL migrations were not found (looked in ${looked}); the package is incomplete`);
+    throw new MigrationFilesError(
+      `Weft's SQL migrations were not found (looked in ${looked}); the package is incomplete`,
+    );
   }
   const migrations = readdirSync(dir)
     .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
@@ -63,7 +65,7 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
     });
   migrations.forEach((m, i) => {
     if (m.version !== i + 1)
-      throw new Error(`Migration files must be numbered 001, 002, ... without gaps; found ${m.version}`);
+      throw new MigrationFilesError(`Migration files must be numbered 001, 002, ... without gaps; found ${m.version}`);
   });
   if (dir === MIGRATIONS_DIR) cached = migrations;
   return migrations;

@@ -24,7 +24,6 @@ const STATUS: Partial<Record<WeftErrorCode, ContentfulStatusCode>> = {
   WORKFLOW_FAILED: 409,
   NOT_REQUEUEABLE: 409,
   WAIT_TIMEOUT: 504,
-  NOT_STARTED: 503,
   SCHEMA_TOO_NEW: 503,
 };
 
