@@ -33,8 +33,6 @@ export class CronService extends LoopService {
   readonly name = "cron";
   private readonly schedules = new Map<string, CronSchedule>();
   private readonly outage: OutageLog;
-  /** Ticks recorded since start (tests). */
-  fired = 0;
 
   constructor(
     private readonly store: Store,
@@ -163,14 +161,13 @@ export class CronService extends LoopService {
   }
 
   private async record(name: string, ticks: Date[], ids: (string | null)[]): Promise<boolean> {
-    const { recorded, fenced } = await this.store.cron.fire(this.pool, name, ticks, ids, this.epoch);
+    const { fenced } = await this.store.cron.fire(this.pool, name, ticks, ids, this.epoch);
     if (fenced) {
       this.log.warn({ event: "leader.deposed", epoch: this.epoch }, "a newer planner leader took over; cron stops");
       this.stopped = true;
       this.onDeposed();
       return false;
     }
-    this.fired += recorded.length;
     return true;
   }
 }
