@@ -258,7 +258,7 @@ export class Attempts {
     }
   }
 
-  /** An attempt on the usual path (see launch): its outcome is queued when the handler returns or settles. */
+  /** An attempt on the usual path (see dispatch): its outcome is queued when the handler returns or settles. */
   private run(
     row: AssignedTaskRow,
     entry: Running,

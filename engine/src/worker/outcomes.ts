@@ -127,7 +127,7 @@ export class CompletionBatcher {
     this.flushPending = true;
     setImmediate(() => {
       this.flushPending = false;
-      // Attempts ended since the last turn: their room is free (see room).
+      // Attempts ended since the last turn: their room is free (see Room.room).
       this.host.roomFreed();
       while (this.flushesInFlight < FLUSHES_IN_FLIGHT && this.outcomes.length > 0) {
         const batch = this.outcomes.splice(0, this.batchSize);
