@@ -20,12 +20,12 @@ import { Listener, PlannerNudge } from "./services/listener.js";
 import { NoNodeWatch } from "./services/no-node.js";
 import { NodeRegistry, systemCpuLoad } from "./services/node-registry.js";
 import { ServiceGroup } from "./services/registry.js";
-import { Worker } from "./services/worker.js";
 import type { PublishedCron } from "./store/cron.js";
 import { Store } from "./store/index.js";
 import { resolveTaskSettings } from "./task-settings.js";
 import { activeMeterProvider, Metrics, type QueueDepth } from "./telemetry/metrics.js";
 import { activeTracerProvider, Tracing } from "./telemetry/traces.js";
+import { Worker } from "./worker/worker.js";
 
 /**
  * The hot-path statements are the same every time with different batches; the

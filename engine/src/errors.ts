@@ -30,6 +30,9 @@ export type WeftErrorCode =
   | "TASK_TIMEOUT"
   | "ATTEMPT_LOST"
   | "ATTEMPTS_EXHAUSTED"
+  | "ATTEMPT_REVOKED"
+  | "ATTEMPT_ENDED"
+  | "ATTEMPT_NOT_COMMITTED"
   | "DEAD_LETTER_NOT_FOUND"
   | "NOT_REQUEUEABLE"
   | "INVALID_INTERVAL"
@@ -292,6 +295,34 @@ export class AttemptsExhaustedError extends WeftError {
       `Task "${taskName}" used all ${attempts} attempts; the last one was lost (node died or deadline passed)`,
     );
     this.name = "AttemptsExhaustedError";
+  }
+}
+
+/**
+ * An attempt that is no longer its node's: its assignment was revoked
+ * (cancelled, re-planned, the node declared dead) or released because the
+ * node stops. Its signal aborts with this reason; its late outcome is refused.
+ */
+export class AttemptRevokedError extends WeftError {
+  constructor(detail: string) {
+    super("ATTEMPT_REVOKED", detail);
+    this.name = "AttemptRevokedError";
+  }
+}
+
+/** A query on the transaction of an exactly-once attempt that has ended (timed out, say). */
+export class AttemptEndedError extends WeftError {
+  constructor(detail: string) {
+    super("ATTEMPT_ENDED", detail);
+    this.name = "AttemptEndedError";
+  }
+}
+
+/** An exactly-once attempt whose transaction did not commit: nothing of it is stored, and the retry policy decides. */
+export class AttemptNotCommittedError extends WeftError {
+  constructor(detail: string) {
+    super("ATTEMPT_NOT_COMMITTED", detail);
+    this.name = "AttemptNotCommittedError";
   }
 }
 

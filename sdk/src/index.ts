@@ -1,6 +1,9 @@
 // @weft/sdk: the public entry of Weft. Everything exported here is supported API.
 export {
   AlreadyStartedError,
+  AttemptEndedError,
+  AttemptNotCommittedError,
+  AttemptRevokedError,
   AttemptsExhaustedError,
   ConfigError,
   DeadLetterNotFoundError,
