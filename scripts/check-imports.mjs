@@ -17,7 +17,8 @@ const packages = ["engine/src", "sdk/src"];
 const ENGINE_LAYERS = [
   // Foundations: no engine state, no SQL of the engine's tables.
   ["errors.ts", "ids.ts", "logger.ts", "payload.ts", "retry.ts", "suggest.ts", "config.ts", "cron.ts", "slots.ts"],
-  ["db/", "handler.ts"],
+  // store/locks.ts: the advisory-lock classes, which the migration runner takes too.
+  ["db/", "handler.ts", "store/locks.ts"],
   // The SQL of the engine's tables.
   ["store/"],
   // Traces and metrics of what the store records.

@@ -3,7 +3,8 @@ import { engineConfigSchema, parseConfig, pollingDelayFor } from "../src/config.
 import { ConfigError } from "../src/errors.js";
 import type { TaskHandler } from "../src/handler.js";
 import { decide } from "../src/services/planner.js";
-import type { Candidate, LiveNode } from "../src/store/planner.js";
+import type { LiveNode } from "../src/store/planner.js";
+import type { Candidate } from "../src/store/types.js";
 import { resolveTaskLimits } from "../src/task-settings.js";
 
 const node = (id: string, free: number, names: string[]): LiveNode => ({
