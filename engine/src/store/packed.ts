@@ -125,8 +125,9 @@ function rowSql(format: SqlFormat, traced: boolean): string {
 
 /**
  * The decoder of a format, generated once from its field list, so that it is
- * the straight-line scan a hand-written one was (a loop over the fields cost
- * the worker up to three times as much per batch). It scans field by field,
+ * the straight-line scan a hand-written one was (a loop over the fields, with
+ * a function per kind, cost 1.2 to 3 times as much for 2,000 fetched rows).
+ * The first field is read as text (the row's id). It scans field by field,
  * not split: splitting made an array and a string per field, a third of what
  * a busy worker allocated per task. Empty fields (most of them) and numbers
  * allocate nothing; every row is one object literal (one shape).
@@ -313,7 +314,8 @@ const NEW_TASKS: readonly ClientField[] = [
 /**
  * The encoder of a client-packed format, generated once from its field list:
  * one template per row, as a hand-written one (a loop over the fields cost the
- * client up to twice as much for 10,000 children).
+ * client up to twice as much for 10,000 children). Its output is byte for byte
+ * what the hand-written encoder sent.
  */
 function encoder<T>(fields: readonly ClientField[]): (rows: readonly T[]) => string {
   const last = fields.length - 1;
