@@ -17,7 +17,8 @@ const packages = ["engine/src", "sdk/src"];
 const ENGINE_LAYERS = [
   // Foundations: no engine state, no SQL of the engine's tables.
   ["errors.ts", "ids.ts", "logger.ts", "payload.ts", "retry.ts", "suggest.ts", "config.ts", "cron.ts", "slots.ts"],
-  ["db/", "handler.ts"],
+  // store/locks.ts: the advisory-lock classes, which the migration runner takes too.
+  ["db/", "handler.ts", "store/locks.ts"],
   // The SQL of the engine's tables.
   ["store/"],
   // Traces and metrics of what the store records.
@@ -50,13 +51,14 @@ function filesUnder(dir) {
   return out;
 }
 
-const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm;
+const SPECIFIER =
+  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|(?:^|[\s;])import\s*["']([^"']+)["']/gm;
 
 function importsOf(path) {
   const text = readFileSync(join(root, path), "utf8");
   const out = new Set();
   for (const m of text.matchAll(SPECIFIER)) {
-    const spec = m[1] ?? m[2];
+    const spec = m[1] ?? m[2] ?? m[3];
     if (!spec?.startsWith(".")) continue;
     const target = relative(root, resolve(root, dirname(path), spec)).replace(/\.js$/, ".ts");
     out.add(target);

@@ -5,6 +5,7 @@
 // none of them scans the tasks table. See docs/benchmarks.md.
 //
 //   node --import tsx bench/src/planner-cycle.ts [--backlog 1000,1000000] [--cycles 20] [--json]
+//   node --import tsx bench/src/planner-cycle.ts --once    (one cycle on 1,000 tasks: a smoke run, as CI does)
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { createLogger, migrate, parseConfig, type Queryable, Store } from "@weft/engine";
@@ -13,8 +14,17 @@ import Table from "cli-table3";
 import pg from "pg";
 // Not part of @weft/engine's entry: the bench drives the planner directly, as
 // engine/test/planner-cycle.test.ts does.
+// The statements come from their builders, so that the texts and parameters
+// explained and timed here are the ones the planner sends.
 import { plannerConfigSchema } from "../../engine/src/config.js";
+import { quoteSchema } from "../../engine/src/db/identifiers.js";
 import { Planner } from "../../engine/src/planner/cycle.js";
+import { channelOf } from "../../engine/src/store/notify.js";
+import { decodeCandidates } from "../../engine/src/store/packed.js";
+import { applyParams, applySql, applyToOneNodeSql } from "../../engine/src/store/statements/apply.js";
+import { candidatesParams, candidatesSql } from "../../engine/src/store/statements/candidates.js";
+import { dueParams, dueSql } from "../../engine/src/store/statements/due.js";
+import { sweepParams, sweepSql } from "../../engine/src/store/statements/sweep.js";
 import { int, UsageError } from "./cli.js";
 import { median } from "./report.js";
 
@@ -36,6 +46,8 @@ on tasks is listed).
 Options:
   --backlog N[,N...]   waiting tasks per database (default: 1000,1000000)
   --cycles N           planner cycles timed per backlog (default: 20)
+  --once               one cycle on a backlog of 1,000 (unless --backlog or
+                       --cycles say otherwise): a quick check that it runs
   --capacity N         slots per node, 3 nodes (default: 100)
   --explain-analyze    after the cycles, print EXPLAIN (ANALYZE, BUFFERS) of the
                        candidates and apply statements (run in a transaction
@@ -63,7 +75,8 @@ function parseOptions(argv: readonly string[]): Options {
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
-  const backlogs = (values.backlog ?? "1000,1000000")
+  const once = values.once ?? false;
+  const backlogs = (values.backlog ?? (once ? "1000" : "1000,1000000"))
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "")
@@ -71,7 +84,7 @@ function parseOptions(argv: readonly string[]): Options {
   if (backlogs.length === 0) throw new UsageError("--backlog: expected a comma-separated list of task counts");
   return {
     backlogs: [...new Set(backlogs)],
-    cycles: int("cycles", values.cycles ?? "20", 1, 10_000),
+    cycles: int("cycles", values.cycles ?? (once ? "1" : "20"), 1, 10_000),
     capacity: int("capacity", values.capacity ?? "100", 1, 100_000),
     keep: values.keep ?? false,
     explainAnalyze: values["explain-analyze"] ?? false,
@@ -88,6 +101,7 @@ function parse(argv: readonly string[]) {
     options: {
       backlog: { type: "string" },
       cycles: { type: "string" },
+      once: { type: "boolean" },
       capacity: { type: "string" },
       keep: { type: "boolean" },
       "explain-analyze": { type: "boolean" },
@@ -100,16 +114,8 @@ function parse(argv: readonly string[]) {
 const SCHEMA = "weft";
 const TASK_NAMES = Array.from({ length: 20 }, (_, i) => `task${String(i).padStart(2, "0")}`);
 const NODE_IDS = ["N1", "N2", "N3"];
-/** The planner's statements, by the private field that holds each one's SQL. */
-const STATEMENTS = [
-  "sweepSql",
-  "dueSql",
-  "nodesSql",
-  "runningByNameSql",
-  "candidatesSql",
-  "applySql",
-  "applyToOneNodeSql",
-] as const;
+/** The planner's statements, by name. */
+const STATEMENTS = ["sweep", "due", "nodes", "runningByName", "candidates", "apply", "applyToOneNode"] as const;
 type StatementName = (typeof STATEMENTS)[number];
 
 /** The figures for one backlog size. */
@@ -160,19 +166,59 @@ function quantile(values: readonly number[], q: number): number {
 
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
-/** The SQL text of a planner statement (private by design; read here to time and explain it). */
+const S = quoteSchema(SCHEMA);
+const CHANNEL = channelOf(SCHEMA);
+
+/** The SQL text of a planner statement, as the Store builds it (untraced). */
 function statementSql(store: Store, name: StatementName): string {
-  // Hot statements are Statement objects ({ text, name }), the others strings.
-  const value = (store.planner as unknown as Record<string, unknown>)[name];
-  const text = typeof value === "object" && value !== null ? (value as { text?: unknown }).text : value;
-  if (typeof text !== "string") throw new Error(`no planner statement ${name}`);
-  return text;
+  switch (name) {
+    case "sweep":
+      return sweepSql(S, CHANNEL);
+    case "due":
+      return dueSql(S);
+    case "candidates":
+      return candidatesSql(S);
+    case "apply":
+      return applySql(S, CHANNEL, false);
+    case "applyToOneNode":
+      return applyToOneNodeSql(S, CHANNEL, false);
+    default: {
+      // Two small reads with no module of their own: read from the store (private by design).
+      const value = (store.planner as unknown as Record<string, { text?: unknown }>)[`${name}Sql`];
+      if (typeof value?.text !== "string") throw new Error(`no planner statement ${name}`);
+      return value.text;
+    }
+  }
 }
 
-/** The apply's parameters for \`ids\`, spread over the nodes (epoch 0, no timeouts, no affinity parks). */
-function applyParams(ids: readonly string[]): unknown[] {
-  const nodes = JSON.stringify(Object.fromEntries(ids.map((id, i) => [id, NODE_IDS[i % NODE_IDS.length]])));
-  return [ids.join(","), nodes, "{}", "{}", 0, [], []];
+/** The parameters of an apply of \`ids\` spread over the nodes (epoch 0, no timeouts, no affinity parks). */
+function spreadApplyParams(ids: readonly string[]): unknown[] {
+  const plan = applyParams(
+    ids.map((id, i) => ({
+      id,
+      queue: "READY" as const,
+      node: NODE_IDS[i % NODE_IDS.length] as string,
+      parkReason: null,
+    })),
+    0,
+  );
+  if (plan.oneNode) throw new Error("expected decisions for several nodes");
+  return plan.params;
+}
+
+/** The parameters of an apply of \`ids\` to one node. */
+function oneNodeApplyParams(ids: readonly string[]): unknown[] {
+  const plan = applyParams(
+    ids.map((id) => ({ id, queue: "READY" as const, node: NODE_IDS[0] as string, parkReason: null })),
+    0,
+  );
+  if (!plan.oneNode) throw new Error("expected decisions for one node");
+  return plan.params;
+}
+
+/** The candidates' parameters: every name, up to \`free\` each. */
+function candidateParams(free: number): unknown[] {
+  return candidatesParams(new Map(TASK_NAMES.map((name) => [name, free])));
 }
 
 /**
@@ -291,13 +337,13 @@ async function explainAll(
     )
   ).rows.map((r) => r.id);
   const params: Record<StatementName, unknown[]> = {
-    sweepSql: [15_000, 0],
-    dueSql: [1_000, 0],
-    nodesSql: [15_000],
-    runningByNameSql: [["task05"]],
-    candidatesSql: [TASK_NAMES, TASK_NAMES.map(() => free), "{}"],
-    applySql: applyParams(sample),
-    applyToOneNodeSql: [sample.join(","), NODE_IDS[0], "{}", 0],
+    sweep: sweepParams(15_000, 0),
+    due: dueParams(1_000, 0),
+    nodes: [15_000],
+    runningByName: [["task05"]],
+    candidates: candidateParams(free),
+    apply: spreadApplyParams(sample),
+    applyToOneNode: oneNodeApplyParams(sample),
   };
   const indexesUsed: Record<string, string[]> = {};
   const seqScans: string[] = [];
@@ -341,7 +387,7 @@ class TimedClient implements Queryable {
     private readonly client: pg.Client,
     store: Store,
   ) {
-    this.names = new Map(STATEMENTS.map((name) => [statementSql(store, name), name.replace(/Sql$/, "")]));
+    this.names = new Map(STATEMENTS.map((name) => [statementSql(store, name), name]));
   }
 
   reset(): void {
@@ -377,18 +423,17 @@ async function explainAnalyzeHot(client: pg.Client, store: Store, capacity: numb
       .join("\n");
   await client.query("BEGIN");
   try {
-    const candidates = [TASK_NAMES, TASK_NAMES.map(() => free), "{}"];
-    // One JSON array of [id, task_name, priority, ...] per call (see PlannerStore.candidates).
-    const packed = (
-      await client.query<{ rows: [string, string, number][] }>(statementSql(store, "candidatesSql"), candidates)
-    ).rows[0]?.rows;
-    const ids = (packed ?? [])
-      .sort((a, b) => b[2] - a[2] || (a[0] < b[0] ? -1 : 1))
+    const candidates = candidateParams(free);
+    // The candidates packed in one text (see PlannerStore.candidates).
+    const packed = (await client.query<{ rows: string | null }>(statementSql(store, "candidates"), candidates)).rows[0]
+      ?.rows;
+    const ids = decodeCandidates(packed ?? null)
+      .sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1))
       .slice(0, free)
-      .map((r) => r[0]);
+      .map((r) => r.id);
     const out = {
-      candidates: await text("candidatesSql", candidates),
-      apply: await text("applySql", applyParams(ids)),
+      candidates: await text("candidates", candidates),
+      apply: await text("apply", spreadApplyParams(ids)),
     };
     for (const [name, plan] of Object.entries(out)) log(`EXPLAIN ANALYZE ${name}:\n${plan}`);
     return out;

@@ -2,8 +2,7 @@
  * The planner's contract with the worker of its own node: the leader hands
  * that worker its assignments directly and counts its room as the worker does.
  */
-import type { LocalNode } from "./store/planner.js";
-import type { AssignedTaskRow } from "./store/types.js";
+import type { AssignedTaskRow, LocalNode } from "./store/types.js";
 
 /**
  * The worker of the leader's own node. Its assignments are handed to it by the

@@ -5,6 +5,7 @@ import { parseConfig, plannerConfigSchema } from "../src/config.js";
 import { Planner } from "../src/planner/cycle.js";
 import { outgrewPlans } from "../src/planner/statistics.js";
 import { Store } from "../src/store/index.js";
+import { applyParams, applyToOneNodeName } from "../src/store/statements/apply.js";
 import { memoryLogger, newTask } from "./helpers.js";
 
 describe("planner cycles", () => {
@@ -329,10 +330,20 @@ describe("planner cycles", () => {
         );
         if (refresh) expect(stats[0]?.reltuples).toBeGreaterThan(20_000);
         else expect(stats[0]?.reltuples).toBeLessThan(100);
-        // The apply as the leader connection has it prepared.
-        const apply = (store.planner as unknown as Record<string, { name: string }>).applyToOneNodeSql;
+        // The apply as the leader connection has it prepared, under its name.
+        const plan1 = applyParams(
+          ["T0000000000000000000000001", "T0000000000000000000000002"].map((id) => ({
+            id,
+            queue: "READY" as const,
+            node: "N1",
+            parkReason: null,
+          })),
+          0,
+        );
+        expect(plan1.oneNode).toBe(true);
+        const args = plan1.params.map((v) => (v === null ? "NULL" : leader.escapeLiteral(String(v)))).join(", ");
         const { rows } = await leader.query<{ "QUERY PLAN": { Plan: Record<string, unknown> }[] }>(
-          `EXPLAIN (FORMAT JSON) EXECUTE ${apply?.name}('T0000000000000000000000001,T0000000000000000000000002', 'N1', '{}', 0, NULL, 0)`,
+          `EXPLAIN (FORMAT JSON) EXECUTE ${leader.escapeIdentifier(applyToOneNodeName("weft", false))}(${args})`,
         );
         const plan = rows[0]?.["QUERY PLAN"][0]?.Plan as Record<string, unknown>;
         const seqScans = nodesOf(plan).filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "tasks");

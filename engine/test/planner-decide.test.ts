@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { affinityKeyOf, decide, parkUnheld, recordServed, timeouts } from "../src/planner/decide.js";
-import type { Candidate, LiveNode } from "../src/store/planner.js";
+import type { LiveNode } from "../src/store/planner.js";
+import type { Candidate } from "../src/store/types.js";
 
 /** The planner's decisions, in memory: no database. */
 const node = (id: string, free: number, names: string[]): LiveNode => ({

@@ -3,7 +3,17 @@ import type pg from "pg";
 import { prepareValue } from "pg/lib/utils.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, poolFor } from "../../test/support.js";
+import { quoteSchema } from "../src/db/identifiers.js";
 import { Store } from "../src/store/index.js";
+import { channelOf } from "../src/store/notify.js";
+import { applyParams, applySql, applyToOneNodeSql } from "../src/store/statements/apply.js";
+import { candidatesParams, candidatesSql } from "../src/store/statements/candidates.js";
+import { completeName, completeParams, completeSql } from "../src/store/statements/complete.js";
+import { dueParams, dueSql } from "../src/store/statements/due.js";
+import { fetchParams, fetchSql } from "../src/store/statements/fetch.js";
+import { releaseKeysParams, releaseKeysSql } from "../src/store/statements/release-keys.js";
+import { sweepParams, sweepSql } from "../src/store/statements/sweep.js";
+import type { OutcomeRow, PlanDecision } from "../src/store/types.js";
 
 /** Every node of an EXPLAIN (FORMAT JSON) tree. */
 function nodesOf(plan: Record<string, unknown>): Record<string, unknown>[] {
@@ -11,8 +21,13 @@ function nodesOf(plan: Record<string, unknown>): Record<string, unknown>[] {
   return [plan, ...children.flatMap(nodesOf)];
 }
 
-/** SQL text of a store's statement (private by design; the test reads it to explain it). */
-/** A store's statement text: hot ones are Statement objects, the others strings. */
+const S = quoteSchema("weft");
+const CHANNEL = channelOf("weft");
+
+/**
+ * A store's statement text (private by design; the test reads it to explain
+ * it): the statements that have no module in store/statements/.
+ */
 function sql(part: object, name: string): string {
   const value = (part as Record<string, unknown>)[name];
   const text = typeof value === "object" && value !== null ? (value as { text?: unknown }).text : value;
@@ -23,7 +38,7 @@ function sql(part: object, name: string): string {
 describe("hot-path queries stay index-driven on a large table", () => {
   const store = new Store("weft");
   let pool: pg.Pool;
-  let sample: { new: string[]; ready: string[]; running: string[] };
+  let sample: { new: string[]; ready: string[]; running: { id: string; workflowId: string; token: number }[] };
 
   beforeAll(async () => {
     pool = poolFor(await freshDatabase());
@@ -61,7 +76,12 @@ describe("hot-path queries stay index-driven on a large table", () => {
     sample = {
       new: await ids("queue = 'NEW'"),
       ready: await ids("queue = 'READY' AND assigned_node IS NULL"),
-      running: await ids("queue = 'READY' AND assigned_node = 'N1'"),
+      running: (
+        await pool.query<{ id: string; workflowId: string; token: number }>(
+          `SELECT id, workflow_id AS "workflowId", token::float8 AS token FROM weft.tasks
+            WHERE queue = 'READY' AND assigned_node = 'N1' ORDER BY id LIMIT 500`,
+        )
+      ).rows,
     };
   });
 
@@ -115,94 +135,93 @@ describe("hot-path queries stay index-driven on a large table", () => {
     [
       "planner: candidates per task name",
       () => [
-        sql(store.planner, "candidatesSql"),
-        [
-          ["task1", "task2"],
-          [500, 500],
-          // Leaving out the tasks of an apply in flight.
-          JSON.stringify(Object.fromEntries(sample.new.map((id) => [id, 0]))),
-        ],
+        candidatesSql(S),
+        // Leaving out the tasks of an apply in flight.
+        candidatesParams(
+          new Map([
+            ["task1", 500],
+            ["task2", 500],
+          ]),
+          sample.new,
+        ),
       ],
     ],
     [
       "planner: apply decisions",
-      () => [
-        sql(store.planner, "applySql"),
-        [
-          [...sample.new, ...sample.ready].join(","),
-          JSON.stringify(Object.fromEntries(sample.new.map((id) => [id, "N1"]))),
-          "{}",
-          JSON.stringify({ task1: 60_000 }),
-          0,
-          ["g1"],
-          ["a1", "a2"],
-          // The leader's own node, handed its assignments if it has fetched every earlier one.
-          "N1",
-          226500,
-        ],
-      ],
+      () => {
+        const decisions: PlanDecision[] = [
+          ...sample.new.map((id) => ({ id, queue: "READY" as const, node: "N1", parkReason: null })),
+          ...sample.ready.map((id, i) => ({
+            id,
+            queue: "READY" as const,
+            node: null,
+            parkReason: null,
+            ...(i < 2 ? { affinityKey: { group: "g1", affinity: `a${i + 1}` } } : {}),
+          })),
+        ];
+        // The leader's own node, handed its assignments if it has fetched every earlier one.
+        const plan = applyParams(decisions, 0, { task1: 60_000 }, { id: "N1", cursor: 226500 });
+        if (plan.oneNode) throw new Error("expected the apply of mixed decisions");
+        return [applySql(S, CHANNEL, false), plan.params];
+      },
     ],
     [
       "planner: apply decisions that all go to one node",
-      () => [
-        sql(store.planner, "applyToOneNodeSql"),
-        [[...sample.new, ...sample.ready].join(","), "N1", JSON.stringify({ task1: 60_000 }), 0, "N1", 226500],
-      ],
+      () => {
+        const decisions = [...sample.new, ...sample.ready].map((id) => ({
+          id,
+          queue: "READY" as const,
+          node: "N1",
+          parkReason: null,
+        }));
+        const plan = applyParams(decisions, 0, { task1: 60_000 }, { id: "N1", cursor: 226500 });
+        if (!plan.oneNode) throw new Error("expected the apply to one node");
+        return [applyToOneNodeSql(S, CHANNEL, false), plan.params];
+      },
     ],
-    ["planner: dead-node and deadline sweep", () => [sql(store.planner, "sweepSql"), [15000, 0]]],
+    ["planner: dead-node and deadline sweep", () => [sweepSql(S, CHANNEL), sweepParams(15000, 0)]],
     ["planner: running tasks of limited names", () => [sql(store.planner, "runningByNameSql"), [["task1", "task2"]]]],
     ["affinity: keys left held (sweep)", () => [sql(store.affinity, "lockFinishedSql"), [0]]],
     ["affinity: claim of free keys", () => [sql(store.affinity, "claimSql"), [["g1", "g2"], ["a1", "a2"], 0]]],
     ["affinity: holders of candidates' keys", () => [sql(store.affinity, "holdersSql"), [["g1"], ["key1"]]]],
     [
       "affinity: keys of a cancelled workflow",
-      () => [sql(store.affinity, "releaseWorkflowSql"), [`W${"200001".padStart(25, "0")}`, "weft:weft"]],
+      () => [sql(store.affinity, "releaseWorkflowSql"), [`W${"200001".padStart(25, "0")}`, CHANNEL]],
     ],
-    ["planner: due PARKED tasks", () => [sql(store.planner, "dueSql"), [1000, 0]]],
-    ["worker: fetch assignments", () => [sql(store.worker, "fetchSql"), ["N1", 226500, 100]]],
+    ["planner: due PARKED tasks", () => [dueSql(S), dueParams(1000, 0)]],
+    ["worker: fetch assignments", () => [fetchSql(S, false), fetchParams("N1", 226500, 100)]],
     ["worker: list assignments", () => [sql(store.worker, "listAssignedSql"), ["N1"]]],
     [
       "worker: record outcomes",
       () => [
-        sql(store.worker, "completeSql"),
-        [
-          sample.running.join(","),
-          // Plain successes have no details; half of these have a result.
-          JSON.stringify(
-            Object.fromEntries(sample.running.slice(0, 500).map((id) => [id, { s: "COMPLETED", r: 1, e: null }])),
+        completeSql(S, CHANNEL, false),
+        // Half of these have a result; the others are plain successes (no details).
+        completeParams(
+          sample.running.map(
+            (r, i): OutcomeRow => ({ ...r, state: "COMPLETED", result: i % 2 ? "1" : null, error: null, children: [] }),
           ),
-          // No children (a JSON array), new joins, joins' edges (a JSON array), lock buckets (comma-separated),
-          // messages (3 columns), retries, slots, parents of children; then the tokens.
-          "[]",
-          [],
-          "[]",
-          "",
-          ...Array.from({ length: 6 }, () => []),
-          JSON.stringify(Object.fromEntries(sample.running.map((id, i) => [id, i]))),
-        ],
+        ),
       ],
     ],
     [
       "worker: record retries and dead letters",
       () => [
-        sql(store.worker, "completeSql"),
-        [
-          sample.running.slice(0, 250).join(","),
-          JSON.stringify(
-            Object.fromEntries(
-              sample.running.map((id) => [id, { s: "FAILED", r: null, e: { message: "x" }, d: 100, w: 1e6, l: "1" }]),
-            ),
+        completeSql(S, CHANNEL, false),
+        // Final failures copied to the dead letters, then retries; the first 100 run slots.
+        completeParams(
+          sample.running.map(
+            (r, i): OutcomeRow => ({
+              ...r,
+              state: "FAILED",
+              result: null,
+              error: '{"message":"x"}',
+              children: [],
+              deadLetter: true,
+              slot: i < 100,
+              ...(i >= 250 ? { retry: { delayMs: 100, maxIntervalMs: 1e6 } } : {}),
+            }),
           ),
-          "[]",
-          [],
-          "[]",
-          "",
-          ...Array.from({ length: 3 }, () => []),
-          sample.running.slice(250),
-          sample.running.slice(0, 100),
-          [],
-          JSON.stringify(Object.fromEntries(sample.running.map((id, i) => [id, i]))),
-        ],
+        ),
       ],
     ],
     ["cleaner: purge finished tasks", () => [sql(store.cleaner, "tasksSql"), [3600_000, 1000]]],
@@ -262,8 +281,15 @@ describe("hot-path queries stay index-driven on a large table", () => {
     const workflow = (i: number) => `W${String(200000 + i).padStart(25, "0")}`;
     // Keys held by these workflows (see the setup): the lock finds them, so the release runs too.
     const plans = await explainNested(
-      sql(store.affinity, "releaseSql"),
-      [["g1", "g2"], ["key1", "key2"], [workflow(1), workflow(2)], [false, false], 500, "weft:weft"],
+      releaseKeysSql(S),
+      releaseKeysParams(
+        [
+          { affinity_group: "g1", affinity: "key1", workflow_id: workflow(1) },
+          { affinity_group: "g2", affinity: "key2", workflow_id: workflow(2) },
+        ],
+        500,
+        CHANNEL,
+      ),
       generic,
     );
     const relations = new Set(plans.flat().map((n) => n["Relation Name"]));
@@ -292,7 +318,6 @@ function executedNodes(plan: Record<string, unknown>): Record<string, unknown>[]
 }
 
 describe("a completion batch reads only its own tasks", () => {
-  const store = new Store("weft");
   let pool: pg.Pool;
   let running: { id: string; token: number }[];
 
@@ -327,30 +352,19 @@ describe("a completion batch reads only its own tasks", () => {
       // the guard has to keep even that plan from running.
       await client.query("SET LOCAL enable_nestloop = off");
       // A prepared statement, as the worker runs it (generic once forced).
-      const text = sql(store.worker, "completeSql");
-      await client.query(`PREPARE weft_complete AS ${text}`);
-      const args = [
-        running.map((r) => r.id).join(","),
-        "{}",
-        "[]",
-        [],
-        "[]",
-        "",
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        running.map((r) => r.token).join(","),
-      ]
+      const name = client.escapeIdentifier(completeName("weft", false));
+      await client.query(`PREPARE ${name} AS ${completeSql(S, CHANNEL, false)}`);
+      // Plain successes of solo workflows (their id is the workflow's).
+      const args = completeParams(
+        running.map((r) => ({ ...r, workflowId: r.id, state: "COMPLETED", result: null, error: null, children: [] })),
+      )
         .map((v) => {
           const value = prepareValue(v);
           return value === null ? "NULL" : client.escapeLiteral(String(value));
         })
         .join(", ");
       const { rows } = await client.query<{ "QUERY PLAN": { Plan: Record<string, unknown> }[] }>(
-        `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE weft_complete(${args})`,
+        `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${name}(${args})`,
       );
       const plan = rows[0]?.["QUERY PLAN"][0]?.Plan;
       if (!plan) throw new Error("no plan");

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { eventually, freshDatabase, poolFor } from "../../test/support.js";
 import { Engine } from "../src/engine.js";
 import { sleep } from "../src/services/service.js";
-import { WORKFLOW_LOCK_CLASS } from "../src/store/cancel.js";
+import { WORKFLOW_LOCK_CLASS } from "../src/store/locks.js";
 import { newTask } from "./helpers.js";
 
 async function completedCount(pool: ReturnType<typeof poolFor>): Promise<number> {

@@ -2,6 +2,7 @@ import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { type pg, type Queryable, withSavepoint, withTransaction } from "../db/pg.js";
 import type { PlannerNudge } from "../services/listener.js";
 import type { Store } from "../store/index.js";
+import { NOTIFY_PLANNER } from "../store/notify.js";
 import type { NewTaskRow } from "../store/types.js";
 import type { Tracing } from "../telemetry/traces.js";
 
@@ -36,7 +37,7 @@ export class ScheduleApi {
       if (tx) {
         await withSavepoint(tx, () => store.insert(tx, written, newWorkflows));
         // Delivered at the caller's commit: the planner looks when the rows are visible.
-        await tx.query("SELECT pg_notify($1, 'p')", [this.store.channel]);
+        await tx.query("SELECT pg_notify($1, $2)", [this.store.channel, NOTIFY_PLANNER]);
       } else if (newWorkflows.size < rows.length) {
         await withTransaction(this.pool, (c) => store.insert(c, written, newWorkflows));
         this.nudge.nudge();
@@ -77,7 +78,7 @@ export class ScheduleApi {
       throw error;
     }
     if (published) endPublishSpans([published.span], undefined);
-    if (tx) await tx.query("SELECT pg_notify($1, 'p')", [this.store.channel]);
+    if (tx) await tx.query("SELECT pg_notify($1, $2)", [this.store.channel, NOTIFY_PLANNER]);
     else this.nudge.nudge();
     return workflowId;
   }

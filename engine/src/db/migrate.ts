@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import { MigrationFilesError, SchemaTooNewError } from "../errors.js";
 import type { EventLogger } from "../logger.js";
+import { MIGRATION_LOCK_CLASS } from "../store/locks.js";
 import { quoteSchema } from "./identifiers.js";
 import { connectClient } from "./pg.js";
 
@@ -14,10 +15,6 @@ export interface Migration {
   /** A breaking migration needs every node on the new code; see docs/operations.md. */
   readonly breaking: boolean;
 }
-
-// Advisory-lock class for migrations; the second key is hashtext(schema) so
-// different schemas in one database migrate independently.
-const MIGRATION_LOCK_CLASS = 0x57ef7;
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -1,6 +1,6 @@
 import type { Queryable } from "../db/pg.js";
 import type { Store } from "../store/index.js";
-import type { Candidate, PlanDecision } from "../store/planner.js";
+import type { Candidate, PlanDecision } from "../store/types.js";
 import { affinityKeyOf, parkUnheld } from "./decide.js";
 
 /**

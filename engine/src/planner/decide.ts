@@ -3,7 +3,8 @@
  * the bookkeeping they rest on. No I/O: everything here takes what a cycle
  * read and returns what it will apply.
  */
-import type { Candidate, LiveNode, PlanDecision } from "../store/planner.js";
+import type { LiveNode } from "../store/planner.js";
+import type { Candidate, PlanDecision } from "../store/types.js";
 
 /**
  * The decisions assigned per node. Loops over a batch live in small functions

@@ -1,6 +1,6 @@
 import type { Queryable } from "../db/pg.js";
 import type { EventLogger } from "../logger.js";
-import type { PlanDecision } from "../store/planner.js";
+import type { PlanDecision } from "../store/types.js";
 import type { Reading } from "./reading.js";
 
 /**

@@ -2,7 +2,8 @@ import type { PlannerConfig } from "../config.js";
 import type { Queryable } from "../db/pg.js";
 import type { LocalWorker } from "../handoff.js";
 import type { Store } from "../store/index.js";
-import type { Candidate, LiveNode, PlanDecision, TableSize } from "../store/planner.js";
+import type { LiveNode, TableSize } from "../store/planner.js";
+import type { Candidate, PlanDecision } from "../store/types.js";
 import { countPerName, countPerNode } from "./decide.js";
 
 /** What one cycle reads before it decides: the live nodes, their room, the candidates. */

@@ -1,10 +1,8 @@
 import pg from "pg";
 import { isConnectionError } from "../db/pg.js";
 import type { EventLogger } from "../logger.js";
+import { LEADER_LOCK_CLASS } from "../store/locks.js";
 import { LoopService } from "./service.js";
-
-// Advisory-lock class for the planner's leadership; second key hashtext(schema).
-const LEADER_LOCK_CLASS = 0x57ef8;
 
 export interface LeaderCallbacks {
   /** Called with the dedicated connection that holds the lock. */

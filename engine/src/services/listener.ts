@@ -1,23 +1,24 @@
 import pg from "pg";
 import type { EventLogger } from "../logger.js";
+import { NOTIFY_DUE, NOTIFY_NODES, NOTIFY_PLANNER, NOTIFY_RECONCILE, NOTIFY_WORKFLOWS } from "../store/notify.js";
 import { backoffMs, OutageLog, type Service, Sleeps } from "./service.js";
 
 export type NotificationKind = "planner" | "nodes" | "workflows" | "reconcile" | "due";
 type Handler = (ids: readonly string[]) => void;
 
-/** Payload prefixes (before the colon) and what they announce. */
+/** Payload prefixes (before the colon) and what they announce (see store/notify.ts). */
 const KINDS: ReadonlyMap<string, NotificationKind> = new Map([
-  ["n", "nodes"],
-  ["w", "workflows"],
-  ["r", "reconcile"],
-  ["d", "due"],
+  [NOTIFY_NODES, "nodes"],
+  [NOTIFY_WORKFLOWS, "workflows"],
+  [NOTIFY_RECONCILE, "reconcile"],
+  [NOTIFY_DUE, "due"],
 ]);
 
 /**
- * Holds the node's LISTEN connection to the schema's channel. Payloads:
- * `p` (wake the planner), `n:<node ids>` (new assignments), `w:<workflow ids>`
- * (workflows finished), `r:<node ids>` (assignments revoked: reconcile now),
- * `d:<ms>` (a retry is due in ms). When the connection drops it reconnects with backoff,
+ * Holds the node's LISTEN connection to the schema's channel. Payloads (see
+ * store/notify.ts): wake the planner, new assignments of nodes, workflows
+ * finished, assignments revoked (reconcile now), a retry due in some ms.
+ * When the connection drops it reconnects with backoff,
  * re-subscribes, and calls the reconnect handlers so their owners re-read what
  * they may have missed.
  */
@@ -109,7 +110,7 @@ export class Listener implements Service {
   }
 
   private dispatch(payload: string): void {
-    if (payload === "p") {
+    if (payload === NOTIFY_PLANNER) {
       this.emit("planner", []);
       return;
     }
@@ -155,7 +156,7 @@ export class PlannerNudge {
     }
     this.inFlight = true;
     this.pool
-      .query("SELECT pg_notify($1, 'p')", [this.channel])
+      .query("SELECT pg_notify($1, $2)", [this.channel, NOTIFY_PLANNER])
       .catch((error) =>
         this.log.debug({ event: "planner.nudge_failed", err: error }, "planner nudge failed; the planner polls"),
       )

@@ -1,19 +1,8 @@
 import { exec, inTransaction, type Queryable } from "../db/pg.js";
-import { type Statement, Statements } from "../db/statement.js";
-import { fenceSql } from "./planner.js";
-
-/** An affinity key: a group and a value within it. */
-export interface AffinityKey {
-  readonly affinity_group: string;
-  readonly affinity: string;
-}
-
-/** An affinity key and the workflow holding it. */
-export interface AffinityHolder extends AffinityKey {
-  readonly workflow_id: string;
-  /** The workflow is known to have finished (so it has no unfinished task with the key). */
-  readonly finished?: boolean;
-}
+import { preparedName, type Statement, Statements } from "../db/statement.js";
+import { fenceSql } from "./statements/fragments.js";
+import { releaseKeysName, releaseKeysParams, releaseKeysSql } from "./statements/release-keys.js";
+import type { AffinityHolder, AffinityKey } from "./types.js";
 
 /** Keys freed and tasks released by a release. */
 export interface ReleaseResult {
@@ -50,8 +39,11 @@ export class AffinityStore {
     private readonly channel: string,
     statements: Statements = new Statements(false),
   ) {
-    this.holdersSql = statements.get(`SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
-      JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`);
+    this.holdersSql = statements.get(
+      preparedName("affinity_holders", statements.schema),
+      `SELECT h.affinity_group, h.affinity, h.workflow_id FROM ${s}.affinity_holders h
+      JOIN unnest($1::text[], $2::text[]) AS k(g, a) ON h.affinity_group = k.g AND h.affinity = k.a`,
+    );
     // The planner (epoch $3) claims keys nobody holds, for nobody: the release
     // that follows hands them to the oldest waiting workflow. Meanwhile the row
     // makes schedulers and the planner park other workflows' tasks behind it.
@@ -72,11 +64,8 @@ export class AffinityStore {
           WHERE t.affinity_group = h.affinity_group AND t.affinity = h.affinity
             AND t.workflow_id = h.workflow_id AND t.affinity IS NOT NULL AND t.queue <> 'DELETED')
        ORDER BY h.affinity_group, h.affinity FOR UPDATE OF h SKIP LOCKED`;
-    // $1 groups, $2 keys, $3 workflows (holders that finished tasks with the
-    // keys), $4 whether each workflow is known to have finished, $5 lock
-    // timeout (ms, null: none), $6 the channel to wake the planner on.
-    this.releaseSql = statements.get(`SELECT keys_freed AS freed, tasks_released AS unparked
-      FROM ${s}.release_affinity_keys($1::text[], $2::text[], $3::text[], $4::boolean[], $5::integer, $6::text)`);
+    // See statements/release-keys.ts.
+    this.releaseSql = statements.get(releaseKeysName(statements.schema), releaseKeysSql(s));
     // A cancelled workflow ($1) gives up its keys at once: the keys of its
     // tasks (tasks_workflow_idx and the root by id) that it holds.
     this.releaseWorkflowSql = `
@@ -144,14 +133,11 @@ export class AffinityStore {
     lockTimeoutMs: number | null,
   ): Promise<ReleaseResult> {
     if (keys.length === 0) return { freed: 0, unparked: 0 };
-    const { rows } = await exec<ReleaseResult>(q, this.releaseSql, [
-      keys.map((k) => k.affinity_group),
-      keys.map((k) => k.affinity),
-      keys.map((k) => k.workflow_id),
-      keys.map((k) => k.finished === true),
-      lockTimeoutMs,
-      this.channel,
-    ]);
+    const { rows } = await exec<ReleaseResult>(
+      q,
+      this.releaseSql,
+      releaseKeysParams(keys, lockTimeoutMs, this.channel),
+    );
     return rows[0] ?? { freed: 0, unparked: 0 };
   }
 

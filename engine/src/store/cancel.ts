@@ -1,33 +1,7 @@
 import type { Queryable } from "../db/pg.js";
+import { LOCK_WORKFLOW_BUCKET_SQL, workflowBucket } from "./locks.js";
+import { NOTIFY_RECONCILE, NOTIFY_WORKFLOWS, notifyPrefixSql } from "./notify.js";
 import { soloRootSql, soloStatusSql } from "./solo.js";
-
-/** Advisory-lock class for workflow buckets; see workflowBucket. */
-export const WORKFLOW_LOCK_CLASS = 0x57efa;
-/**
- * Few buckets: a batch holds one lock per bucket its workflows fall in, and
- * advisory locks share PostgreSQL's lock table (max_locks_per_transaction ×
- * connections, 6,400 entries by default). With 1,024 buckets a batch of 2,000
- * outcomes held ~880 locks, and a dozen batches in flight across a cluster
- * could fill the table ("out of shared memory"); each lock also cost the batch
- * ~0.6 µs. A cancel now shares its bucket with more workflows, so it may wait
- * for a batch of unrelated ones (a few milliseconds).
- */
-const BUCKETS = 64;
-
-/**
- * The advisory-lock bucket of a workflow. Completion batches hold their
- * workflows' buckets shared while they record outcomes and insert children;
- * cancellation holds its workflow's bucket exclusively before it reads the
- * workflow's tasks. So a cancel waits for batches already recording, its task
- * scan then sees every child they wrote, and batches that start later find
- * their tasks cancelled. Advisory locks live in memory: unlike a row lock, they
- * cost the completion batch no write. Buckets bound the locks a batch takes.
- */
-export function workflowBucket(workflowId: string): number {
-  let h = 0;
-  for (let i = 0; i < workflowId.length; i++) h = (Math.imul(h, 31) + workflowId.charCodeAt(i)) | 0;
-  return (h >>> 0) % BUCKETS;
-}
 
 export interface CancelResult {
   /** False when the workflow had already finished. */
@@ -47,7 +21,7 @@ export class CancelStore {
   private readonly soloSql: string;
 
   constructor(s: string, channel: string) {
-    this.lockSql = `SELECT pg_advisory_xact_lock(${WORKFLOW_LOCK_CLASS}, $1)`;
+    this.lockSql = LOCK_WORKFLOW_BUCKET_SQL;
     this.workflowSql = `UPDATE ${s}.workflows
          SET status = 'CANCELLED', cancel_reason = $2, pending_tasks = 0, finished_at = now()
        WHERE id = $1 AND status = 'RUNNING'
@@ -64,9 +38,9 @@ export class CancelStore {
         RETURNING t.assigned_node
       )
       SELECT count(*)::int AS tasks,
-             (SELECT pg_notify('${channel}', 'r:' || string_agg(DISTINCT assigned_node, ','))
+             (SELECT pg_notify('${channel}', ${notifyPrefixSql(NOTIFY_RECONCILE)} || string_agg(DISTINCT assigned_node, ','))
                 FROM cancelled WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS nodes,
-             pg_notify('${channel}', 'w:' || $1)
+             pg_notify('${channel}', ${notifyPrefixSql(NOTIFY_WORKFLOWS)} || $1)
         FROM cancelled`;
     this.statusSql = `SELECT status FROM ${s}.workflows WHERE id = $1
       UNION ALL
@@ -86,8 +60,8 @@ export class CancelStore {
         SELECT $1, $1, 'CANCELLED', 0, 1, $2::text, created_at, now() FROM root
       )
       SELECT count(*)::int AS tasks,
-             (SELECT pg_notify('${channel}', 'r:' || assigned_node) FROM root WHERE assigned_node IS NOT NULL) AS nodes,
-             CASE WHEN count(*) > 0 THEN pg_notify('${channel}', 'w:' || $1) END AS finished
+             (SELECT pg_notify('${channel}', ${notifyPrefixSql(NOTIFY_RECONCILE)} || assigned_node) FROM root WHERE assigned_node IS NOT NULL) AS nodes,
+             CASE WHEN count(*) > 0 THEN pg_notify('${channel}', ${notifyPrefixSql(NOTIFY_WORKFLOWS)} || $1) END AS finished
         FROM root`;
     this.taskSql = `SELECT workflow_id FROM ${s}.tasks WHERE id = $1`;
     // The task, its descendants (forks included), and the joins that wait for any
@@ -123,9 +97,9 @@ export class CancelStore {
       )
       SELECT (SELECT count(*)::int FROM cancelled) AS tasks,
              (SELECT status FROM wf) AS status,
-             (SELECT pg_notify('${channel}', 'r:' || string_agg(DISTINCT assigned_node, ','))
+             (SELECT pg_notify('${channel}', ${notifyPrefixSql(NOTIFY_RECONCILE)} || string_agg(DISTINCT assigned_node, ','))
                 FROM cancelled WHERE assigned_node IS NOT NULL HAVING count(*) > 0) AS nodes,
-             (SELECT pg_notify('${channel}', 'w:' || $2) FROM wf WHERE status <> 'RUNNING') AS finished`;
+             (SELECT pg_notify('${channel}', ${notifyPrefixSql(NOTIFY_WORKFLOWS)} || $2) FROM wf WHERE status <> 'RUNNING') AS finished`;
   }
 
   /** Cancels a task with its descendants and dependent joins; undefined when the task does not exist. */

@@ -1,7 +1,8 @@
 import type { Queryable } from "../db/pg.js";
 import type { CronSpec } from "../handler.js";
-import { fenceSql } from "./planner.js";
+import { NOTIFY_PLANNER } from "./notify.js";
 import { ownWorkflowTasksSql } from "./schedule.js";
+import { fenceSql } from "./statements/fragments.js";
 
 /** A cron schedule as a node publishes it, with the slot series it fills (if any). */
 export interface PublishedCron extends CronSpec {
@@ -36,7 +37,7 @@ export class CronStore {
       ), ${ownWorkflowTasksSql(s, "ins", "$1", "jsonb_build_object('tick', tick_at)")}
       SELECT coalesce((SELECT array_agg(tick_at ORDER BY tick_at) FROM ins), '{}') AS recorded,
              (SELECT count(*)::int FROM t) AS tasks, NOT EXISTS (SELECT 1 FROM fence) AS fenced,
-             (SELECT pg_notify('${channel}', 'p') FROM t LIMIT 1) AS notified`;
+             (SELECT pg_notify('${channel}', '${NOTIFY_PLANNER}') FROM t LIMIT 1) AS notified`;
     // Old ticks, except each task's newest (where its schedule resumes).
     this.pruneSql = `DELETE FROM ${s}.cron_ticks c
       WHERE c.tick_at < now() - make_interval(secs => $1::float8 / 1000)

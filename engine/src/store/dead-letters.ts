@@ -1,6 +1,7 @@
 import type { Queryable } from "../db/pg.js";
 import { DeadLetterNotFoundError, NotRequeueableError } from "../errors.js";
-import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
+import { SHARE_WORKFLOW_BUCKET_SQL, workflowBucket } from "./locks.js";
+import { NOTIFY_PLANNER } from "./notify.js";
 import { soloRootSql, soloStatusSql } from "./solo.js";
 
 /** A dead letter as stored. */
@@ -107,7 +108,7 @@ export class DeadLetterStore {
         DELETE FROM ${s}.dead_letters WHERE task_id = ANY(ARRAY(SELECT id FROM tasks_back))
       )
       SELECT array(SELECT id FROM tasks_back) AS requeued, (SELECT count(*) FROM joins) AS joins,
-             (SELECT count(*) FROM wf) AS workflows, (SELECT count(*) FROM slots_back) AS slots, pg_notify('${channel}', 'p')`;
+             (SELECT count(*) FROM wf) AS workflows, (SELECT count(*) FROM slots_back) AS slots, pg_notify('${channel}', '${NOTIFY_PLANNER}')`;
     this.expireSql = `DELETE FROM ${s}.dead_letters WHERE task_id IN (
         SELECT task_id FROM ${s}.dead_letters WHERE failed_at < now() - make_interval(secs => $1::float8 / 1000)
          ORDER BY failed_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
@@ -149,7 +150,7 @@ export class DeadLetterStore {
     // under them: a cancel that got in first is seen here.
     const workflows = await tx.query<{ workflow_id: string }>(this.workflowsSql, [ids]);
     const buckets = [...new Set(workflows.rows.map((r) => workflowBucket(r.workflow_id)))].sort((a, b) => a - b);
-    for (const b of buckets) await tx.query(`SELECT pg_advisory_xact_lock_shared(${WORKFLOW_LOCK_CLASS}, $1)`, [b]);
+    for (const b of buckets) await tx.query(SHARE_WORKFLOW_BUCKET_SQL, [b]);
     const found = await tx.query<{
       task_id: string;
       task: string | null;

@@ -8,6 +8,7 @@ import { CronStore } from "./cron.js";
 import { DeadLetterStore } from "./dead-letters.js";
 import { JoinStore } from "./joins.js";
 import { NodeStore } from "./nodes.js";
+import { channelOf } from "./notify.js";
 import { PlannerStore } from "./planner.js";
 import { ReadStore } from "./read.js";
 import { ScheduleStore } from "./schedule.js";
@@ -42,9 +43,9 @@ export class Store {
     } = {},
   ) {
     const s = quoteSchema(schema);
-    const statements = new Statements(options.preparedStatements ?? true);
+    const statements = new Statements(options.preparedStatements ?? true, schema);
     this.schema = schema;
-    this.channel = `weft:${schema}`;
+    this.channel = channelOf(schema);
     this.schedule = new ScheduleStore(s);
     this.worker = new WorkerStore(s, this.channel, statements, options.traced ?? false);
     this.planner = new PlannerStore(s, this.channel, statements, options.traced ?? false);

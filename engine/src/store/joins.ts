@@ -1,11 +1,11 @@
 import type { Queryable } from "../db/pg.js";
 import { InvalidArgumentError, TaskNotFoundError } from "../errors.js";
-import { WORKFLOW_LOCK_CLASS, workflowBucket } from "./cancel.js";
+import { LOCK_WORKFLOW_BUCKET_SQL, workflowBucket } from "./locks.js";
 
 /**
  * Joins scheduled from outside a task, over tasks that already exist. Must run in
  * a transaction: it holds the workflow's bucket exclusively (as cancellation
- * does, see cancel.ts), so no completion batch grows the upstream subtrees while
+ * does, see locks.ts), so no completion batch grows the upstream subtrees while
  * their unfinished tasks are marked as awaited by the new join.
  */
 export class JoinStore {
@@ -15,7 +15,7 @@ export class JoinStore {
 
   constructor(s: string) {
     this.upstreamSql = `SELECT id, workflow_id FROM ${s}.tasks WHERE id = ANY($1::text[])`;
-    this.lockSql = `SELECT pg_advisory_xact_lock(${WORKFLOW_LOCK_CLASS}, $1)`;
+    this.lockSql = LOCK_WORKFLOW_BUCKET_SQL;
     // The listed tasks and everything they spawned (forks and their subtrees
     // excepted), within the workflow; the unfinished ones now await the join.
     this.markSql = `

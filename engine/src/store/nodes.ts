@@ -1,5 +1,6 @@
 import type { Queryable } from "../db/pg.js";
 import type { PublishedCron } from "./cron.js";
+import { NOTIFY_PLANNER } from "./notify.js";
 
 export interface NodeRegistration {
   readonly id: string;
@@ -45,12 +46,12 @@ export class NodeStore {
         INSERT INTO ${s}.nodes (id, app_name, host, pid, capacity, task_names, task_limits, task_timeouts, task_crons)
         VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb, $8::jsonb, $9::jsonb) RETURNING id
       )
-      SELECT pg_notify('${channel}', 'p') FROM n`;
+      SELECT pg_notify('${channel}', '${NOTIFY_PLANNER}') FROM n`;
     // Zero rows updated means the planner declared this node dead.
     this.heartbeatSql = `UPDATE ${s}.nodes SET heartbeat_at = now(), cpu_load = $2 WHERE id = $1`;
     this.drainSql = `UPDATE ${s}.nodes SET draining = true WHERE id = $1`;
     this.deregisterSql = `WITH d AS (DELETE FROM ${s}.nodes WHERE id = $1 RETURNING id)
-      SELECT pg_notify('${channel}', 'p') FROM d`;
+      SELECT pg_notify('${channel}', '${NOTIFY_PLANNER}') FROM d`;
     this.listSql = `SELECT * FROM ${s}.nodes ORDER BY started_at, id`;
     // A node serves its names while it is alive and not draining (as the planner counts it).
     const serving = `NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)`;

@@ -2,6 +2,8 @@ import type { Queryable } from "../db/pg.js";
 import { InvalidRangeError } from "../errors.js";
 import { newIdAt } from "../ids.js";
 import { fixedSlotStarts, MAX_SLOTS_PER_CALL, type SlotInterval } from "../slots.js";
+import { SLOT_LOCK_BASE, SLOT_LOCK_CLASS } from "./locks.js";
+import { NOTIFY_PLANNER } from "./notify.js";
 import { ownWorkflowTasksSql } from "./schedule.js";
 
 /** One series of slots: a task name and an interval (calendar intervals in a time zone). */
@@ -33,10 +35,6 @@ export interface SlotRow {
   readonly acquired?: boolean;
 }
 
-// Advisory-lock key space of pull-mode slots: (class << 40) | slot id. A caller's
-// transaction holds it with the row lock, so coverage can see what is acquired.
-const SLOT_LOCK_CLASS = 0x57efb;
-const SLOT_LOCK_BASE = `(x'${SLOT_LOCK_CLASS.toString(16)}'::bigint << 40)`;
 const SLOT_COLUMNS = `id::text AS id, slot_start, slot_end, status, generation, attempts, message, task_id,
   completed_at, completed_by, history`;
 
@@ -85,7 +83,7 @@ export class SlotStore {
       ), ${slotTasks(s, "$1", "$6")}
       SELECT (SELECT count(*)::int FROM ins) AS inserted,
              (SELECT count(*) FROM t) AS tasks,
-             (SELECT pg_notify('${channel}', 'p') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
+             (SELECT pg_notify('${channel}', '${NOTIFY_PLANNER}') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
     const acquire = (order: "ASC" | "DESC") => `
       WITH picked AS (
         SELECT ${SLOT_COLUMNS} FROM ${s}.slots
@@ -144,7 +142,7 @@ export class SlotStore {
         RETURNING sl.task_id, sl.slot_start, sl.slot_end
       ), ${slotTasks(s, "$3", "$4")}
       SELECT (SELECT count(*)::int FROM ins) AS reopened, (SELECT count(*) FROM t) AS tasks,
-             (SELECT pg_notify('${channel}', 'p') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
+             (SELECT pg_notify('${channel}', '${NOTIFY_PLANNER}') FROM ins WHERE task_id IS NOT NULL LIMIT 1) AS notified`;
   }
 
   /** The slots of `series` covering [from, to): starts and ends. */

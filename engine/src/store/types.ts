@@ -101,3 +101,49 @@ export interface OutcomeRow {
   /** The task's name, for metrics (not written). */
   readonly taskName?: string;
 }
+
+/** An affinity key: a group and a value within it. */
+export interface AffinityKey {
+  readonly affinity_group: string;
+  readonly affinity: string;
+}
+
+/** An affinity key and the workflow holding it. */
+export interface AffinityHolder extends AffinityKey {
+  readonly workflow_id: string;
+  /** The workflow is known to have finished (so it has no unfinished task with the key). */
+  readonly finished?: boolean;
+}
+
+/** A task the planner may place: unassigned, in NEW or READY. */
+export interface Candidate {
+  readonly id: string;
+  readonly task_name: string;
+  readonly priority: number;
+  /** Its run_after is still in the future: it will be parked. */
+  readonly delayed: boolean;
+  readonly workflow_id?: string;
+  readonly affinity_group?: string | null;
+  readonly affinity?: string | null;
+  /** With a key: the workflow holding it when the candidates were read (null: nobody). */
+  readonly holder?: string | null;
+}
+
+/** One planner decision for a task: its next queue, and its node if assigned now. */
+export interface PlanDecision {
+  readonly id: string;
+  readonly queue: "READY" | "PARKED";
+  readonly node: string | null;
+  readonly parkReason: string | null;
+  /** For an assignment: the task's name (the planner counts what it placed per name). */
+  readonly taskName?: string;
+  /** For a park for AFFINITY: the key, whose holder the apply checks again. */
+  readonly affinityKey?: { readonly group: string; readonly affinity: string };
+}
+
+/** The leader's own node, as an apply hands it its assignments (see statements/apply.ts). */
+export interface LocalNode {
+  readonly id: string;
+  /** The highest token the node's worker has seen. */
+  readonly cursor: number;
+}

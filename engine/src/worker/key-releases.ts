@@ -1,4 +1,4 @@
-import type { AffinityHolder } from "../store/affinity.js";
+import type { AffinityHolder } from "../store/types.js";
 import type { WorkerContext } from "./context.js";
 
 /** Affinity keys per release statement, and releases running at once. */
