@@ -24,6 +24,12 @@ import { decodeCandidates } from "../../engine/src/store/packed.js";
 import { applyParams, applySql, applyToOneNodeSql } from "../../engine/src/store/statements/apply.js";
 import { candidatesParams, candidatesSql } from "../../engine/src/store/statements/candidates.js";
 import { dueParams, dueSql } from "../../engine/src/store/statements/due.js";
+import {
+  liveNodesParams,
+  liveNodesSql,
+  runningByNameParams,
+  runningByNameSql,
+} from "../../engine/src/store/statements/live-nodes.js";
 import { sweepParams, sweepSql } from "../../engine/src/store/statements/sweep.js";
 import { int, UsageError } from "./cli.js";
 import { median } from "./report.js";
@@ -170,7 +176,7 @@ const S = quoteSchema(SCHEMA);
 const CHANNEL = channelOf(SCHEMA);
 
 /** The SQL text of a planner statement, as the Store builds it (untraced). */
-function statementSql(store: Store, name: StatementName): string {
+function statementSql(name: StatementName): string {
   switch (name) {
     case "sweep":
       return sweepSql(S, CHANNEL);
@@ -182,12 +188,10 @@ function statementSql(store: Store, name: StatementName): string {
       return applySql(S, CHANNEL, false);
     case "applyToOneNode":
       return applyToOneNodeSql(S, CHANNEL, false);
-    default: {
-      // Two small reads with no module of their own: read from the store (private by design).
-      const value = (store.planner as unknown as Record<string, { text?: unknown }>)[`${name}Sql`];
-      if (typeof value?.text !== "string") throw new Error(`no planner statement ${name}`);
-      return value.text;
-    }
+    case "nodes":
+      return liveNodesSql(S);
+    case "runningByName":
+      return runningByNameSql(S);
   }
 }
 
@@ -326,7 +330,6 @@ function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
 /** EXPLAIN (no ANALYZE: nothing runs) of each planner statement with the parameters a cycle would pass. */
 async function explainAll(
   client: pg.Client,
-  store: Store,
   capacity: number,
 ): Promise<{ indexesUsed: Record<string, string[]>; seqScans: string[] }> {
   const free = capacity * NODE_IDS.length;
@@ -339,8 +342,8 @@ async function explainAll(
   const params: Record<StatementName, unknown[]> = {
     sweep: sweepParams(15_000, 0),
     due: dueParams(1_000, 0),
-    nodes: [15_000],
-    runningByName: [["task05"]],
+    nodes: liveNodesParams(15_000),
+    runningByName: runningByNameParams(["task05"]),
     candidates: candidateParams(free),
     apply: spreadApplyParams(sample),
     applyToOneNode: oneNodeApplyParams(sample),
@@ -349,7 +352,7 @@ async function explainAll(
   const seqScans: string[] = [];
   for (const name of STATEMENTS) {
     const { rows } = await client.query<{ "QUERY PLAN": { Plan: Record<string, unknown> }[] }>(
-      `EXPLAIN (FORMAT JSON) ${statementSql(store, name)}`,
+      `EXPLAIN (FORMAT JSON) ${statementSql(name)}`,
       params[name],
     );
     const root = rows[0]?.["QUERY PLAN"][0]?.Plan;
@@ -383,11 +386,8 @@ class TimedClient implements Queryable {
   spent = 0;
   private readonly names: Map<string, string>;
 
-  constructor(
-    private readonly client: pg.Client,
-    store: Store,
-  ) {
-    this.names = new Map(STATEMENTS.map((name) => [statementSql(store, name), name]));
+  constructor(private readonly client: pg.Client) {
+    this.names = new Map(STATEMENTS.map((name) => [statementSql(name), name]));
   }
 
   reset(): void {
@@ -410,12 +410,12 @@ class TimedClient implements Queryable {
 }
 
 /** EXPLAIN (ANALYZE, BUFFERS) of the two statements whose work follows the free capacity: run, then rolled back. */
-async function explainAnalyzeHot(client: pg.Client, store: Store, capacity: number): Promise<Record<string, string>> {
+async function explainAnalyzeHot(client: pg.Client, capacity: number): Promise<Record<string, string>> {
   const free = capacity * NODE_IDS.length;
   const text = async (name: StatementName, values: unknown[]) =>
     (
       await client.query<{ "QUERY PLAN": string }>(
-        `EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${statementSql(store, name)}`,
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${statementSql(name)}`,
         values,
       )
     ).rows
@@ -425,8 +425,7 @@ async function explainAnalyzeHot(client: pg.Client, store: Store, capacity: numb
   try {
     const candidates = candidateParams(free);
     // The candidates packed in one text (see PlannerStore.candidates).
-    const packed = (await client.query<{ rows: string | null }>(statementSql(store, "candidates"), candidates)).rows[0]
-      ?.rows;
+    const packed = (await client.query<{ rows: string | null }>(statementSql("candidates"), candidates)).rows[0]?.rows;
     const ids = decodeCandidates(packed ?? null)
       .sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1))
       .slice(0, free)
@@ -462,9 +461,9 @@ async function measure(serverUrl: string, backlog: number, options: Options, pos
     ).rows[0];
 
     const store = new Store(SCHEMA);
-    const { indexesUsed, seqScans } = await explainAll(client, store, options.capacity);
+    const { indexesUsed, seqScans } = await explainAll(client, options.capacity);
 
-    const timed = new TimedClient(client, store);
+    const timed = new TimedClient(client);
     // The sweep and the release of due PARKED tasks run at most every
     // deadNodeSweepMs; at its minimum (10 ms) they run in every cycle here.
     const config = parseConfig(plannerConfigSchema, { deadNodeSweepMs: 10 });
@@ -497,9 +496,7 @@ async function measure(serverUrl: string, backlog: number, options: Options, pos
     for (const [name, times] of timed.times) statementMedianMs[name] = round(median(times), 3);
     const statementMedianRows: Record<string, number> = {};
     for (const [name, counts] of timed.rows) statementMedianRows[name] = median(counts);
-    const explainAnalyze = options.explainAnalyze
-      ? await explainAnalyzeHot(client, store, options.capacity)
-      : undefined;
+    const explainAnalyze = options.explainAnalyze ? await explainAnalyzeHot(client, options.capacity) : undefined;
     const summary: CycleSummary = {
       backlog,
       history,

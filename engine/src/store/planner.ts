@@ -1,9 +1,17 @@
 import { exec, type Queryable } from "../db/pg.js";
-import { preparedName, type Statement, Statements } from "../db/statement.js";
+import { type Statement, Statements } from "../db/statement.js";
 import { decodeAssigned, decodeCandidates } from "./packed.js";
 import { applyName, applyParams, applySql, applyToOneNodeName, applyToOneNodeSql } from "./statements/apply.js";
 import { candidatesName, candidatesParams, candidatesSql } from "./statements/candidates.js";
 import { dueParams, dueSql } from "./statements/due.js";
+import {
+  liveNodesName,
+  liveNodesParams,
+  liveNodesSql,
+  runningByNameName,
+  runningByNameParams,
+  runningByNameSql,
+} from "./statements/live-nodes.js";
 import { sweepParams, sweepSql } from "./statements/sweep.js";
 import type { AssignedTaskRow, Candidate, LocalNode, PlanDecision } from "./types.js";
 
@@ -66,25 +74,9 @@ export class PlannerStore {
 
   constructor(s: string, channel: string, statements: Statements = new Statements(false), traced = false) {
     this.traced = traced;
-    // A node's load is counted from its assignments (tasks_assigned_idx), so it
-    // cannot drift from the truth the way a maintained counter could.
     const schema = statements.schema;
-    this.nodesSql = statements.get(
-      preparedName("live_nodes", schema),
-      `SELECT n.id, n.capacity, n.task_names, n.task_limits, n.task_timeouts, n.cpu_load,
-        (SELECT count(*) FROM ${s}.tasks t WHERE t.assigned_node = n.id AND t.queue = 'READY')::int AS active
-      FROM ${s}.nodes n
-      WHERE NOT n.draining AND n.heartbeat_at > now() - make_interval(secs => $1::float8 / 1000)
-      ORDER BY n.id`,
-    );
-    // Running tasks of the limited task names, cluster-wide: bounded by what runs
-    // (tasks_assigned_idx), not by the table.
-    this.runningByNameSql = statements.get(
-      preparedName("running_by_name", schema),
-      `SELECT task_name, count(*)::int AS running FROM ${s}.tasks
-      WHERE assigned_node IS NOT NULL AND queue = 'READY' AND task_name = ANY($1::text[])
-      GROUP BY task_name`,
-    );
+    this.nodesSql = statements.get(liveNodesName(schema), liveNodesSql(s));
+    this.runningByNameSql = statements.get(runningByNameName(schema), runningByNameSql(s));
     // The hot statements: see statements/. The sweep and the release of due
     // tasks run as plain text: once per sweep interval, or when a retry is due.
     this.candidatesSql = statements.get(candidatesName(schema), candidatesSql(s));
@@ -104,12 +96,16 @@ export class PlannerStore {
   }
 
   async liveNodes(q: Queryable, deadAfterMs: number): Promise<LiveNode[]> {
-    return (await exec<LiveNode>(q, this.nodesSql, [deadAfterMs])).rows;
+    return (await exec<LiveNode>(q, this.nodesSql, liveNodesParams(deadAfterMs))).rows;
   }
 
   async runningByName(q: Queryable, names: readonly string[]): Promise<Map<string, number>> {
     if (names.length === 0) return new Map();
-    const { rows } = await exec<{ task_name: string; running: number }>(q, this.runningByNameSql, [names]);
+    const { rows } = await exec<{ task_name: string; running: number }>(
+      q,
+      this.runningByNameSql,
+      runningByNameParams(names),
+    );
     return new Map(rows.map((r) => [r.task_name, r.running]));
   }
 
