@@ -1,7 +1,8 @@
 // A Weft node in its own process for the fault tests, running the shared ledger tasks.
 // env: DATABASE_URL, NODE_LABEL, CAPACITY, HEARTBEAT_MS, DEAD_AFTER_MS, GRACE_MS,
 // COMPLETION_BATCH, PLANNER (0: no planner), CRON (1: run the cron task),
-// RETENTION_MS and CLEANER_INTERVAL_MS (the cleaner's, for the soak). Logs JSON (pino) to stdout at WEFT_LOG_LEVEL.
+// RETENTION_MS and CLEANER_INTERVAL_MS (the cleaner's, for the soak), PREPARED (0: no prepared
+// statements, as behind a transaction pooler). Logs JSON (pino) to stdout at WEFT_LOG_LEVEL.
 // IPC: sends {type: "ready"} once started and {type: "status"} every 200 ms; {type: "stop"} stops it.
 import pg from "pg";
 import { createWeft } from "../../sdk/src/index.js";
@@ -18,6 +19,7 @@ await pool.query(LEDGER_DDL).catch(() => undefined);
 const weft = createWeft({
   connectionString: process.env.DATABASE_URL,
   appName: label,
+  ...(process.env.PREPARED === "0" ? { preparedStatements: false } : {}),
   // CRON=1: also the every-second cron task (only the leadership scenarios want its ticks).
   tasks: [...Object.values(chaosTasks(pool, label)), ...(process.env.CRON === "1" ? [cronTask(pool, label)] : [])],
   node: {
