@@ -108,6 +108,30 @@ describe("idempotency keys", () => {
     expect(rows.map((r) => [r.sku, r.id])).toEqual(inputs.map((input, i) => [input.sku, refs[i]?.taskId]));
   });
 
+  it("treats a key past its window as absent, before the cleaner has deleted it", async () => {
+    const short = createClient({ connectionString: url, idempotency: { windowMs: 300 }, logLevel: "silent" });
+    await short.start();
+    try {
+      const first = await short.client.schedule(order, { sku: "exp" }, { idempotencyKey: "expiring" });
+      expect(await short.client.schedule(order, { sku: "exp" }, { idempotencyKey: "expiring" })).toEqual(first);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await keyRow("expiring")).toHaveLength(1); // no cleaner runs here
+      // A new workflow, even for another input (no conflict with an expired key).
+      const second = await short.client.schedule(order, { sku: "exp2" }, { idempotencyKey: "expiring" });
+      expect(second.taskId).not.toBe(first.taskId);
+      expect(await keyRow("expiring")).toEqual([
+        { task_name: "order", task_id: second.taskId, workflow_id: second.taskId },
+      ]);
+      expect(await short.client.schedule(order, { sku: "exp2" }, { idempotencyKey: "expiring" })).toEqual(second);
+      const { rows } = await pool.query("SELECT id FROM weft.tasks WHERE id = ANY($1) ORDER BY id", [
+        [first.taskId, second.taskId],
+      ]);
+      expect(rows).toHaveLength(2);
+    } finally {
+      await short.stop();
+    }
+  });
+
   it("holds the key with the caller's transaction: a rollback frees it, a commit keeps it", async () => {
     const tx = await pool.connect();
     try {
