@@ -145,6 +145,11 @@ describe("idempotency keys", () => {
       expect(after.taskId).not.toBe(inTx.taskId);
       await tx.query("BEGIN");
       await client.client.schedule(order, { sku: "tx2" }, { idempotencyKey: "tx2", tx });
+      // A conflict rolls back to the schedule's savepoint: the caller's transaction goes on.
+      await expect(
+        client.client.schedule(order, { sku: "other" }, { idempotencyKey: "tx2", tx }),
+      ).rejects.toBeInstanceOf(IdempotencyConflictError);
+      expect((await tx.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
       await tx.query("COMMIT");
       expect(await keyRow("tx2")).toHaveLength(1);
     } finally {
@@ -182,6 +187,25 @@ describe("idempotency keys", () => {
     expect(
       (await pool.query("SELECT count(*)::int AS n FROM weft.tasks WHERE input->>'sku' LIKE 'race%'")).rows[0].n,
     ).toBe(2);
+  });
+
+  it("under REPEATABLE READ, a key committed after the caller's snapshot is a serialization failure to retry", async () => {
+    const tx = await pool.connect();
+    try {
+      await tx.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      await tx.query("SELECT 1"); // the snapshot is taken
+      const other = await client.client.schedule(order, { sku: "rr" }, { idempotencyKey: "rr" });
+      await expect(client.client.schedule(order, { sku: "rr" }, { idempotencyKey: "rr", tx })).rejects.toMatchObject({
+        code: "40001",
+      });
+      await tx.query("ROLLBACK");
+      // The retry, in a new transaction, gets the committed schedule's ids.
+      await tx.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      expect(await client.client.schedule(order, { sku: "rr" }, { idempotencyKey: "rr", tx })).toEqual(other);
+      await tx.query("COMMIT");
+    } finally {
+      tx.release();
+    }
   });
 
   it("three processes racing on the same 200 keys make exactly one workflow per key, and all get its ids", async () => {

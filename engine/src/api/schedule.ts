@@ -98,7 +98,13 @@ export class ScheduleApi {
       if (spans) endPublishSpans(spans.spans, error);
       throw error;
     }
-    if (spans) endPublishSpans(spans.spans, undefined);
+    if (spans) {
+      // A repeat published nothing new: its span says which task holds the key.
+      refs.forEach((ref, i) => {
+        if (ref.taskId !== rows[i]?.id) spans.spans[i]?.setAttribute("weft.idempotency.task_id", ref.taskId);
+      });
+      endPublishSpans(spans.spans, undefined);
+    }
     if (wrote) {
       if (tx) await tx.query("SELECT pg_notify($1, $2)", [this.store.channel, NOTIFY_PLANNER]);
       else this.nudge.nudge();
