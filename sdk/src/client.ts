@@ -150,17 +150,7 @@ export class WeftClient {
     }
     const existing =
       options?.workflowId !== undefined ? validateWorkflowId(options.workflowId, "options.workflowId") : undefined;
-    const keyOf = options?.idempotencyKey;
-    if (keyOf !== undefined && typeof keyOf !== "function") {
-      throw new InvalidArgumentError("options.idempotencyKey", "expected a function (input, index) => key");
-    }
-    if (keyOf !== undefined && existing !== undefined) {
-      throw new InvalidArgumentError(
-        "options.idempotencyKey",
-        "a key starts a new workflow: not with options.workflowId",
-      );
-    }
-    const keys = keyOf ? resolveIdempotencyKeys(inputs, keyOf) : undefined;
+    const keys = resolveIdempotencyKeys(inputs, options?.idempotencyKey, existing);
     const tx = options?.tx;
     if (tx !== undefined && typeof tx?.query !== "function") {
       throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");

@@ -79,11 +79,26 @@ export function validateIdempotencyKey(key: unknown, argument: string): string {
   return key;
 }
 
-/** Each input's idempotency key from \`keyOf\`, validated; a key given twice is refused (naming both inputs). */
+/**
+ * Each input's idempotency key from \`keyOf\` (scheduleMany's option), validated;
+ * undefined without one. A key given twice is refused (naming both inputs), and
+ * so is a key with \`workflowId\` (an existing workflow): a key starts one.
+ */
 export function resolveIdempotencyKeys<Input>(
   inputs: readonly Input[],
-  keyOf: (input: Input, index: number) => unknown,
-): string[] {
+  keyOf: ((input: Input, index: number) => unknown) | undefined,
+  workflowId: string | undefined,
+): string[] | undefined {
+  if (keyOf === undefined) return undefined;
+  if (typeof keyOf !== "function") {
+    throw new InvalidArgumentError("options.idempotencyKey", "expected a function (input, index) => key");
+  }
+  if (workflowId !== undefined) {
+    throw new InvalidArgumentError(
+      "options.idempotencyKey",
+      "a key starts a new workflow: not with options.workflowId",
+    );
+  }
   const seen = new Map<string, number>();
   return inputs.map((input, i) => {
     const key = validateIdempotencyKey(keyOf(input, i), `options.idempotencyKey(inputs[${i}])`);
