@@ -201,8 +201,10 @@ describe("the keyed insert (idempotency keys)", () => {
   it("stores what the plain insert stores: solo roots, delays, affinity keys held or waited for", async () => {
     const pool = poolFor(await freshDatabase());
     const store = new Store("weft");
-    const holder = newTask({ affinityGroup: "g", affinity: "k", input: '{"a":1}' });
-    const waiter = newTask({ affinityGroup: "g", affinity: "k", priority: 3 });
+    // The oldest workflow (lowest id) scheduling a free key takes it: ids of one millisecond are in no set order.
+    const [first, second] = [newTask(), newTask()].sort((a, b) => (a.id < b.id ? -1 : 1)) as [NewTaskRow, NewTaskRow];
+    const holder = { ...first, affinityGroup: "g", affinity: "k", input: '{"a":1}' };
+    const waiter = { ...second, affinityGroup: "g", affinity: "k", priority: 3 };
     const later = newTask({ delayMs: 60_000 });
     const tasks = [holder, waiter, later];
     const holders = await store.schedule.insertKeyed(pool, tasks, ["h", "w", "l"], ["1", "2", "3"], 60_000);
@@ -219,7 +221,7 @@ describe("the keyed insert (idempotency keys)", () => {
     );
     const byId = new Map(rows.map((r) => [r.id as string, r]));
     expect(byId.get(holder.id)).toMatchObject({ workflow_id: holder.id, input: { a: 1 }, queue: "NEW", solo: true });
-    // The oldest workflow scheduling a free key takes it; the other waits (PARKED, AFFINITY).
+    // The other waits (PARKED, AFFINITY).
     expect(byId.get(waiter.id)).toMatchObject({ priority: 3, queue: "PARKED", park_reason: "AFFINITY", solo: true });
     expect(byId.get(later.id)).toMatchObject({ later: true, queue: "NEW", solo: true });
     const held = await pool.query("SELECT workflow_id FROM weft.affinity_holders WHERE affinity_group = 'g'");

@@ -109,12 +109,12 @@ describe("idempotency keys", () => {
   });
 
   it("treats a key past its window as absent, before the cleaner has deleted it", async () => {
-    const short = createClient({ connectionString: url, idempotency: { windowMs: 300 }, logLevel: "silent" });
+    const short = createClient({ connectionString: url, idempotency: { windowMs: 1_000 }, logLevel: "silent" });
     await short.start();
     try {
       const first = await short.client.schedule(order, { sku: "exp" }, { idempotencyKey: "expiring" });
       expect(await short.client.schedule(order, { sku: "exp" }, { idempotencyKey: "expiring" })).toEqual(first);
-      await new Promise((r) => setTimeout(r, 400));
+      await new Promise((r) => setTimeout(r, 1_200));
       expect(await keyRow("expiring")).toHaveLength(1); // no cleaner runs here
       // A new workflow, even for another input (no conflict with an expired key).
       const second = await short.client.schedule(order, { sku: "exp2" }, { idempotencyKey: "expiring" });
@@ -311,7 +311,7 @@ describe("idempotency keys past their window, on a node", () => {
     weft = createWeft({
       connectionString: url,
       tasks: [order],
-      idempotency: { windowMs: 400 },
+      idempotency: { windowMs: 1_000 },
       cleaner: { intervalMs: 100 },
       logLevel: "silent",
     });
@@ -322,7 +322,7 @@ describe("idempotency keys past their window, on a node", () => {
   it("a key past its window starts a new workflow; both run; the cleaner deletes expired keys", async () => {
     const first = await weft.client.schedule(order, { sku: "w" }, { idempotencyKey: "window" });
     expect(await weft.client.schedule(order, { sku: "w" }, { idempotencyKey: "window" })).toEqual(first);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1_200));
     // Expired: the key is free, even for another input.
     const second = await weft.client.schedule(order, { sku: "other" }, { idempotencyKey: "window" });
     expect(second.taskId).not.toBe(first.taskId);
