@@ -428,6 +428,8 @@ export const PROGRAMMING_ERROR_CODES: ReadonlySet<string> = new Set([
   "INVALID_INTERVAL",
   "INVALID_RANGE",
   "INVALID_CRON",
+  // A key reused for other work conflicts again on every retry within its window.
+  "IDEMPOTENCY_CONFLICT",
 ]);
 
 /** Whether a task's failure is final whatever its retry policy says (see NON_RETRYABLE_CODES, PROGRAMMING_ERROR_CODES). */
