@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { isNonRetryable } from "../../engine/src/errors.js";
 import { freshDatabase, poolFor, ROOT, spawnNode } from "../../test/support.js";
 import {
   ConfigError,
@@ -77,6 +78,8 @@ describe("idempotency keys", () => {
     expect((error as Error).message).toContain(first.taskId);
     expect((error as Error).message).toContain('"conflict"');
     expect(await tasksOf("order")).toBe(before);
+    // Thrown inside a task, it fails the task at once: a retry would conflict again.
+    expect(isNonRetryable(error)).toBe(true);
     // In a batch, the conflict undoes the whole call: the batch's new key stays free.
     await expect(
       client.client.scheduleMany(order, [{ sku: "fresh" }, { sku: "c" }], {
