@@ -25,6 +25,7 @@ export const DEFAULTS = {
   deadLetterRetentionMs: 30 * 24 * 3600 * 1000,
   timeoutGraceMs: 5_000,
   cronMisfireGraceMs: 60_000,
+  idempotencyWindowMs: 24 * 3600 * 1000,
   /** The default retry policy (BACKOFF): 1 s, 2 s, 4 s, ... up to 10 retries within an hour. */
   backoff: { initialDelayMs: 1_000, delayPeriodMs: 1_000, maxRetries: 10, maxIntervalMs: 3_600_000, jitter: 0.2 },
   fixed: { delayMs: 10_000, maxRetries: 10, maxIntervalMs: 24 * 3_600_000 },
@@ -158,6 +159,18 @@ export const cleanerConfigSchema = z
   })
   .strict();
 
+export const idempotencyConfigSchema = z
+  .object({
+    /**
+     * How long an idempotency key holds after the schedule that used it first:
+     * a schedule with the key within this time gets the first one's ids.
+     */
+    windowMs: ms(365 * 24 * 3600 * 1000)
+      .min(1)
+      .default(DEFAULTS.idempotencyWindowMs),
+  })
+  .strict();
+
 export const engineConfigSchema = z
   .object({
     schema: z.string().default(DEFAULTS.schema),
@@ -178,6 +191,7 @@ export const engineConfigSchema = z
     node: nodeConfigSchema.default(() => nodeConfigSchema.parse({})),
     planner: plannerConfigSchema.default(() => plannerConfigSchema.parse({})),
     cleaner: cleanerConfigSchema.default(() => cleanerConfigSchema.parse({})),
+    idempotency: idempotencyConfigSchema.default(() => idempotencyConfigSchema.parse({})),
     /** Defaults for every task (lowest precedence). */
     taskDefaults: taskSettingsSchema.default({}),
     /** Per task name (highest precedence, over the task definition). */
@@ -190,6 +204,7 @@ export type EngineConfig = z.output<typeof engineConfigSchema>;
 export type NodeConfig = z.output<typeof nodeConfigSchema>;
 export type PlannerConfig = z.output<typeof plannerConfigSchema>;
 export type CleanerConfig = z.output<typeof cleanerConfigSchema>;
+export type IdempotencyConfig = z.output<typeof idempotencyConfigSchema>;
 
 function shapeKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
   let current: unknown = schema;

@@ -179,6 +179,7 @@ export class Engine {
     this.nudge = new PlannerNudge(this.pool, this.store.channel, this.log);
     this.api = new EngineApi(this.store, this.pool, this.nudge, this.tracing, {
       nodeDeadAfterMs: this.config.planner.nodeDeadAfterMs,
+      idempotencyWindowMs: this.config.idempotency.windowMs,
     });
 
     const handlers = new Map<string, TaskHandler>();

@@ -38,7 +38,8 @@ export type WeftErrorCode =
   | "INVALID_INTERVAL"
   | "INVALID_RANGE"
   | "INVALID_CRON"
-  | "SLOT_NOT_ACQUIRED";
+  | "SLOT_NOT_ACQUIRED"
+  | "IDEMPOTENCY_CONFLICT";
 
 export interface ValidationIssue {
   /** Dotted path of the offending field, e.g. `items.3.name`; empty for the root. */
@@ -381,6 +382,27 @@ export class SlotNotAcquiredError extends WeftError {
   }
 }
 
+/**
+ * A schedule with an idempotency key that an earlier schedule of the same task
+ * name used (within the window) with a different input. Nothing was written:
+ * a key names one schedule, so new work needs a new key.
+ */
+export class IdempotencyConflictError extends WeftError {
+  constructor(
+    readonly taskName: string,
+    readonly key: string,
+    /** The task the key's first schedule created. */
+    readonly taskId: string,
+    readonly workflowId: string,
+  ) {
+    super(
+      "IDEMPOTENCY_CONFLICT",
+      `Idempotency key ${JSON.stringify(key)} of task "${taskName}" was used by task ${taskId} with a different input; nothing was scheduled`,
+    );
+    this.name = "IdempotencyConflictError";
+  }
+}
+
 /** Error codes whose failures are never retried: the same attempt would fail the same way. */
 export const NON_RETRYABLE_CODES: ReadonlySet<string> = new Set([
   "NON_RETRYABLE",
@@ -406,6 +428,8 @@ export const PROGRAMMING_ERROR_CODES: ReadonlySet<string> = new Set([
   "INVALID_INTERVAL",
   "INVALID_RANGE",
   "INVALID_CRON",
+  // A key reused for other work conflicts again on every retry within its window.
+  "IDEMPOTENCY_CONFLICT",
 ]);
 
 /** Whether a task's failure is final whatever its retry policy says (see NON_RETRYABLE_CODES, PROGRAMMING_ERROR_CODES). */

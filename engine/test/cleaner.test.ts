@@ -41,14 +41,14 @@ describe("cleaner", () => {
       parseConfig(cleanerConfigSchema, { retentionMs: 2 * 3600_000, batchSize: 10 }),
       memoryLogger().logger,
     );
-    expect(await keep.clean()).toEqual({ tasks: 0, workflows: 0, deadLetters: 0 });
+    expect(await keep.clean()).toEqual({ tasks: 0, workflows: 0, deadLetters: 0, idempotencyKeys: 0 });
     const purge = new Cleaner(
       store,
       pool,
       parseConfig(cleanerConfigSchema, { retentionMs: 1_000, batchSize: 10 }),
       memoryLogger().logger,
     );
-    expect(await purge.clean()).toEqual({ tasks: 35, workflows: 5, deadLetters: 0 });
+    expect(await purge.clean()).toEqual({ tasks: 35, workflows: 5, deadLetters: 0, idempotencyKeys: 0 });
     const left = await pool.query<{ id: string }>("SELECT id FROM weft.tasks ORDER BY id");
     expect(left.rows.map((r) => r.id)).toEqual(running.map((t) => t.id).sort());
     expect((await pool.query("SELECT id FROM weft.workflows")).rows).toEqual([{ id: runningRoot.id }]);
@@ -95,7 +95,7 @@ describe("cleaner", () => {
       parseConfig(cleanerConfigSchema, { retentionMs: 1_000, batchSize: 10 }),
       memoryLogger().logger,
     );
-    expect(await cleaner.clean()).toEqual({ tasks: 3, workflows: 2, deadLetters: 0 });
+    expect(await cleaner.clean()).toEqual({ tasks: 3, workflows: 2, deadLetters: 0, idempotencyKeys: 0 });
     const edges = await pool.query("SELECT join_task_id, upstream_task_id, position FROM weft.task_edges ORDER BY 2");
     expect(edges.rows).toEqual([
       { join_task_id: liveJoin.id, upstream_task_id: "UP2A", position: 0 },
@@ -131,14 +131,40 @@ describe("cleaner", () => {
         memoryLogger().logger,
       ).clean();
     // A retention longer than every dead letter's age: nothing goes.
-    expect(await clean(3 * 24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 0 });
+    expect(await clean(3 * 24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 0, idempotencyKeys: 0 });
     // One day: the 24 older ones go, in three batches of at most 10; the 4 recent ones stay.
-    expect(await clean(24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 24 });
+    expect(await clean(24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 24, idempotencyKeys: 0 });
     const left = await pool.query<{ task_id: string }>("SELECT task_id FROM weft.dead_letters ORDER BY task_id");
     expect(left.rows.map((r) => r.task_id)).toEqual([...recent].sort());
     // Their tasks follow the task retention, not the dead letters'.
     expect((await pool.query("SELECT count(*)::int AS n FROM weft.tasks")).rows[0].n).toBe(28);
-    expect(await clean(24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 0 });
+    expect(await clean(24 * 3600_000)).toEqual({ tasks: 0, workflows: 0, deadLetters: 0, idempotencyKeys: 0 });
+  });
+
+  it("deletes expired idempotency keys, in batches, and keeps the others and their tasks", async () => {
+    const pool = poolFor(await freshDatabase());
+    const store = new Store("weft");
+    // 23 keys that expired a minute ago, 4 that hold for a day, each with its task.
+    const tasks = Array.from({ length: 27 }, () => newTask());
+    const keys = tasks.map((_, i) => `k${i}`);
+    const hashes = tasks.map(() => "h");
+    await store.schedule.insertKeyed(pool, tasks.slice(0, 23), keys.slice(0, 23), hashes.slice(0, 23), 1);
+    await store.schedule.insertKeyed(pool, tasks.slice(23), keys.slice(23), hashes.slice(23), 24 * 3600_000);
+    await pool.query("UPDATE weft.idempotency_keys SET expires_at = now() - interval '1 minute' WHERE key = ANY($1)", [
+      keys.slice(0, 23),
+    ]);
+    const cleaner = new Cleaner(
+      store,
+      pool,
+      parseConfig(cleanerConfigSchema, { retentionMs: 1_000, batchSize: 10 }),
+      memoryLogger().logger,
+    );
+    // Three batches (10, 10, 3); the tasks are unfinished and stay.
+    expect(await cleaner.clean()).toEqual({ tasks: 0, workflows: 0, deadLetters: 0, idempotencyKeys: 23 });
+    const left = await pool.query<{ key: string }>("SELECT key FROM weft.idempotency_keys ORDER BY key");
+    expect(left.rows.map((r) => r.key)).toEqual(keys.slice(23).sort());
+    expect((await pool.query("SELECT count(*)::int AS n FROM weft.tasks")).rows[0].n).toBe(27);
+    expect(await cleaner.clean()).toEqual({ tasks: 0, workflows: 0, deadLetters: 0, idempotencyKeys: 0 });
   });
 
   it("as a service, makes its first pass one interval after it starts, then one per interval", async () => {

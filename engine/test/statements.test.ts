@@ -11,6 +11,7 @@ import { completeName } from "../src/store/statements/complete.js";
 import { dueName } from "../src/store/statements/due.js";
 import { fetchName } from "../src/store/statements/fetch.js";
 import { insertName } from "../src/store/statements/insert.js";
+import { insertKeyedName } from "../src/store/statements/insert-keyed.js";
 import { releaseKeysName } from "../src/store/statements/release-keys.js";
 import { sweepName } from "../src/store/statements/sweep.js";
 import type { AssignedTaskRow, NewTaskRow } from "../src/store/types.js";
@@ -29,6 +30,7 @@ function allNames(schema: string): string[] {
     sweepName(schema),
     dueName(schema),
     insertName(schema),
+    insertKeyedName(schema),
     releaseKeysName(schema),
     // The Stores' other prepared statements.
     preparedName("live_nodes", schema),
@@ -192,5 +194,51 @@ describe("packed formats round-trip through PostgreSQL", () => {
     expect(candidates.find((c) => c.id === keyed.id)?.holder).toBe(keyed.id);
     expect(candidates.find((c) => c.id === freeKey.id)?.holder).toBeNull();
     expect(candidates.find((c) => c.id === delayed.id)?.delayed).toBe(true);
+  });
+});
+
+describe("the keyed insert (idempotency keys)", () => {
+  it("stores what the plain insert stores: solo roots, delays, affinity keys held or waited for", async () => {
+    const pool = poolFor(await freshDatabase());
+    const store = new Store("weft");
+    // The oldest workflow (lowest id) scheduling a free key takes it: ids of one millisecond are in no set order.
+    const [first, second] = [newTask(), newTask()].sort((a, b) => (a.id < b.id ? -1 : 1)) as [NewTaskRow, NewTaskRow];
+    const holder = { ...first, affinityGroup: "g", affinity: "k", input: '{"a":1}' };
+    const waiter = { ...second, affinityGroup: "g", affinity: "k", priority: 3 };
+    const later = newTask({ delayMs: 60_000 });
+    const tasks = [holder, waiter, later];
+    const holders = await store.schedule.insertKeyed(pool, tasks, ["h", "w", "l"], ["1", "2", "3"], 60_000);
+    expect(holders.map((h) => [h.key, h.task_id, h.workflow_id, h.input_hash]).sort()).toEqual(
+      [
+        ["h", holder.id, holder.id, "1"],
+        ["w", waiter.id, waiter.id, "2"],
+        ["l", later.id, later.id, "3"],
+      ].sort(),
+    );
+    const { rows } = await pool.query(
+      `SELECT id, workflow_id, input, priority, run_after > now() AS later, affinity_group, affinity, queue,
+              park_reason, solo FROM weft.tasks ORDER BY id`,
+    );
+    const byId = new Map(rows.map((r) => [r.id as string, r]));
+    expect(byId.get(holder.id)).toMatchObject({ workflow_id: holder.id, input: { a: 1 }, queue: "NEW", solo: true });
+    // The other waits (PARKED, AFFINITY).
+    expect(byId.get(waiter.id)).toMatchObject({ priority: 3, queue: "PARKED", park_reason: "AFFINITY", solo: true });
+    expect(byId.get(later.id)).toMatchObject({ later: true, queue: "NEW", solo: true });
+    const held = await pool.query("SELECT workflow_id FROM weft.affinity_holders WHERE affinity_group = 'g'");
+    expect(held.rows).toEqual([{ workflow_id: holder.id }]);
+    const keys = await pool.query<{ left: number }>(
+      "SELECT round(extract(epoch FROM expires_at - created_at))::int AS left FROM weft.idempotency_keys",
+    );
+    expect(keys.rows.map((r) => r.left)).toEqual([60, 60, 60]);
+    // Again: nothing new, the same holders, the keys' expiry unchanged.
+    const again = tasks.map((t) => newTask({ affinityGroup: t.affinityGroup, affinity: t.affinity }));
+    const repeat = await store.schedule.insertKeyed(pool, again, ["h", "w", "l"], ["x", "x", "x"], 1);
+    expect(repeat.map((h) => [h.key, h.task_id, h.input_hash]).sort()).toEqual(
+      holders.map((h) => [h.key, h.task_id, h.input_hash]).sort(),
+    );
+    expect((await pool.query("SELECT count(*)::int AS n FROM weft.tasks")).rows[0].n).toBe(3);
+    const unchanged =
+      "SELECT count(*)::int AS n FROM weft.idempotency_keys WHERE expires_at > now() + interval '50 seconds'";
+    expect((await pool.query(unchanged)).rows[0].n).toBe(3);
   });
 });

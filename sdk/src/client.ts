@@ -35,7 +35,7 @@ import {
 } from "./admin.js";
 import { DeadLetters } from "./dead-letters.js";
 import { buildWorkflowGraph, type WorkflowGraph } from "./graph.js";
-import { resolvePlacement, validateWorkflowId } from "./options.js";
+import { resolveIdempotencyKeys, resolvePlacement, validateIdempotencyKey, validateWorkflowId } from "./options.js";
 
 import { SlotSeriesClient, type SlotSeriesOptions } from "./slots.js";
 import {
@@ -94,7 +94,13 @@ export class WeftClient {
     input: TaskInput<T>,
     options?: ScheduleOptions,
   ): Promise<TaskRef> {
-    const [ref] = await this.scheduleMany(task, [input], options);
+    const key = options?.idempotencyKey;
+    if (key === undefined) {
+      const [ref] = await this.scheduleMany(task, [input], options as Omit<ScheduleOptions, "idempotencyKey">);
+      return ref as TaskRef;
+    }
+    validateIdempotencyKey(key, "options.idempotencyKey");
+    const [ref] = await this.scheduleMany(task, [input], { ...options, idempotencyKey: () => key });
     return ref as TaskRef;
   }
 
@@ -144,6 +150,7 @@ export class WeftClient {
     }
     const existing =
       options?.workflowId !== undefined ? validateWorkflowId(options.workflowId, "options.workflowId") : undefined;
+    const keys = resolveIdempotencyKeys(inputs, options?.idempotencyKey, existing);
     const tx = options?.tx;
     if (tx !== undefined && typeof tx?.query !== "function") {
       throw new InvalidArgumentError("options.tx", "expected a pg client inside a transaction");
@@ -168,6 +175,7 @@ export class WeftClient {
       };
     });
     if (rows.length === 0) return [];
+    if (keys) return this.engine.api.schedule.keyed(rows, keys, tx);
     // A new workflow takes the id of its root task.
     const newWorkflows = new Set(existing ? [] : rows.map((r) => r.id));
     await this.engine.api.schedule.tasks(rows, newWorkflows, tx);
@@ -185,7 +193,7 @@ export class WeftClient {
     join: J,
     input: TaskInput<J>,
     upstream: readonly (TaskRef | string)[],
-    options?: Omit<ScheduleOptions, "workflowId">,
+    options?: Omit<ScheduleOptions, "workflowId" | "idempotencyKey">,
   ): Promise<TaskRef> {
     if (!isJoinDefinition(join)) throw new InvalidArgumentError("join", "expected a join definition from defineJoin()");
     if (!Array.isArray(upstream) || upstream.length === 0) {

@@ -8,6 +8,7 @@ export {
   ConfigError,
   DeadLetterNotFoundError,
   DuplicateTaskError,
+  IdempotencyConflictError,
   InputValidationError,
   InvalidArgumentError,
   InvalidCronError,

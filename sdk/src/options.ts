@@ -63,3 +63,53 @@ export function validateWorkflowId(id: unknown, argument = "workflowId"): string
     );
   return id;
 }
+
+/** The longest idempotency key (characters). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+export function validateIdempotencyKey(key: unknown, argument: string): string {
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw new InvalidArgumentError(
+      argument,
+      `expected a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${
+        typeof key === "string" ? `a string of ${key.length}` : typeof key
+      }`,
+    );
+  }
+  return key;
+}
+
+/**
+ * Each input's idempotency key from \`keyOf\` (scheduleMany's option), validated;
+ * undefined without one. A key given twice is refused (naming both inputs), and
+ * so is a key with \`workflowId\` (an existing workflow): a key starts one.
+ */
+export function resolveIdempotencyKeys<Input>(
+  inputs: readonly Input[],
+  keyOf: ((input: Input, index: number) => unknown) | undefined,
+  workflowId: string | undefined,
+): string[] | undefined {
+  if (keyOf === undefined) return undefined;
+  if (typeof keyOf !== "function") {
+    throw new InvalidArgumentError("options.idempotencyKey", "expected a function (input, index) => key");
+  }
+  if (workflowId !== undefined) {
+    throw new InvalidArgumentError(
+      "options.idempotencyKey",
+      "a key starts a new workflow: not with options.workflowId",
+    );
+  }
+  const seen = new Map<string, number>();
+  return inputs.map((input, i) => {
+    const key = validateIdempotencyKey(keyOf(input, i), `options.idempotencyKey(inputs[${i}])`);
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new InvalidArgumentError(
+        "options.idempotencyKey",
+        `inputs[${i}] has the key of inputs[${first}] (${JSON.stringify(key)}): keys must be distinct within a call`,
+      );
+    }
+    seen.set(key, i);
+    return key;
+  });
+}

@@ -23,9 +23,16 @@ export interface ScheduleOptions {
    * issued. The task exists only if that transaction commits.
    */
   readonly tx?: Queryable;
+  /**
+   * Schedule at most once per key (and task name) within
+   * \`idempotency.windowMs\`: a later schedule with the key writes nothing and
+   * gets this one's ids, or an IdempotencyConflictError when its input differs.
+   * 1-255 characters; starts a new workflow (not with \`workflowId\`).
+   */
+  readonly idempotencyKey?: string;
 }
 
-export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId" | "tx"> {
+export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId" | "tx" | "idempotencyKey"> {
   /** Exclude the child from the joins that wait for this task (same as \`ctx.fork\`). */
   readonly fork?: boolean;
 }
@@ -34,13 +41,15 @@ export interface ChildScheduleOptions extends Omit<ScheduleOptions, "workflowId"
 export type Placement = Pick<ScheduleOptions, "priority" | "runAt" | "delayMs" | "affinityGroup" | "affinity">;
 
 /** Options of \`scheduleMany\`: those of \`schedule\`, and placement per input. */
-export interface ScheduleManyOptions<Input> extends ScheduleOptions {
+export interface ScheduleManyOptions<Input> extends Omit<ScheduleOptions, "idempotencyKey"> {
   /**
    * The placement of each input's task (its priority, runAt or delayMs, and
    * affinity), instead of one for the whole batch: e.g. one affinity key per
    * account. Not combined with the batch's own placement fields.
    */
   readonly placement?: (input: Input, index: number) => Placement;
+  /** The idempotency key of each input's task (see ScheduleOptions.idempotencyKey); distinct within the call. */
+  readonly idempotencyKey?: (input: Input, index: number) => string;
 }
 
 export type TaskState = "PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";

@@ -95,6 +95,7 @@ const CONFIG_KEYS = [
   "node",
   "planner",
   "cleaner",
+  "idempotency",
   "taskDefaults",
   "taskOverrides",
 ] as const;

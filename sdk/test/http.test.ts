@@ -324,6 +324,31 @@ describe("HTTP API", () => {
     expect((finished.body as Json).error.code).toBe("WORKFLOW_NOT_RUNNING");
   });
 
+  it("schedules once per idempotency key: a repeat gets the first ids, a different input a 409", async () => {
+    const body = { input: { n: 7 }, options: { idempotencyKey: "http-order-1" } };
+    const first = await call("POST", "/v1/tasks/h.echo", { body });
+    expect(first.status).toBe(201);
+    const again = await call("POST", "/v1/tasks/h.echo", { body });
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    const other = await call("POST", "/v1/tasks/h.echo", {
+      body: { input: { n: 8 }, options: { idempotencyKey: "http-order-1" } },
+    });
+    expect(other.status).toBe(409);
+    expect((other.body as Json).error.code).toBe("IDEMPOTENCY_CONFLICT");
+    expect((other.body as Json).error.message).toContain((first.body as Json).taskId);
+    const tooLong = await call("POST", "/v1/tasks/h.echo", {
+      body: { input: { n: 8 }, options: { idempotencyKey: "k".repeat(256) } },
+    });
+    expect(tooLong.status).toBe(400);
+    const empty = await call("POST", "/v1/tasks/h.echo", {
+      body: { input: { n: 8 }, options: { idempotencyKey: "" } },
+    });
+    expect(empty.status).toBe(400);
+    const tasks = await weft.client.getWorkflowTasks((first.body as Json).workflowId);
+    expect(tasks).toHaveLength(1);
+  });
+
   it("answers bad input of every kind with a 400 (or 404/413/415) and the issues", async () => {
     const unknown = await call("POST", "/v1/tasks/h.nope", { body: { input: {} } });
     expect(unknown.status).toBe(404);

@@ -4,6 +4,7 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
 import {
   defineTask,
+  type ScheduleOptions,
   type TaskContext,
   type TaskInput,
   type TaskOutput,
@@ -75,6 +76,19 @@ describe("SDK types", () => {
           return { affinityGroup: "host", affinity: `${new URL(input.url).host}-${i}` };
         },
       });
+      // Idempotency keys: a string for one schedule, a function of the input (typed) for many.
+      await client.schedule(resize, { url: "u" }, { idempotencyKey: "order-1" });
+      // @ts-expect-error a key is a string
+      await client.schedule(resize, { url: "u" }, { idempotencyKey: 1 });
+      await client.scheduleMany(resize, [{ url: "a" }], {
+        idempotencyKey: (input, i) => {
+          expectTypeOf(input).toEqualTypeOf<{ url: string; width?: number | undefined }>();
+          return `${input.url}-${i}`;
+        },
+      });
+      // @ts-expect-error scheduleMany takes a key per input, not one string
+      await client.scheduleMany(resize, [{ url: "a" }], { idempotencyKey: "one" });
+      expectTypeOf<ScheduleOptions["idempotencyKey"]>().toEqualTypeOf<string | undefined>();
       // @ts-expect-error placement gives placement fields only
       await client.scheduleMany(resize, [{ url: "a" }], { placement: () => ({ workflowId: "x" }) });
     };
@@ -88,6 +102,8 @@ describe("SDK types", () => {
       output: z.number(),
       run: (ctx) => {
         for (const url of ctx.input.urls) expectTypeOf(ctx.schedule(resize, { url })).toEqualTypeOf<TaskRef>();
+        // @ts-expect-error children take no idempotency key (a task's children are scheduled once with its outcome)
+        ctx.schedule(resize, { url: "u" }, { idempotencyKey: "k" });
         // @ts-expect-error the child's input is checked too
         ctx.schedule(resize, { url: 1 });
         return ctx.input.urls.length;

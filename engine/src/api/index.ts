@@ -27,9 +27,9 @@ export class EngineApi {
     pool: pg.Pool,
     nudge: PlannerNudge,
     tracing: Tracing | undefined,
-    settings: { readonly nodeDeadAfterMs: number },
+    settings: { readonly nodeDeadAfterMs: number; readonly idempotencyWindowMs: number },
   ) {
-    this.schedule = new ScheduleApi(store, pool, nudge, tracing);
+    this.schedule = new ScheduleApi(store, pool, nudge, tracing, settings.idempotencyWindowMs);
     this.cancel = new CancelApi(store, pool);
     this.read = new ReadApi(store, pool, settings.nodeDeadAfterMs);
     this.deadLetters = new DeadLetterApi(store, pool);

@@ -1,5 +1,7 @@
+import { createHash } from "node:crypto";
 import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { type pg, type Queryable, withSavepoint, withTransaction } from "../db/pg.js";
+import { IdempotencyConflictError } from "../errors.js";
 import type { PlannerNudge } from "../services/listener.js";
 import type { Store } from "../store/index.js";
 import { NOTIFY_PLANNER } from "../store/notify.js";
@@ -20,6 +22,7 @@ export class ScheduleApi {
     private readonly pool: pg.Pool,
     private readonly nudge: PlannerNudge,
     private readonly tracing: Tracing | undefined,
+    private readonly idempotencyWindowMs: number,
   ) {}
 
   /**
@@ -50,6 +53,63 @@ export class ScheduleApi {
       throw error;
     }
     if (spans) endPublishSpans(spans.spans, undefined);
+  }
+
+  /**
+   * Writes those of \`rows\` (one task name, each the root of a new solo
+   * workflow) whose idempotency key (\`keys\`, at the same positions, distinct)
+   * no unexpired earlier schedule holds; returns each row's task and workflow:
+   * its own, or those of the key's first schedule. A key held for a different
+   * input throws IdempotencyConflictError and nothing is written: a batch
+   * runs in a transaction (or the caller's, in a savepoint) so that its other
+   * keys are not claimed either. One key outside a transaction is one statement.
+   */
+  async keyed(
+    rows: readonly NewTaskRow[],
+    keys: readonly string[],
+    tx?: Queryable,
+  ): Promise<{ taskId: string; workflowId: string }[]> {
+    if (rows.length === 0) return [];
+    const store = this.store.schedule;
+    const hashes = rows.map((r) => createHash("sha256").update(r.input).digest("hex"));
+    const spans = this.tracing ? publishSpans(this.tracing, rows) : undefined;
+    const written = spans ? spans.rows : rows;
+    let wrote = false;
+    const work = async (q: Queryable) => {
+      wrote = false;
+      const holders = await store.insertKeyed(q, written, keys, hashes, this.idempotencyWindowMs);
+      const byKey = new Map(holders.map((h) => [h.key, h]));
+      return rows.map((r, i) => {
+        const key = keys[i] as string;
+        const h = byKey.get(key);
+        if (!h) throw new Error(`idempotency key ${JSON.stringify(key)} missing from the statement's result`);
+        if (h.task_id === r.id) wrote = true;
+        else if (h.input_hash !== hashes[i])
+          throw new IdempotencyConflictError(r.taskName, key, h.task_id, h.workflow_id);
+        return { taskId: h.task_id, workflowId: h.workflow_id };
+      });
+    };
+    let refs: { taskId: string; workflowId: string }[];
+    try {
+      if (tx) refs = await withSavepoint(tx, () => work(tx));
+      else if (rows.length === 1) refs = await work(this.pool);
+      else refs = await withTransaction(this.pool, (c) => work(c));
+    } catch (error) {
+      if (spans) endPublishSpans(spans.spans, error);
+      throw error;
+    }
+    if (spans) {
+      // A repeat published nothing new: its span says which task holds the key.
+      refs.forEach((ref, i) => {
+        if (ref.taskId !== rows[i]?.id) spans.spans[i]?.setAttribute("weft.idempotency.task_id", ref.taskId);
+      });
+      endPublishSpans(spans.spans, undefined);
+    }
+    if (wrote) {
+      if (tx) await tx.query("SELECT pg_notify($1, $2)", [this.store.channel, NOTIFY_PLANNER]);
+      else this.nudge.nudge();
+    }
+    return refs;
   }
 
   /**

@@ -8,7 +8,8 @@ const FIRST_PASS_MAX_DELAY_MS = 10_000;
 
 /**
  * Purges finished tasks (virtual queue DELETED) and finished workflows once they
- * are older than the retention, and dead letters older than theirs, in batches so no statement holds many locks.
+ * are older than the retention, dead letters older than theirs, and expired
+ * idempotency keys, in batches so no statement holds many locks.
  * Runs on the leader; running it twice at once would only skip locked rows.
  */
 export class Cleaner extends LoopService {
@@ -25,8 +26,8 @@ export class Cleaner extends LoopService {
     this.outage = new OutageLog(log, "cleaner");
   }
 
-  /** One full pass; returns the number of tasks, workflows and dead letters purged. */
-  async clean(): Promise<{ tasks: number; workflows: number; deadLetters: number }> {
+  /** One full pass; returns the number of tasks, workflows, dead letters and idempotency keys purged. */
+  async clean(): Promise<{ tasks: number; workflows: number; deadLetters: number; idempotencyKeys: number }> {
     const { retentionMs, batchSize } = this.config;
     let tasks = 0;
     let workflows = 0;
@@ -48,9 +49,18 @@ export class Cleaner extends LoopService {
       deadLetters += n;
       if (n < batchSize || this.stopping) break;
     }
-    if (tasks + workflows + deadLetters > 0)
-      this.log.debug({ event: "cleaner.purged", tasks, workflows, deadLetters }, "purged finished work");
-    return { tasks, workflows, deadLetters };
+    let idempotencyKeys = 0;
+    for (;;) {
+      const n = await this.store.cleaner.purgeIdempotencyKeys(this.pool, batchSize);
+      idempotencyKeys += n;
+      if (n < batchSize || this.stopping) break;
+    }
+    if (tasks + workflows + deadLetters + idempotencyKeys > 0)
+      this.log.debug(
+        { event: "cleaner.purged", tasks, workflows, deadLetters, idempotencyKeys },
+        "purged finished work",
+      );
+    return { tasks, workflows, deadLetters, idempotencyKeys };
   }
 
   /** True while stop() is under way, so a long purge ends early. */

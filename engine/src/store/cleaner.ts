@@ -17,6 +17,7 @@ function joinRowsSql(s: string, ids: string): string {
 export class CleanerStore {
   private readonly tasksSql: string;
   private readonly workflowsSql: string;
+  private readonly keysSql: string;
 
   constructor(s: string) {
     // tasks_deleted_idx (finished_at) WHERE queue = 'DELETED'. A purged join
@@ -50,6 +51,17 @@ export class CleanerStore {
         RETURNING id
       ), ${joinRowsSql(s, "SELECT id FROM members UNION ALL SELECT id FROM roots")}
       SELECT count(*)::int AS n FROM wf`;
+    // idempotency_keys_expires_idx. A key a schedule is taking over (locked)
+    // is skipped; one taken over and committed since is no longer expired
+    // when re-checked under the lock, so it stays.
+    this.keysSql = `
+      WITH gone AS (
+        DELETE FROM ${s}.idempotency_keys WHERE (task_name, key) IN (
+          SELECT task_name, key FROM ${s}.idempotency_keys
+           WHERE expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING 1
+      )
+      SELECT count(*)::int AS n FROM gone`;
   }
 
   async purgeTasks(q: Queryable, retentionMs: number, limit: number): Promise<number> {
@@ -61,6 +73,12 @@ export class CleanerStore {
     // Crockford base32 time prefix of the cutoff (10 chars), padded to compare below every id of that instant.
     const cutoff = `${encodeTime(Date.now() - retentionMs + 60_000)}0000000000000000`;
     const { rows } = await q.query<{ n: number }>(this.workflowsSql, [retentionMs, limit, cutoff]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Deletes up to \`limit\` expired idempotency keys (migration 012); returns how many. */
+  async purgeIdempotencyKeys(q: Queryable, limit: number): Promise<number> {
+    const { rows } = await q.query<{ n: number }>(this.keysSql, [limit]);
     return rows[0]?.n ?? 0;
   }
 }

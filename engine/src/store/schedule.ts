@@ -2,6 +2,7 @@ import type { Queryable } from "../db/pg.js";
 import { WorkflowNotFoundError, WorkflowNotRunningError } from "../errors.js";
 import { soloRootSql, soloStatusSql } from "./solo.js";
 import { insertEdgesSql, insertParams, insertSql, insertWorkflows, joinEdgesJson } from "./statements/insert.js";
+import { insertKeyedParams, insertKeyedSql, type KeyHolderRow } from "./statements/insert-keyed.js";
 import type { NewJoinEdges, NewTaskRow } from "./types.js";
 
 /**
@@ -34,6 +35,7 @@ export class ScheduleStore {
   private readonly materializeSql: string;
   private readonly soloStatusSql: string;
   private readonly edgesSql: string;
+  private readonly keyedSql: string;
 
   constructor(s: string) {
     this.edgesSql = insertEdgesSql(s);
@@ -54,6 +56,8 @@ export class ScheduleStore {
       WHERE t.id = ANY($1::text[]) AND ${soloRootSql("t")}`;
     // See statements/insert.ts.
     this.insertSql = insertSql(s);
+    // See statements/insert-keyed.ts.
+    this.keyedSql = insertKeyedSql(s);
   }
 
   /** Join edges for joins inserted by \`insert\` in the same transaction. */
@@ -87,5 +91,25 @@ export class ScheduleStore {
       }
     }
     await q.query(this.insertSql, insertParams(tasks, workflows));
+  }
+
+  /**
+   * Inserts those of \`rows\` (one task name, each the root of a new solo
+   * workflow) whose idempotency key (\`keys\`, at the same positions) is free or
+   * expired, claiming it for \`windowMs\`; returns each key's holder, in no
+   * particular order. One statement: outside a transaction it commits alone.
+   */
+  async insertKeyed(
+    q: Queryable,
+    rows: readonly NewTaskRow[],
+    keys: readonly string[],
+    hashes: readonly string[],
+    windowMs: number,
+  ): Promise<KeyHolderRow[]> {
+    const { rows: holders } = await q.query<KeyHolderRow>(
+      this.keyedSql,
+      insertKeyedParams(rows, keys, hashes, windowMs),
+    );
+    return holders;
   }
 }

@@ -171,7 +171,7 @@ export function buildApp(weft: Weft, settings: AppSettings): OpenAPIHono<Env> {
         201: json(S.TaskRef, "Scheduled"),
         ...errors,
         404: json(S.ErrorBody, "Unknown task (error.known lists the known ones) or workflow"),
-        ...conflict,
+        409: json(S.ErrorBody, "The workflow is not RUNNING, or the idempotency key was used with a different input"),
         413: json(S.ErrorBody, "The body or the encoded input is too large"),
       },
     }),
@@ -185,6 +185,7 @@ export function buildApp(weft: Weft, settings: AppSettings): OpenAPIHono<Env> {
         ...(options.delayMs !== undefined ? { delayMs: options.delayMs } : {}),
         ...(options.affinityGroup !== undefined ? { affinityGroup: options.affinityGroup } : {}),
         ...(options.affinity !== undefined ? { affinity: options.affinity } : {}),
+        ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
       };
       const ref = await client.scheduleByName(name, input, scheduleOptions);
       return c.json(ref, 201);

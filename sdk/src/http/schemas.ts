@@ -70,6 +70,16 @@ export const ScheduleBody = z
           .optional(),
         affinityGroup: z.string().min(1).max(256).optional(),
         affinity: z.string().min(1).max(256).optional(),
+        idempotencyKey: z
+          .string()
+          .min(1)
+          .max(255)
+          .optional()
+          .openapi({
+            description:
+              "Schedule at most once per key and task name within idempotency.windowMs: a repeat gets the first " +
+              "schedule's ids (201), a repeat with a different input a 409 IDEMPOTENCY_CONFLICT",
+          }),
       })
       .strict()
       .optional(),

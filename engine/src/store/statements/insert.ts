@@ -53,25 +53,12 @@ export function taskSelectList(inherited = "NULL::text[]", parkedForAffinity = "
 }
 
 /**
- * Inserts tasks and their workflows. $1-$3 new workflows with a row (id,
- * root, task count); $4, $5 existing workflows and their added tasks; $6 the
- * tasks (encodeNewTasks); $7 the new solo workflows (migration 008: one task,
- * no row).
+ * CTEs \`held\` and \`holder_map\` over the new tasks \`c\`: the affinity
+ * holders of the statement's keys (see the comment within). A task starts
+ * PARKED for AFFINITY when \`parkedForAffinitySql\` is true for it.
  */
-export function insertSql(s: string): string {
-  return `
-      WITH new_wf AS (
-        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
-        SELECT w.id, w.root, w.n, w.n FROM unnest($1::text[], $2::text[], $3::int[]) AS w(id, root, n)
-      ), old_wf AS (
-        -- $5: jsonb { workflow id: added tasks } (no join with unnest: see PlannerStore.apply)
-        UPDATE ${s}.workflows w
-           SET pending_tasks = w.pending_tasks + ($5::jsonb ->> w.id)::int,
-               total_tasks = w.total_tasks + ($5::jsonb ->> w.id)::int
-         WHERE w.id = ANY($4::text[])
-      ), c AS MATERIALIZED (
-        SELECT * FROM ${newTasksRelation(6)}
-      ), held AS MATERIALIZED (
+export function affinityHeldSql(s: string): string {
+  return `held AS MATERIALIZED (
         -- Each key of this statement: claimed for the oldest workflow scheduling
         -- it here when nobody holds it, otherwise its holder as it is now. Tasks
         -- of other workflows start PARKED. The row stays locked until this
@@ -91,14 +78,36 @@ export function insertSql(s: string): string {
         SELECT coalesce(jsonb_object_agg(g, m), '{}'::jsonb) AS m FROM (
           SELECT affinity_group AS g, jsonb_object_agg(affinity, workflow_id) AS m
             FROM held x
-           GROUP BY affinity_group) y
+           GROUP BY affinity_group) y`;
+}
+
+/** Whether the task of \`c\` waits for its affinity key (held by another workflow), over \`affinityHeldSql\`. */
+export const parkedForAffinitySql =
+  "coalesce((SELECT m FROM holder_map) -> c.affinity_group ->> c.affinity <> c.workflow_id, false)";
+
+/**
+ * Inserts tasks and their workflows. $1-$3 new workflows with a row (id,
+ * root, task count); $4, $5 existing workflows and their added tasks; $6 the
+ * tasks (encodeNewTasks); $7 the new solo workflows (migration 008: one task,
+ * no row).
+ */
+export function insertSql(s: string): string {
+  return `
+      WITH new_wf AS (
+        INSERT INTO ${s}.workflows (id, root_task_id, pending_tasks, total_tasks)
+        SELECT w.id, w.root, w.n, w.n FROM unnest($1::text[], $2::text[], $3::int[]) AS w(id, root, n)
+      ), old_wf AS (
+        -- $5: jsonb { workflow id: added tasks } (no join with unnest: see PlannerStore.apply)
+        UPDATE ${s}.workflows w
+           SET pending_tasks = w.pending_tasks + ($5::jsonb ->> w.id)::int,
+               total_tasks = w.total_tasks + ($5::jsonb ->> w.id)::int
+         WHERE w.id = ANY($4::text[])
+      ), c AS MATERIALIZED (
+        SELECT * FROM ${newTasksRelation(6)}
+      ), ${affinityHeldSql(s)}
       )
       INSERT INTO ${s}.tasks (${TASK_INSERT_COLUMNS})
-      SELECT ${taskSelectList(
-        "NULL::text[]",
-        `coalesce((SELECT m FROM holder_map) -> c.affinity_group ->> c.affinity <> c.workflow_id, false)`,
-        "c.id = ANY($7::text[])",
-      )} FROM c`;
+      SELECT ${taskSelectList("NULL::text[]", parkedForAffinitySql, "c.id = ANY($7::text[])")} FROM c`;
 }
 
 /** The edges of joins inserted by insertSql in the same transaction; $1 joinEdgesJson. */
