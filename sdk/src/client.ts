@@ -26,7 +26,10 @@ import {
   queueStats,
   type TaskPageOptions,
   type TaskSlot,
+  type Throughput,
+  type ThroughputOptions,
   taskSlot,
+  throughput,
   toTaskStatus,
   toWorkflowStatus,
   type WorkflowListOptions,
@@ -445,6 +448,16 @@ export class WeftClient {
   /** Unfinished tasks by virtual queue and task name, the ready lag per task name, PARKED by reason. */
   queueStats(): Promise<QueueStats> {
     return queueStats(this.engine);
+  }
+
+  /**
+   * Tasks finished per second (completed, failed, cancelled) over the last
+   * `windowSeconds` (1 to 3600, default 900), one bucket per second on the
+   * database clock. Reads the tasks finished in the window (not purged yet by
+   * the cleaner). Throws InvalidArgumentError.
+   */
+  throughput(options?: ThroughputOptions): Promise<Throughput> {
+    return throughput(this.engine, options);
   }
 
   /** The slot a slot task runs (or ran) for, or null for a task of no slot. */
