@@ -1,11 +1,15 @@
-import { useEffect } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type NodeInfo, type QueueStats } from "../api.js";
 import { duration, ErrorNote, useData } from "../components.js";
 import { NodeTable } from "./cron-nodes.js";
+import { ThroughputChart, ThroughputHistory } from "./throughput.js";
 
 export function Overview() {
+  // Kept across refreshes: each one reads only the seconds since the last.
+  const history = useRef(new ThroughputHistory());
+  const [filter, setFilter] = useState("");
   const [data, error, reload] = useData(
-    () => Promise.all([api<QueueStats>("/v1/queues"), api<{ items: NodeInfo[] }>("/v1/nodes")]),
+    () => Promise.all([api<QueueStats>("/v1/queues"), api<{ items: NodeInfo[] }>("/v1/nodes"), history.current.read()]),
     [],
   );
   useEffect(() => {
@@ -13,8 +17,10 @@ export function Overview() {
     return () => clearInterval(t);
   }, [reload]);
   if (!data) return <ErrorNote error={error} />;
-  const [queues, nodes] = data;
-  const names = [...new Set(queues.queues.map((q) => q.taskName))].sort();
+  const [queues, nodes, throughput] = data;
+  const all = [...new Set(queues.queues.map((q) => q.taskName))].sort();
+  const wanted = filter.trim().toLowerCase();
+  const names = wanted ? all.filter((n) => n.toLowerCase().includes(wanted)) : all;
   const Q = ["NEW", "READY", "PARKED", "DELETED"];
   const count = (queue: string, name: string) =>
     queues.queues.find((q) => q.queue === queue && q.taskName === name)?.count ?? 0;
@@ -37,8 +43,27 @@ export function Overview() {
           </div>
         ))}
       </div>
+      <h2>Tasks finished per second</h2>
+      <ThroughputChart series={throughput} />
       <h2>Tasks by virtual queue and name</h2>
-      <table>
+      <p class="filter-row">
+        <label>
+          Task name{" "}
+          <input
+            type="search"
+            value={filter}
+            placeholder="filter by name"
+            data-testid="queue-filter"
+            onInput={(e) => setFilter(e.currentTarget.value)}
+          />
+        </label>{" "}
+        {wanted && (
+          <span class="hint" role="status">
+            {names.length} of {all.length} task names
+          </span>
+        )}
+      </p>
+      <table data-testid="queues">
         <thead>
           <tr>
             <th scope="col">Task</th>
@@ -55,7 +80,7 @@ export function Overview() {
         <tbody>
           {names.length === 0 && (
             <tr>
-              <td colSpan={6}>No unfinished tasks.</td>
+              <td colSpan={6}>{all.length === 0 ? "No unfinished tasks." : "No task name matches the filter."}</td>
             </tr>
           )}
           {names.map((name) => (

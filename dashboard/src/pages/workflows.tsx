@@ -4,6 +4,17 @@ import { ErrorNote, StateBadge, span, time, useData } from "../components.js";
 
 // The workflows list: filters and keyset pages.
 
+/**
+ * Finished and not failed. The list reads the workflows' counters (total,
+ * unfinished, failed: no count query per row), which do not tell cancelled
+ * tasks apart: a workflow cancelled as a whole counts its cancelled tasks here.
+ */
+function completedLabel(w: WorkflowSummary): string {
+  const n = Math.max(0, w.totalTasks - w.pendingTasks - w.failedTasks);
+  if (n === 0) return "0";
+  return w.status === "CANCELLED" ? `✓/⊘ ${n}` : `✓ ${n}`;
+}
+
 export function Workflows() {
   const [status, setStatus] = useState("");
   const [root, setRoot] = useState("");
@@ -103,8 +114,15 @@ export function Workflows() {
                 <th scope="col" class="num">
                   Tasks
                 </th>
-                <th scope="col" class="num">
-                  Pending
+                <th scope="col" class="num" title="not finished yet: pending or running">
+                  Unfinished
+                </th>
+                <th
+                  scope="col"
+                  class="num"
+                  title="finished and not failed (in a cancelled workflow: completed or cancelled)"
+                >
+                  Completed
                 </th>
                 <th scope="col" class="num">
                   Failed
@@ -130,15 +148,31 @@ export function Workflows() {
                   <td>
                     <StateBadge state={w.status} />
                   </td>
-                  <td class="num">{w.totalTasks}</td>
-                  <td class="num">{w.pendingTasks}</td>
-                  <td class="num">{w.failedTasks}</td>
+                  <td class="num" data-col="total">
+                    {w.totalTasks}
+                  </td>
+                  <td class="num" data-col="unfinished">
+                    {w.pendingTasks}
+                  </td>
+                  <td class="num" data-col="completed">
+                    {completedLabel(w)}
+                  </td>
+                  <td class="num" data-col="failed">
+                    {w.failedTasks > 0 ? `✕ ${w.failedTasks}` : 0}
+                  </td>
                   <td>{time(w.createdAt)}</td>
-                  <td>{span(w.createdAt, w.finishedAt)}</td>
+                  <td data-col="duration">
+                    {w.finishedAt ? span(w.createdAt, w.finishedAt) : `running for ${span(w.createdAt, null)}`}
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
+          <p class="hint">
+            Counts from each workflow's counters: <em>Unfinished</em> is its pending and running tasks together; in a
+            cancelled workflow <em>Completed</em> (✓/⊘) holds its cancelled tasks too. The workflow's page has every
+            state apart.
+          </p>
           <nav class="pager" aria-label="pages">
             <button type="button" disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
               ← Newer
