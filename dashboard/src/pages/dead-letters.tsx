@@ -6,6 +6,8 @@ import { ago, ErrorNote, Json, StateBadge, TaskErrorView, time, useData } from "
 
 export function DeadLetters({ me }: { me: Whoami }) {
   const [taskName, setTaskName] = useState("");
+  // What is typed, applied on change: kept when a list arriving meanwhile redraws the form.
+  const [draft, setDraft] = useState("");
   const [data, error] = useData(
     () => api<{ items: DeadLetter[] }>(`/v1/dead-letters${qs({ taskName, limit: 200 })}`),
     [taskName],
@@ -15,7 +17,13 @@ export function DeadLetters({ me }: { me: Whoami }) {
       <h1>Dead letters</h1>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
-          Task <input value={taskName} placeholder="name" onChange={(e) => setTaskName(e.currentTarget.value.trim())} />
+          Task{" "}
+          <input
+            value={draft}
+            placeholder="name"
+            onInput={(e) => setDraft(e.currentTarget.value)}
+            onChange={(e) => setTaskName(e.currentTarget.value.trim())}
+          />
         </label>
       </form>
       <ErrorNote error={error} />

@@ -18,6 +18,9 @@ function completedLabel(w: WorkflowSummary): string {
 export function Workflows() {
   const [status, setStatus] = useState("");
   const [root, setRoot] = useState("");
+  // What is typed, applied on change (blur or Enter): the input keeps it when a
+  // page that was loading arrives and redraws the form meanwhile.
+  const [rootDraft, setRootDraft] = useState("");
   const [after, setAfter] = useState("");
   const [before, setBefore] = useState("");
   const [search, setSearch] = useState("");
@@ -67,8 +70,9 @@ export function Workflows() {
         <label>
           Root task{" "}
           <input
-            value={root}
+            value={rootDraft}
             placeholder="name"
+            onInput={(e) => setRootDraft(e.currentTarget.value)}
             onChange={(e) => {
               setRoot(e.currentTarget.value.trim());
               reset();
