@@ -328,7 +328,7 @@ export class WeftClient {
   async getWorkflowGraph(workflowId: string): Promise<WorkflowGraph> {
     validateWorkflowId(workflowId);
     const read = this.engine.api.read;
-    const [tasks, edges] = await Promise.all([read.workflowTasks(workflowId), read.graphEdges(workflowId)]);
+    const { tasks, edges } = await read.workflowGraphRows(workflowId);
     if (tasks.length === 0 && !(await read.workflow(workflowId))) throw new WorkflowNotFoundError(workflowId);
     return buildWorkflowGraph(workflowId, tasks, edges);
   }
