@@ -252,3 +252,14 @@ export interface Coverage {
   slots: Slot[];
   counts: Record<"total" | "complete" | "skipped" | "pending" | "acquired" | "failed" | "missing", number>;
 }
+export interface ThroughputBucket {
+  at: string;
+  completed: number;
+  failed: number;
+  cancelled: number;
+}
+export interface Throughput {
+  from: string;
+  to: string;
+  buckets: ThroughputBucket[];
+}

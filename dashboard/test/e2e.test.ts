@@ -87,6 +87,14 @@ const hourly = defineSlotTask({
   },
 });
 
+/** Finishes at once: workflows to page through. */
+const noop = defineTask({
+  name: "e2e.noop",
+  input: z.object({ i: z.number().int() }),
+  output: z.null(),
+  run: () => null,
+});
+
 /** Many children that wait until cancelled: a large workflow to open. */
 const bigSplit = defineTask({
   name: "e2e.bigSplit",
@@ -168,7 +176,7 @@ describe.skipIf(browserMissing && !browserRequired)("dashboard (browser)", { ret
     const url = await freshDatabase();
     weft = createWeft({
       connectionString: url,
-      tasks: [map, reduce, split, hold, holdParent, flaky, hourly, bigSplit, reduceHeld],
+      tasks: [map, reduce, split, hold, holdParent, flaky, hourly, bigSplit, reduceHeld, noop],
       taskDefaults: { retry: { mode: "OFF" } },
     });
     await weft.start();
@@ -218,7 +226,7 @@ describe.skipIf(browserMissing && !browserRequired)("dashboard (browser)", { ret
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await page.getByText("★ leader").waitFor();
     expect(await page.getByTestId("scope").textContent()).toBe("write access");
-    await shot(page, "overview");
+    await shot(page, "signed-in");
     await ctx.close();
   });
 
@@ -428,6 +436,105 @@ describe.skipIf(browserMissing && !browserRequired)("dashboard (browser)", { ret
       expected,
     );
     expect(await rows.filter({ hasText: "e2e.flaky" }).count()).toBe(expected);
+    await ctx.close();
+  });
+
+  it("pages the workflows list with Older and back with Newer; rows show counts and duration", async () => {
+    // 30 finished workflows of one root task: a page of 25, then one of 5.
+    const made = await weft.client.scheduleMany(
+      noop,
+      Array.from({ length: 30 }, (_, i) => ({ i })),
+    );
+    for (const r of made) await weft.client.waitForWorkflow(r.workflowId, { timeoutMs: 20_000 });
+    const ctx = await context(READ);
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/#/workflows`);
+    const rows = page.locator("[data-testid=workflows] tbody tr");
+    await rows.first().waitFor();
+    await page.fill('input[placeholder="name"]', "e2e.noop");
+    await page.keyboard.press("Tab");
+    const ids = async () => rows.locator("code").allTextContents();
+    const listed = async (n: number) => {
+      await eventually(async () => ((await ids()).length === n ? 1 : undefined), 10_000);
+      return ids();
+    };
+    const first = await listed(25);
+    const newest = made
+      .map((r) => r.workflowId)
+      .sort()
+      .reverse();
+    expect(first).toEqual(newest.slice(0, 25));
+    // A row's counts (one task, completed) and its duration.
+    const row = rows.first();
+    expect(await row.locator("[data-col=total]").textContent()).toBe("1");
+    expect(await row.locator("[data-col=unfinished]").textContent()).toBe("0");
+    expect(await row.locator("[data-col=completed]").textContent()).toBe("✓ 1");
+    expect(await row.locator("[data-col=failed]").textContent()).toBe("0");
+    expect(await row.locator("[data-col=duration]").textContent()).toMatch(/^\d+(\.\d)? m?s$/);
+    const newer = page.getByRole("button", { name: "← Newer" });
+    expect(await newer.isDisabled()).toBe(true);
+    await page.getByRole("button", { name: "Older →" }).click();
+    const second = await listed(5);
+    expect(second).toEqual(newest.slice(25));
+    expect(second.filter((id) => first.includes(id))).toEqual([]);
+    await shot(page, "workflows-page-2");
+    await newer.click();
+    expect(await listed(25)).toEqual(first);
+    expect(await newer.isDisabled()).toBe(true);
+
+    // The 302-task map-reduce: its counters in its row.
+    await page.fill('input[placeholder="name"]', "e2e.split");
+    await page.keyboard.press("Tab");
+    const split = rows.filter({ hasText: "e2e.split" }).first();
+    await split.waitFor();
+    expect(await split.locator("[data-col=total]").textContent()).toBe("302");
+    expect(await split.locator("[data-col=completed]").textContent()).toBe("✓ 302");
+    // The cancelled ones (holdParent): their cancelled tasks counted with the completed, marked so.
+    await page.fill('input[placeholder="name"]', "e2e.holdParent");
+    await page.keyboard.press("Tab");
+    const cancelled = rows.filter({ hasText: "CANCELLED" }).first();
+    await cancelled.waitFor();
+    expect(await cancelled.locator("[data-col=completed]").textContent()).toMatch(/^✓\/⊘ \d+$/);
+    await ctx.close();
+  });
+
+  it("draws tasks finished per second on the overview, and filters the queue table by task name", async () => {
+    // Unfinished tasks of two names (parked for an hour), so the filter has a row to hide.
+    const parked = [
+      await weft.client.schedule(flaky, { order: "C-3003" }, { delayMs: 3_600_000 }),
+      await weft.client.schedule(hold, {}, { delayMs: 3_600_000 }),
+    ];
+    const ctx = await context(READ);
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/#/`);
+    const chart = page.getByTestId("throughput");
+    await chart.waitFor();
+    // The tasks the earlier tests ran (the map-reduce's 302 among them), in the last 15 minutes.
+    const completed = Number(await chart.getAttribute("data-completed"));
+    const failed = Number(await chart.getAttribute("data-failed"));
+    expect(completed).toBeGreaterThanOrEqual(302);
+    expect(failed).toBeGreaterThanOrEqual(1);
+    const tp = await weft.client.throughput();
+    const sum = (k: "completed" | "failed") => tp.buckets.reduce((a, b) => a + b[k], 0);
+    expect(completed).toBeLessThanOrEqual(sum("completed"));
+    expect(await page.getByTestId("throughput-summary").textContent()).toContain(`${completed} completed`);
+    expect(await chart.locator("polyline.tp-completed").getAttribute("points")).toMatch(/\d/);
+    expect(await chart.locator("polyline.tp-failed").count()).toBe(1);
+    expect(await chart.getByText("15 min ago").count()).toBe(1);
+    expect(await chart.getByText("now", { exact: true }).count()).toBe(1);
+
+    const rows = page.locator("[data-testid=queues] tbody tr");
+    await rows.filter({ hasText: "e2e.hold" }).first().waitFor();
+    expect(await rows.count()).toBeGreaterThanOrEqual(2);
+    await page.getByTestId("queue-filter").fill("e2e.flaky");
+    await eventually(async () => ((await rows.count()) === 1 ? 1 : undefined), 10_000);
+    expect(await rows.first().locator("td").first().textContent()).toBe("e2e.flaky");
+    await shot(page, "overview");
+    await page.getByTestId("queue-filter").fill("no.such.task");
+    await rows.filter({ hasText: "No task name matches" }).waitFor();
+    await page.getByTestId("queue-filter").fill("");
+    await eventually(async () => ((await rows.count()) >= 2 ? 1 : undefined), 10_000);
+    for (const p of parked) await weft.client.cancelWorkflow(p.workflowId);
     await ctx.close();
   });
 

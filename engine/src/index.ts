@@ -50,13 +50,15 @@ export {
   validateRange,
   validateTimeZone,
 } from "./slots.js";
-export type {
-  NodeStatusRecord,
-  QueueStatRow,
-  TaskSlotRecord,
-  WorkflowListFilter,
-  WorkflowListPage,
-  WorkflowListRecord,
+export {
+  MAX_THROUGHPUT_WINDOW_SECONDS,
+  type NodeStatusRecord,
+  type QueueStatRow,
+  type TaskSlotRecord,
+  type ThroughputRow,
+  type WorkflowListFilter,
+  type WorkflowListPage,
+  type WorkflowListRecord,
 } from "./store/admin.js";
 export type { DeadLetterFilter, DeadLetterRow } from "./store/dead-letters.js";
 export { Store } from "./store/index.js";

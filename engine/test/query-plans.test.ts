@@ -230,6 +230,8 @@ describe("hot-path queries stay index-driven on a large table", () => {
     ["read: a workflow (its row, or its solo root task)", () => [sql(store.read, "workflowSql"), [sample.ready[0]]]],
     // The leader's check for tasks no node serves: a loose index scan, one probe per name.
     ["nodes: names waiting that no node serves", () => [sql(store.nodes, "unservedNamesSql"), [15000, 100]]],
+    // The dashboard's chart: the tasks finished in the window, by tasks_deleted_idx.
+    ["admin: tasks finished per second (throughput)", () => [sql(store.admin, "throughputSql"), [3600]]],
   ] as const)("%s", async (name, statement) => {
     const [text, values] = statement() as unknown as readonly [string, unknown[]];
     const nodes = await explain(text, values);
@@ -301,6 +303,17 @@ describe("hot-path queries stay index-driven on a large table", () => {
       expect(seqScansOnHolders(nodes)).toEqual([]);
     }
   });
+
+  it.each([false, true])(
+    "admin: the throughput reads a range of tasks_deleted_idx (generic plan: %s)",
+    async (generic) => {
+      const text = sql(store.admin, "throughputSql");
+      const nodes = generic ? await explainGeneric(text, [3600]) : await explain(text, [3600]);
+      const scans = nodes.filter((n) => n["Relation Name"] === "tasks");
+      expect(scans.map((n) => n["Index Name"])).toEqual(["tasks_deleted_idx"]);
+      expect(String(scans[0]?.["Index Cond"])).toContain("finished_at >=");
+    },
+  );
 
   it("canary: the check does see a sequential scan", async () => {
     const nodes = await explain("SELECT id FROM weft.tasks WHERE input = $1", ["{}"]);

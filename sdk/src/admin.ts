@@ -3,6 +3,7 @@ import {
   type Engine,
   InvalidArgumentError,
   isUlid,
+  MAX_THROUGHPUT_WINDOW_SECONDS,
   type NodeStatusRecord,
   type TaskErrorInfo,
   TaskNotFoundError,
@@ -67,6 +68,31 @@ export interface QueueStats {
   readonly readyLag: { readonly taskName: string; readonly oldestReadyAgeMs: number }[];
   /** PARKED tasks by reason (RUN_AFTER, AFFINITY, JOIN, ...). */
   readonly parked: { readonly reason: string; readonly count: number }[];
+}
+
+export const DEFAULT_THROUGHPUT_WINDOW_SECONDS = 900;
+
+export interface ThroughputOptions {
+  /** The last this many seconds: 1 to 3600, default 900 (15 minutes). */
+  readonly windowSeconds?: number;
+}
+
+/** The tasks that finished in one second, by final state. */
+export interface ThroughputBucket {
+  /** The start of the second (database clock). */
+  readonly at: Date;
+  readonly completed: number;
+  readonly failed: number;
+  readonly cancelled: number;
+}
+
+/** Tasks finished per second over a window: one bucket per second, oldest first, the current second last. */
+export interface Throughput {
+  /** The start of the first bucket. */
+  readonly from: Date;
+  /** The end of the last bucket (exclusive): the current second's end, which is still being counted. */
+  readonly to: Date;
+  readonly buckets: ThroughputBucket[];
 }
 
 /** A registered node, as the cluster sees it now. */
@@ -274,6 +300,27 @@ export async function queueStats(engine: Engine): Promise<QueueStats> {
       .sort((a, b) => b.oldestReadyAgeMs - a.oldestReadyAgeMs),
     parked: [...parked].map(([reason, count]) => ({ reason, count })).sort((a, b) => a.reason.localeCompare(b.reason)),
   };
+}
+
+export async function throughput(engine: Engine, options: ThroughputOptions = {}): Promise<Throughput> {
+  if (typeof options !== "object" || options === null) throw new InvalidArgumentError("options", "expected an object");
+  checkKeys(options, ["windowSeconds"], "options");
+  const w = options.windowSeconds ?? DEFAULT_THROUGHPUT_WINDOW_SECONDS;
+  if (typeof w !== "number" || !Number.isInteger(w) || w < 1 || w > MAX_THROUGHPUT_WINDOW_SECONDS) {
+    throw new InvalidArgumentError(
+      "options.windowSeconds",
+      `expected an integer from 1 to ${MAX_THROUGHPUT_WINDOW_SECONDS}, got ${String(options.windowSeconds)}`,
+    );
+  }
+  const buckets = (await engine.api.admin.throughput(w)).map((r) => ({
+    at: r.at,
+    completed: r.completed,
+    failed: r.failed,
+    cancelled: r.cancelled,
+  }));
+  const first = buckets[0]?.at ?? new Date();
+  const last = buckets[buckets.length - 1]?.at ?? first;
+  return { from: first, to: new Date(last.getTime() + 1000), buckets };
 }
 
 export async function taskSlot(engine: Engine, taskId: string): Promise<TaskSlot | null> {

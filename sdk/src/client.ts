@@ -26,7 +26,10 @@ import {
   queueStats,
   type TaskPageOptions,
   type TaskSlot,
+  type Throughput,
+  type ThroughputOptions,
   taskSlot,
+  throughput,
   toTaskStatus,
   toWorkflowStatus,
   type WorkflowListOptions,
@@ -333,7 +336,7 @@ export class WeftClient {
   async getWorkflowGraph(workflowId: string): Promise<WorkflowGraph> {
     validateWorkflowId(workflowId);
     const read = this.engine.api.read;
-    const [tasks, edges] = await Promise.all([read.workflowTasks(workflowId), read.graphEdges(workflowId)]);
+    const { tasks, edges } = await read.workflowGraphRows(workflowId);
     if (tasks.length === 0 && !(await read.workflow(workflowId))) throw new WorkflowNotFoundError(workflowId);
     return buildWorkflowGraph(workflowId, tasks, edges);
   }
@@ -453,6 +456,16 @@ export class WeftClient {
   /** Unfinished tasks by virtual queue and task name, the ready lag per task name, PARKED by reason. */
   queueStats(): Promise<QueueStats> {
     return queueStats(this.engine);
+  }
+
+  /**
+   * Tasks finished per second (completed, failed, cancelled) over the last
+   * `windowSeconds` (1 to 3600, default 900), one bucket per second on the
+   * database clock. Reads the tasks finished in the window (not purged yet by
+   * the cleaner). Throws InvalidArgumentError.
+   */
+  throughput(options?: ThroughputOptions): Promise<Throughput> {
+    return throughput(this.engine, options);
   }
 
   /** The slot a slot task runs (or ran) for, or null for a task of no slot. */

@@ -52,6 +52,9 @@ export type {
   QueueStats,
   TaskPageOptions,
   TaskSlot,
+  Throughput,
+  ThroughputBucket,
+  ThroughputOptions,
   WorkflowListOptions,
   WorkflowSummary,
 } from "./admin.js";

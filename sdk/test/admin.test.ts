@@ -311,3 +311,94 @@ function decodeUlidTime(id: string): string {
   for (const ch of id.slice(0, 10)) ms = ms * 32 + alphabet.indexOf(ch);
   return String(ms);
 }
+
+describe("throughput", () => {
+  const ok = defineTask({ name: "tp.ok", input: z.object({}), output: z.null(), run: () => null });
+  const bad = defineTask({
+    name: "tp.bad",
+    input: z.object({}),
+    output: z.null(),
+    run: () => {
+      throw new Error("no");
+    },
+  });
+  let weft: Weft;
+
+  beforeAll(async () => {
+    weft = createWeft({
+      connectionString: await freshDatabase(),
+      tasks: [ok, bad],
+      taskDefaults: { retry: { mode: "OFF" } },
+    });
+    await weft.start();
+  });
+  afterAll(async () => {
+    await weft?.stop();
+  });
+
+  const sum = (t: Awaited<ReturnType<Weft["client"]["throughput"]>>) =>
+    t.buckets.reduce(
+      (a, b) => ({
+        completed: a.completed + b.completed,
+        failed: a.failed + b.failed,
+        cancelled: a.cancelled + b.cancelled,
+      }),
+      { completed: 0, failed: 0, cancelled: 0 },
+    );
+
+  it("counts the tasks finished per second by state, in one bucket per second of the window", async () => {
+    const N = 12;
+    const M = 5;
+    const done = [
+      ...(await weft.client.scheduleMany(
+        ok,
+        Array.from({ length: N }, () => ({})),
+      )),
+      ...(await weft.client.scheduleMany(
+        bad,
+        Array.from({ length: M }, () => ({})),
+      )),
+    ];
+    for (const r of done) await weft.client.waitForWorkflow(r.workflowId, { timeoutMs: 20_000 }).catch(() => undefined);
+    // Two cancelled before they could run.
+    const later = await weft.client.scheduleMany(ok, [{}, {}], { delayMs: 3_600_000 });
+    for (const r of later) await weft.client.cancelWorkflow(r.workflowId);
+
+    const t = await weft.client.throughput();
+    expect(t.buckets).toHaveLength(900);
+    expect(t.to.getTime() - t.from.getTime()).toBe(900_000);
+    expect(t.buckets[0]?.at).toEqual(t.from);
+    for (const [i, b] of t.buckets.entries()) expect(b.at.getTime()).toBe(t.from.getTime() + i * 1000);
+    // The current second is the last bucket: it ends after now (same host, clocks close).
+    expect(t.to.getTime()).toBeGreaterThan(Date.now() - 5_000);
+    expect(sum(t)).toEqual({ completed: N, failed: M, cancelled: 2 });
+
+    const short = await weft.client.throughput({ windowSeconds: 3600 });
+    expect(short.buckets).toHaveLength(3600);
+    expect(sum(short)).toEqual({ completed: N, failed: M, cancelled: 2 });
+
+    // A task finished before the window is not counted.
+    const engine = engineOf(weft);
+    await engine.pool.query(`UPDATE weft.tasks SET finished_at = now() - interval '2 hours' WHERE id = $1`, [
+      done[0]?.taskId,
+    ]);
+    expect(sum(await weft.client.throughput({ windowSeconds: 3600 })).completed).toBe(N - 1);
+  });
+
+  it("refuses a bad window with InvalidArgumentError naming it", async () => {
+    const bad: [unknown, string][] = [
+      [{ windowSeconds: 0 }, "options.windowSeconds"],
+      [{ windowSeconds: 3601 }, "options.windowSeconds"],
+      [{ windowSeconds: 1.5 }, "options.windowSeconds"],
+      [{ windowSeconds: "900" }, "options.windowSeconds"],
+      [{ windowSeconds: -1 }, "options.windowSeconds"],
+      [{ window: 900 }, "options.window"],
+      [null, "options"],
+    ];
+    for (const [options, argument] of bad) {
+      const error = await weft.client.throughput(options as never).catch((e: unknown) => e);
+      expect(error, JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).argument).toBe(argument);
+    }
+  });
+});

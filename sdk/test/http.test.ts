@@ -150,6 +150,7 @@ describe("HTTP API", () => {
         "/v1/health",
         "/v1/nodes",
         "/v1/queues",
+        "/v1/throughput",
         "/v1/slots/{name}/coverage",
         "/v1/slots/{name}/reopen",
         "/v1/tasks/{id}",
@@ -176,6 +177,7 @@ describe("HTTP API", () => {
     const reads = [
       "/v1/workflows",
       "/v1/queues",
+      "/v1/throughput",
       "/v1/nodes",
       "/v1/cron",
       "/v1/dead-letters",
@@ -410,6 +412,10 @@ describe("HTTP API", () => {
       ["GET", "/v1/workflows?rootTaskName=x'%20OR%20'1'%3D'1", {}, 400, "query.rootTaskName"],
       ["GET", `/v1/workflows/${UNKNOWN_ID}/tasks?state=DONE`, {}, 400, "query.state"],
       ["GET", "/v1/dead-letters?limit=1000", {}, 400, "query.limit"],
+      ["GET", "/v1/throughput?window=0", {}, 400, "query.window"],
+      ["GET", "/v1/throughput?window=3601", {}, 400, "query.window"],
+      ["GET", "/v1/throughput?window=1.5", {}, 400, "query.window"],
+      ["GET", "/v1/throughput?window=abc", {}, 400, "query.window"],
       ["GET", "/v1/dead-letters?failedFrom=notadate", {}, 400, "query.failedFrom"],
       ["GET", "/v1/slots/h.hourly/coverage?from=2026-01-01T00:00:00Z", {}, 400, "query.to"],
       ["POST", `/v1/workflows/${UNKNOWN_ID}/cancel`, { body: { reason: "x".repeat(2_001) } }, 400, "json.reason"],
@@ -619,6 +625,14 @@ describe("HTTP API", () => {
     expect(count(queues, "PARKED", "h.echo")).toBe(count(before, "PARKED", "h.echo") + 1);
     expect(Array.isArray(queues.readyLag)).toBe(true);
     await weft.client.cancelWorkflow(parked);
+
+    // The cancelled task, in the throughput's last minute (default window: 900 one-second buckets).
+    const throughput = (await call("GET", "/v1/throughput?window=60", { token: READ })).body as Json;
+    expect(throughput.buckets).toHaveLength(60);
+    expect(new Date(throughput.to).getTime() - new Date(throughput.from).getTime()).toBe(60_000);
+    expect(throughput.buckets.reduce((n: number, b: Json) => n + b.cancelled, 0)).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(throughput.buckets[0]).sort()).toEqual(["at", "cancelled", "completed", "failed"]);
+    expect(((await call("GET", "/v1/throughput", { token: READ })).body as Json).buckets).toHaveLength(900);
 
     const nodes = (await call("GET", "/v1/nodes", { token: READ })).body as Json;
     expect(nodes.items).toHaveLength(1);

@@ -7,6 +7,7 @@ import { Store } from "../../engine/src/store/index.js";
 import { memoryLogger, newTask } from "../../engine/test/helpers.js";
 import { eventually, freshDatabase, poolFor } from "../../test/support.js";
 import { createClient, createWeft, defineTask, type Weft, WorkflowGraphError } from "../src/index.js";
+import { engineOf } from "../src/internal.js";
 
 /** Paths of the engine that only unit tests (or none) covered: each on a real database. */
 
@@ -173,6 +174,46 @@ describe("reads on a real database", () => {
     const error = await weft.client.getWorkflowGraph(root.id).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowGraphError);
     expect((error as Error).message).toBe(`workflow ${root.id} has a cycle`);
+    await weft.client.cancelWorkflow(root.id);
+  });
+
+  it("reads a workflow's graph from one snapshot: a fan-out committed between its two reads is not half seen", async () => {
+    const root = newTask({ taskName: "nobody" });
+    await store.schedule.insert(pool, [root], new Set([root.id]));
+    // The interleaving that broke the dashboard's live graph: the tasks read, then
+    // a join with its upstream committed, then the edges read.
+    const read = engineOf(weft).store.read;
+    const { workflowTasks, graphEdges } = read;
+    let committed: Promise<void> = Promise.resolve();
+    let join: ReturnType<typeof newTask> | undefined;
+    read.workflowTasks = async (q, id) => {
+      const rows = await workflowTasks.call(read, q, id);
+      join = newTask({ taskName: "nobody", workflowId: root.id, parentId: root.id, joinPending: 1 });
+      const upstream = newTask({ taskName: "nobody", workflowId: root.id, parentId: root.id });
+      committed = (async () => {
+        await store.schedule.insert(pool, [upstream, join as ReturnType<typeof newTask>], new Set());
+        await store.schedule.insertEdges(pool, [
+          { joinId: (join as ReturnType<typeof newTask>).id, upstream: [upstream.id], parentId: root.id },
+        ]);
+      })();
+      return rows;
+    };
+    read.graphEdges = async (q, id) => {
+      // Until the tasks were read and the fan-out committed.
+      while (join === undefined) await new Promise((r) => setTimeout(r, 5));
+      await committed;
+      return graphEdges.call(read, q, id);
+    };
+    try {
+      const first = await weft.client.getWorkflowGraph(root.id);
+      expect(first.nodes.map((n) => n.id)).toEqual([root.id]);
+      expect(first.edges).toEqual([]);
+    } finally {
+      read.workflowTasks = workflowTasks;
+      read.graphEdges = graphEdges;
+    }
+    // Read again: the whole fan-out.
+    expect((await weft.client.getWorkflowGraph(root.id)).nodes).toHaveLength(3);
     await weft.client.cancelWorkflow(root.id);
   });
 });

@@ -3,6 +3,7 @@ import type {
   NodeStatusRecord,
   QueueStatRow,
   TaskSlotRecord,
+  ThroughputRow,
   WorkflowListFilter,
   WorkflowListPage,
 } from "../store/admin.js";
@@ -41,6 +42,11 @@ export class AdminApi {
 
   queueStats(): Promise<QueueStatRow[]> {
     return this.store.admin.queueStats(this.pool);
+  }
+
+  /** Tasks finished per second (COMPLETED, FAILED, CANCELLED) over the last `windowSeconds`, oldest first. */
+  throughput(windowSeconds: number): Promise<ThroughputRow[]> {
+    return this.store.admin.throughput(this.pool, windowSeconds);
   }
 
   taskSlot(taskId: string): Promise<TaskSlotRecord | undefined> {

@@ -1,4 +1,4 @@
-import type { pg } from "../db/pg.js";
+import { type pg, withTransaction } from "../db/pg.js";
 import type { Store } from "../store/index.js";
 import type { TaskRecord, WorkflowRecord } from "../store/read.js";
 
@@ -25,6 +25,23 @@ export class ReadApi {
   /** Join edges of a workflow (upstream -> join). */
   graphEdges(workflowId: string): Promise<{ join_task_id: string; upstream_task_id: string; position: number }[]> {
     return this.store.read.graphEdges(this.pool, workflowId);
+  }
+
+  /**
+   * A workflow's tasks and join edges from one snapshot (a REPEATABLE READ,
+   * READ ONLY transaction): read apart, a fan-out committed between the two
+   * reads gave edges into a join the tasks did not hold yet.
+   */
+  workflowGraphRows(workflowId: string): Promise<{
+    tasks: TaskRecord[];
+    edges: { join_task_id: string; upstream_task_id: string; position: number }[];
+  }> {
+    return withTransaction(this.pool, async (tx) => {
+      await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      const tasks = await this.store.read.workflowTasks(tx, workflowId);
+      const edges = await this.store.read.graphEdges(tx, workflowId);
+      return { tasks, edges };
+    });
   }
 
   /** The task whose result is the workflow's (its root, or the join it ends with). */

@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/pg.js";
+import { InvalidArgumentError } from "../errors.js";
 import type { NodeInfo } from "./nodes.js";
 import { TASK_COLUMNS, type TaskRecord, WORKFLOW_COLUMNS, type WorkflowRecord } from "./read.js";
 import { soloRootSql, soloWorkflowSql } from "./solo.js";
@@ -15,8 +16,15 @@ import { soloRootSql, soloWorkflowSql } from "./solo.js";
  * - the queue statistics read the unfinished tasks (queue <> 'DELETED'): a
  *   sequential scan of the table, its cost growing with the retention window.
  *   An index for it would be maintained by every insert and every transition
- *   of the hot path; an operator read a few times a minute does not pay for it.
+ *   of the hot path; an operator read a few times a minute does not pay for it;
+ * - the throughput reads the tasks finished in its window (at most
+ *   MAX_THROUGHPUT_WINDOW_SECONDS) through tasks_deleted_idx: its cost is the
+ *   tasks finished in that window (a heap fetch each, for the state), not the
+ *   retention.
  */
+
+/** The longest window the throughput read accepts, in seconds. */
+export const MAX_THROUGHPUT_WINDOW_SECONDS = 3600;
 
 /** A workflow row (or a solo workflow's, derived from its root task) with its root task's name. */
 export interface WorkflowListRecord extends WorkflowRecord {
@@ -54,6 +62,15 @@ export interface NodeStatusRecord extends NodeInfo {
   readonly running: number;
 }
 
+/** The tasks finished in one second of the throughput window, by final state. */
+export interface ThroughputRow {
+  /** The start of the second (database clock). */
+  readonly at: Date;
+  readonly completed: number;
+  readonly failed: number;
+  readonly cancelled: number;
+}
+
 /** The slot an engine-run slot task is for. */
 export interface TaskSlotRecord {
   readonly task_name: string;
@@ -73,6 +90,7 @@ export class AdminStore {
   private readonly queueStatsSql: string;
   private readonly queueDepthSql: string;
   private readonly nodesSql: string;
+  private readonly throughputSql: string;
 
   constructor(s: string) {
     // By slots_task_idx: the slot whose current generation the task runs.
@@ -165,6 +183,29 @@ export class AdminStore {
           WHERE t.assigned_node = n.id AND t.assigned_node IS NOT NULL AND t.queue = 'READY') AS running
       FROM ${s}.nodes n LEFT JOIN ${s}.leader l ON true
       ORDER BY n.started_at, n.id`;
+    // One row per second of the last $1 seconds (the current, partial second
+    // last), from the finished tasks whose finished_at falls in the window:
+    // a range of tasks_deleted_idx (finished_at) WHERE queue = 'DELETED'.
+    // finished_at is the finishing transaction's now(), so a batch committed
+    // late lands in the second it started in: a re-read of the last seconds
+    // may find more there.
+    this.throughputSql = `
+      SELECT s.at, coalesce(d.completed, 0) AS completed, coalesce(d.failed, 0) AS failed,
+             coalesce(d.cancelled, 0) AS cancelled
+        FROM generate_series(date_trunc('second', now()) - make_interval(secs => $1::int - 1),
+                             date_trunc('second', now()), interval '1 second') AS s(at)
+        LEFT JOIN (
+          SELECT date_trunc('second', finished_at) AS at,
+                 count(*) FILTER (WHERE state = 'COMPLETED')::int AS completed,
+                 count(*) FILTER (WHERE state = 'FAILED')::int AS failed,
+                 count(*) FILTER (WHERE state = 'CANCELLED')::int AS cancelled
+            FROM ${s}.tasks
+           WHERE queue = 'DELETED'
+             AND finished_at >= date_trunc('second', now()) - make_interval(secs => $1::int - 1)
+             AND finished_at < date_trunc('second', now()) + interval '1 second'
+           GROUP BY 1
+        ) d ON d.at = s.at
+       ORDER BY s.at`;
   }
 
   async listWorkflows(
@@ -222,6 +263,17 @@ export class AdminStore {
     return (
       await q.query<{ queue: string; task_name: string; count: number; lag_seconds: number | null }>(this.queueDepthSql)
     ).rows;
+  }
+
+  /** Tasks finished per second over the last `windowSeconds` (1 to MAX_THROUGHPUT_WINDOW_SECONDS), oldest first. */
+  async throughput(q: Queryable, windowSeconds: number): Promise<ThroughputRow[]> {
+    if (!Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_THROUGHPUT_WINDOW_SECONDS) {
+      throw new InvalidArgumentError(
+        "windowSeconds",
+        `expected an integer from 1 to ${MAX_THROUGHPUT_WINDOW_SECONDS}, got ${String(windowSeconds)}`,
+      );
+    }
+    return (await q.query<ThroughputRow>(this.throughputSql, [windowSeconds])).rows;
   }
 
   async queueStats(q: Queryable): Promise<QueueStatRow[]> {

@@ -397,6 +397,19 @@ export function buildApp(weft: Weft, settings: AppSettings): OpenAPIHono<Env> {
   app.openapi(
     createRoute({
       method: "get",
+      path: "/v1/throughput",
+      summary: "Tasks finished per second (completed, failed, cancelled) over the last `window` seconds",
+      tags: ["cluster"],
+      security,
+      request: { query: S.ThroughputQuery },
+      responses: { 200: json(S.Throughput, "One bucket per second, oldest first"), ...errors },
+    }),
+    async (c) => c.json(wire(await client.throughput({ windowSeconds: c.req.valid("query").window })), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
       path: "/v1/nodes",
       summary: "The registered nodes: capacity, running tasks, heartbeat age, leader flag",
       tags: ["cluster"],

@@ -267,6 +267,31 @@ export const QueueStats = z
   })
   .openapi("QueueStats");
 
+export const ThroughputQuery = z.object({
+  window: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .optional()
+    .openapi({ description: "The last this many seconds (1-3600, default 900)", example: 900 }),
+});
+
+export const Throughput = z
+  .object({
+    from: Timestamp.openapi({ description: "The start of the first bucket" }),
+    to: Timestamp.openapi({ description: "The end of the last bucket (the current second, still counted)" }),
+    buckets: z.array(
+      z.object({
+        at: Timestamp,
+        completed: z.number().int(),
+        failed: z.number().int(),
+        cancelled: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("Throughput");
+
 export const NodeList = z
   .object({
     items: z.array(
